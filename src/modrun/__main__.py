@@ -1,0 +1,3 @@
+from modrun.cli.main import main
+
+main()

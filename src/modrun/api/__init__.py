@@ -1,0 +1,1 @@
+"""HTTP surface of a node: REST, GraphQL, health, metrics."""

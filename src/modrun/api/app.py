@@ -1,0 +1,70 @@
+"""The node's ASGI application.
+
+``POST /functions/...`` goes straight to the raw ASGI function endpoint; every
+other request goes through a Starlette router.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from modrun import __version__
+from modrun.api.graphql_http import graphql_endpoint
+from modrun.api.health import health_endpoint
+from modrun.api.metrics import metrics_endpoint
+from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
+
+if TYPE_CHECKING:
+    from modrun.services import Node
+
+
+async def _functions(request: Request) -> JSONResponse:
+    return JSONResponse(list_functions(request.app.state.node))
+
+
+async def _index(request: Request) -> JSONResponse:
+    return JSONResponse({
+        "name": "modrun", "version": __version__,
+        "endpoints": {"graphql": "/graphql", "functions": "/functions", "health": "/health",
+                      "metrics": "/metrics"},
+    })
+
+
+async def _method_not_allowed(request: Request) -> JSONResponse:
+    return JSONResponse({"error": "use POST to call a function"}, status_code=405,
+                        headers={"allow": "POST"})
+
+
+def build_router(node: Node, lifespan: Any = None) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/", _index),
+            Route("/functions", _functions, methods=["GET"]),
+            Route("/functions/{name:path}", _method_not_allowed, methods=["GET", "PUT", "DELETE"]),
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/health", health_endpoint, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    return app
+
+
+class NodeApp:
+    """ASGI entry point: the fast function path, else the router."""
+
+    def __init__(self, node: Node, lifespan: Any = None) -> None:
+        self.router = build_router(node, lifespan)
+        self.call_function = FunctionEndpoint(node)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
+            await self.call_function(scope, receive, send)
+        else:
+            await self.router(scope, receive, send)

@@ -1,0 +1,85 @@
+"""GraphQL over HTTP: ``POST /graphql`` runs operations, ``GET /graphql``
+serves the explorer to browsers and runs queries given as ``?query=``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, OperationType, execute, get_operation_ast, parse, validate
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from modrun.api.explorer import explorer_page
+from modrun.api.graphql import schema_for
+
+if TYPE_CHECKING:
+    from modrun.services import Node
+
+
+def _errors(*messages: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": m} for m in messages]}, status_code=status)
+
+
+async def _params(request: Request) -> dict[str, Any] | JSONResponse:
+    if request.method == "GET":
+        params: dict[str, Any] = dict(request.query_params)
+        if isinstance(params.get("variables"), str):
+            try:
+                params["variables"] = json.loads(params["variables"])
+            except ValueError:
+                return _errors("variables must be JSON")
+        return params
+    body = await request.body()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    if ctype == "application/graphql":
+        return {"query": body.decode("utf-8", "replace")}
+    try:
+        doc = json.loads(body or b"null")
+    except ValueError as exc:
+        return _errors(f"request body is not JSON: {exc}")
+    if not isinstance(doc, dict):
+        return _errors('request body must be a JSON object like {"query": "..."}')
+    return doc
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    node: Node = request.app.state.node
+    if request.method == "GET" and "query" not in request.query_params:
+        return HTMLResponse(explorer_page(request.url.path))
+    params = await _params(request)
+    if isinstance(params, Response):
+        return params
+    query = params.get("query")
+    if not isinstance(query, str) or not query.strip():
+        return _errors('missing "query"')
+    variables = params.get("variables") or None
+    if variables is not None and not isinstance(variables, dict):
+        return _errors('"variables" must be an object')
+    operation_name = params.get("operationName") or None
+
+    catalog = node.manager.catalog
+    schema = schema_for(catalog)
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return JSONResponse({"errors": [exc.formatted]}, status_code=400)
+    problems = validate(schema, document)
+    if problems:
+        return JSONResponse({"errors": [e.formatted for e in problems]}, status_code=400)
+    if request.method == "GET":
+        operation = get_operation_ast(document, operation_name)
+        if operation is not None and operation.operation != OperationType.QUERY:
+            return _errors("only queries may be sent with GET; use POST", status=405)
+
+    context = {"node": node, "catalog": catalog, "invocations": {}}
+    result = execute(schema, document, variable_values=variables, operation_name=operation_name,
+                     context_value=context)
+    if hasattr(result, "__await__"):
+        result = await result  # type: ignore[misc]
+    body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
+    if result.errors:  # type: ignore[union-attr]
+        body["errors"] = [e.formatted for e in result.errors]  # type: ignore[union-attr]
+    if context["invocations"]:
+        body["extensions"] = {"invocations": context["invocations"]}
+    return JSONResponse(body)

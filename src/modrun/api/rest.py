@@ -1,0 +1,157 @@
+"""REST: ``POST /functions/{name}`` calls a function, ``GET /functions`` lists them.
+
+The call endpoint is the hottest path of a node, so it is a plain ASGI handler
+(no routing table, request or response objects): the body is the function's
+input bytes and the response body is its output.
+
+* ``{name}`` is a function name, or ``{plugin}/{name}`` to pick one plugin's
+  function when several export the same name.
+* Typed functions with JSON input take a JSON object of their params, checked
+  against the schema (400 on mismatch); ``text``/``bytes`` input is the raw body.
+* The response Content-Type follows the output: ``text/plain`` for String,
+  ``application/json`` for JSON, ``application/octet-stream`` for Bytes or
+  untyped binary output.
+* A failure answers ``{"error", "function", "plugin", "kind", "logs"}`` with
+  404 (unknown function), 400 (bad input), 413 (input too large), 422 (the
+  function reported an error), 504 (timeout), 507 (memory limit) or 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
+from modrun.plugins.plugin import Function
+from modrun.plugins.schema import check_object
+
+if TYPE_CHECKING:
+    from modrun.services import Node
+
+PREFIX = "/functions/"
+TEXT = b"text/plain; charset=utf-8"
+JSON = b"application/json"
+BINARY = b"application/octet-stream"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Any, limit: int) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise BodyTooLarge()
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def respond(send: Any, status: int, body: bytes, content_type: bytes,
+                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_body(message: str, *, function: str = "", plugin: str = "", kind: str = "",
+               logs: list | None = None) -> bytes:
+    doc: dict[str, Any] = {"error": message, "function": function, "plugin": plugin}
+    if kind:
+        doc["kind"] = kind
+    if logs:
+        doc["logs"] = [line.as_dict() for line in logs]
+    return json.dumps(doc).encode()
+
+
+def prepare_input(fn: Function, body: bytes, types: Any) -> bytes:
+    """Check a REST body against the function's signature."""
+    sig = fn.signature
+    if sig.input != "json":
+        return body
+    try:
+        args = json.loads(body) if body.strip() else {}
+    except ValueError as exc:
+        raise InvalidInput(fn.name, f"body must be a JSON object of the params: {exc}") from None
+    try:
+        check_object(args, sig.params, types, "")
+    except ValueError as exc:
+        raise InvalidInput(fn.name, str(exc)) from None
+    return body if body.strip() else b"{}"
+
+
+def content_type(fn: Function, output: bytes) -> bytes:
+    kind = fn.signature.output
+    if kind == "json":
+        return JSON
+    if kind == "bytes":
+        return BINARY
+    if output.isascii():
+        return TEXT
+    try:
+        output.decode()
+        return TEXT
+    except UnicodeDecodeError:
+        return BINARY if not fn.signature.typed else TEXT
+
+
+class FunctionEndpoint:
+    """ASGI handler for ``POST /functions/{name}``."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        name = scope["path"][len(PREFIX):].strip("/")
+        catalog = self.node.manager.catalog
+        try:
+            plugin, fn = catalog.resolve(name)
+        except FunctionNotFound as exc:
+            await respond(send, 404, error_body(str(exc), function=name, kind="FunctionNotFound"), JSON)
+            return
+        try:
+            body = await read_body(receive, self.node.settings.max_input)
+            data = prepare_input(fn, body, plugin.schema.types)
+        except BodyTooLarge:
+            limit = self.node.settings.max_input
+            await respond(send, 413, error_body(
+                f"input larger than the {limit}-byte limit (--maxInput)", function=fn.name,
+                plugin=fn.plugin, kind="InputTooLarge"), JSON)
+            return
+        except InvalidInput as exc:
+            await respond(send, 400, error_body(
+                exc.reason, function=fn.name, plugin=fn.plugin, kind="InvalidInput"), JSON)
+            return
+        try:
+            result = await self.node.invoker.acall(plugin, fn, data)
+        except CallFailed as exc:
+            await respond(send, exc.http_status, error_body(
+                exc.message, function=fn.name, plugin=fn.plugin, kind=type(exc).__name__,
+                logs=exc.logs), JSON)
+            return
+        output = result.output
+        if fn.signature.output == "none":
+            await respond(send, 204, b"", TEXT)
+            return
+        await respond(send, 200, output, content_type(fn, output))
+
+
+def list_functions(node: Node) -> dict:
+    catalog = node.manager.catalog
+    return {
+        "functions": [catalog.describe_function(fn) for fn in catalog.by_key.values()],
+        "conflicts": [c.as_dict() for c in catalog.conflicts],
+        "loadErrors": node.load_errors(),
+    }

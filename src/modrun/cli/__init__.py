@@ -1,0 +1,1 @@
+"""The ``modrun`` command line."""

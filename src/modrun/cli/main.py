@@ -1,0 +1,155 @@
+"""``modrun`` commands: ``serve`` a plugins directory, ``call`` one function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modrun import __version__
+from modrun.cli.flags import normalize
+from modrun.config.settings import DEFAULT_MAX_INPUT, DEFAULT_PORT, ServeSettings, default_storage_path
+from modrun.config.units import format_duration, format_size, parse_duration, parse_size
+from modrun.errors import ConfigError
+from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT
+
+app = typer.Typer(
+    name="modrun",
+    help="Run WebAssembly functions (Extism plugins) and AI models as one API.",
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+PluginsOpt = Annotated[Path, typer.Option(
+    "--plugins", "--plugin", "--appPath", envvar="MODRUN_PLUGINS",
+    help="Plugins directory: .wasm files, a plugin source root with build/*.wasm, or a parent of roots.",
+)]
+StorageOpt = Annotated[Path, typer.Option(
+    "--storagePath", "--storage-path", envvar="MODRUN_STORAGE_PATH",
+    help="Local storage (compiled-module cache). Default ~/.modrun.",
+)]
+TimeoutOpt = Annotated[str, typer.Option(
+    "--timeout", envvar="MODRUN_TIMEOUT", help="Per-call time limit (Go duration).",
+)]
+MemoryOpt = Annotated[str, typer.Option(
+    "--maxMemory", "--max-memory", envvar="MODRUN_MAX_MEMORY",
+    help="Per-instance linear memory limit, e.g. 256MiB.",
+)]
+
+
+@app.command()
+def serve(
+    plugins: PluginsOpt = Path("."),
+    port: Annotated[int, typer.Option("--port", envvar="MODRUN_PORT", help="HTTP port.")] = DEFAULT_PORT,
+    host: Annotated[str, typer.Option(
+        "--host", envvar="MODRUN_HOST", help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
+    storage_path: StorageOpt = default_storage_path(),
+    refresh: Annotated[str, typer.Option(
+        "--refresh", envvar="MODRUN_REFRESH",
+        help="How often to look for plugin and manifest changes (Go duration: 5s, 500ms).")] = "5s",
+    noreload: Annotated[bool, typer.Option("--noreload", help="Disable hot reload.")] = False,
+    jsonlogs: Annotated[bool, typer.Option(
+        "--jsonlogs", envvar="MODRUN_JSONLOGS", help="Log one JSON object per line.")] = False,
+    log_level: Annotated[str, typer.Option(
+        "--logLevel", "--log-level", envvar="MODRUN_LOG_LEVEL",
+        help="debug, info, warning or error; also the level plugins see.")] = "info",
+    timeout: TimeoutOpt = format_duration(DEFAULT_TIMEOUT),
+    max_memory: MemoryOpt = format_size(DEFAULT_MAX_MEMORY),
+    max_input: Annotated[str, typer.Option(
+        "--maxInput", "--max-input", envvar="MODRUN_MAX_INPUT",
+        help="Largest request body accepted by POST /functions.")] = format_size(DEFAULT_MAX_INPUT),
+    workers: Annotated[int, typer.Option(
+        "--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")] = 32,
+) -> None:
+    """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
+    from modrun.logs import setup_logging
+    from modrun.services import Node
+
+    settings = ServeSettings(
+        plugins=plugins.expanduser().resolve(), host=host, port=port,
+        storage_path=storage_path.expanduser(), refresh=_duration(refresh), noreload=noreload,
+        jsonlogs=jsonlogs, log_level=log_level, timeout=_duration(timeout), max_memory=_size(max_memory),
+        max_input=_size(max_input), workers=workers,
+    )
+    setup_logging(jsonlogs, log_level)
+    Node(settings).serve()
+
+
+@app.command()
+def call(
+    function: Annotated[str, typer.Argument(help="Function name, or plugin/function.")],
+    input: Annotated[str | None, typer.Argument(help="Input (text or JSON); '-' reads stdin.")] = None,
+    plugins: PluginsOpt = Path("."),
+    input_file: Annotated[Path | None, typer.Option(
+        "--input-file", "-f", help="Read the input from this file.")] = None,
+    storage_path: StorageOpt = default_storage_path(),
+    timeout: TimeoutOpt = format_duration(DEFAULT_TIMEOUT),
+    max_memory: MemoryOpt = format_size(DEFAULT_MAX_MEMORY),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the function's logs.")] = False,
+) -> None:
+    """Run one function without a server and print its output.
+
+    Exits 0 on success, 1 when the function fails, 2 when it cannot be found or
+    the input is invalid. The function's log lines go to stderr.
+    """
+    from modrun.cli.run import run_once
+
+    if input_file is not None:
+        data = input_file.read_bytes()
+    elif input == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = (input or "").encode()
+    settings = ServeSettings(
+        plugins=plugins.expanduser().resolve(), storage_path=storage_path.expanduser(),
+        timeout=_duration(timeout), max_memory=_size(max_memory),
+    )
+    raise typer.Exit(run_once(settings, function, data, quiet=quiet))
+
+
+@app.command()
+def version() -> None:
+    """Print the modrun version."""
+    typer.echo(f"modrun {__version__}")
+
+
+def _option_names() -> tuple[set[str], set[str]]:
+    longs: set[str] = set()
+    bools: set[str] = set()
+    group = typer.main.get_command(app)
+    for command in getattr(group, "commands", {}).values():
+        for param in command.params:
+            names = [n for n in getattr(param, "opts", ()) if n.startswith("--")]
+            longs.update(names)
+            if getattr(param, "is_flag", False):
+                bools.update(names)
+    return longs, bools
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    longs, bools = _option_names()
+    args = normalize(args, longs, bools)
+    if args and args[0].startswith("-") and args[0] not in ("-h", "--help", "--version"):
+        args.insert(0, "serve")  # the seeds start the runtime with flags only
+    if args[:1] == ["--version"]:
+        args = ["version"]
+    app(args=args, prog_name="modrun")

@@ -1,0 +1,1 @@
+"""Settings of a modrun node and the small value formats flags use."""

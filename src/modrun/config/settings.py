@@ -1,0 +1,42 @@
+"""Settings of ``modrun serve`` (filled from flags and ``MODRUN_*`` env vars)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, Limits
+
+DEFAULT_PORT = 8686
+DEFAULT_REFRESH = 5.0
+DEFAULT_MAX_INPUT = 64 * 1024 * 1024
+
+
+def default_storage_path() -> Path:
+    return Path(os.environ.get("MODRUN_STORAGE_PATH") or Path.home() / ".modrun")
+
+
+@dataclass
+class ServeSettings:
+    plugins: Path = field(default_factory=Path.cwd)
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    storage_path: Path = field(default_factory=default_storage_path)
+    refresh: float = DEFAULT_REFRESH
+    noreload: bool = False
+    jsonlogs: bool = False
+    log_level: str = "info"
+    timeout: float = DEFAULT_TIMEOUT
+    max_memory: int = DEFAULT_MAX_MEMORY
+    max_input: int = DEFAULT_MAX_INPUT
+    workers: int = 32
+    environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(timeout=self.timeout, max_memory=self.max_memory)
+
+    @property
+    def module_cache(self) -> Path:
+        return self.storage_path / "cache" / "modules"

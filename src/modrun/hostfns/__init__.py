@@ -1,0 +1,1 @@
+"""Host functions offered to plugins, grouped by capability (one module each)."""

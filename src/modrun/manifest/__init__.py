@@ -1,0 +1,1 @@
+"""The app manifest (``modrun.json``, or the legacy ``hypermode.json``)."""

@@ -1,0 +1,1 @@
+"""Plugins: discovery, typed schemas, instance pools, the function catalog, hot reload."""

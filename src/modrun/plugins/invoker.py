@@ -1,0 +1,141 @@
+"""Running functions: instance checkout, limits, logs, vars, metrics, dispatch.
+
+Dispatch policy for async callers (the HTTP API): a call normally runs on a
+worker thread, so a slow or runaway function never blocks the event loop. A
+function whose recent calls all finished within ``INLINE_MAX`` seconds and
+that never touched an effectful host function runs *speculatively inline* on
+the event loop, saving the thread hand-off (tens of microseconds), with a
+deadline of ``INLINE_BUDGET``. If it runs past that budget, or reaches a host
+function that may block, the attempt is abandoned - its instance dropped, its
+logs and var writes discarded, nothing outside it changed - and the call is
+re-run from scratch on a thread with the full timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from modrun.errors import CallFailed, HostFunctionError
+from modrun.hostfns.base import CallState, LogLine, MustRunOnThread
+from modrun.metrics import NodeMetrics
+from modrun.plugins.plugin import Function, Plugin
+from modrun.wasm.engine import TICK, WasmEngine
+from modrun.wasm.instance import InlineBudgetExceeded
+
+log = logging.getLogger(__name__)
+
+INLINE_MAX = 0.0005
+INLINE_STREAK = 4
+INLINE_BUDGET = 2 * TICK
+_STREAM_LEVELS = {"stdout": "info", "stderr": "error"}
+
+
+@dataclass(slots=True)
+class CallResult:
+    output: bytes
+    logs: list[LogLine]
+    duration: float
+    function: Function
+
+
+class _Dispatch:
+    """Per-function evidence for the inline decision."""
+
+    __slots__ = ("effects", "inline", "streak")
+
+    def __init__(self) -> None:
+        self.streak = 0
+        self.inline = False
+        self.effects = False
+
+    def observe(self, seconds: float) -> None:
+        if self.effects:
+            return
+        if seconds < INLINE_MAX:
+            self.streak += 1
+            self.inline = self.streak >= INLINE_STREAK
+        else:
+            self.streak = 0
+            self.inline = False
+
+
+def _logs(state: CallState) -> list[LogLine]:
+    logs = state.logs
+    for stream, data in state.streams.items():
+        level = _STREAM_LEVELS.get(stream, "info")
+        logs.extend(LogLine(level, line) for line in data.decode("utf-8", "replace").splitlines())
+    return logs
+
+
+class Invoker:
+    def __init__(self, engine: WasmEngine, metrics: NodeMetrics | None = None,
+                 max_workers: int = 32, inline: bool = True) -> None:
+        self.engine = engine
+        self.metrics = metrics or NodeMetrics()
+        self.inline = inline
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="modrun-call")
+        self._dispatch: dict[tuple[int, str], _Dispatch] = {}
+
+    def call(self, plugin: Plugin, function: Function, data: bytes) -> CallResult:
+        """Run the function on the calling thread with the full timeout."""
+        return self._run(plugin, function, data, False)
+
+    async def acall(self, plugin: Plugin, function: Function, data: bytes) -> CallResult:
+        key = (id(plugin), function.name)
+        dispatch = self._dispatch.get(key)
+        if dispatch is None:
+            dispatch = self._dispatch[key] = _Dispatch()
+        if self.inline and dispatch.inline:
+            try:
+                result = self._run(plugin, function, data, True)
+                dispatch.observe(result.duration)
+                return result
+            except InlineBudgetExceeded:
+                dispatch.streak, dispatch.inline = 0, False
+            except MustRunOnThread:
+                dispatch.effects, dispatch.inline = True, False
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._executor, self._run, plugin, function, data, False)
+        dispatch.observe(result.duration)
+        return result
+
+    def _run(self, plugin: Plugin, function: Function, data: bytes, speculative: bool) -> CallResult:
+        state = CallState(function.name, speculative)
+        limits = plugin.env.limits
+        ticks = self.engine.ticks(INLINE_BUDGET if speculative else limits.timeout)
+        recorder = self.metrics.recorder(plugin.name, function.name)
+        instance = plugin.pool.acquire()
+        started = time.perf_counter()
+        try:
+            output = instance.call(function.name, data, state, ticks)
+            if state.var_writes:
+                try:
+                    plugin.vars.commit(state.var_writes)
+                except ValueError as exc:
+                    raise HostFunctionError(str(exc)) from None
+        except (InlineBudgetExceeded, MustRunOnThread):
+            raise
+        except CallFailed as exc:
+            elapsed = time.perf_counter() - started
+            exc.plugin, exc.function, exc.logs = plugin.name, function.name, _logs(state)
+            recorder.record(elapsed, type(exc).__name__)
+            raise
+        except Exception as exc:  # a bug on our side: report it, keep serving
+            log.exception("internal error calling %s.%s", plugin.name, function.name)
+            instance.broken = True
+            err = CallFailed(f"internal error: {exc}", plugin=plugin.name, function=function.name,
+                             logs=_logs(state))
+            recorder.record(time.perf_counter() - started, "internal")
+            raise err from exc
+        finally:
+            plugin.pool.release(instance)
+        elapsed = time.perf_counter() - started
+        recorder.record(elapsed)
+        return CallResult(output, _logs(state) if state.logs or state.streams else [], elapsed, function)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,184 @@
+"""Loading one plugin version: read, compile, check imports/exports, attach schema."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmtime import FuncType, ValType, WasmtimeError
+
+from modrun.errors import PluginLoadError, SchemaError
+from modrun.hostfns.base import HostFunction, VarStore
+from modrun.hostfns.http import DENY_ALL, HttpPolicy
+from modrun.plugins import naming
+from modrun.plugins.discovery import PluginSource
+from modrun.plugins.pool import InstancePool
+from modrun.plugins.schema import EMPTY, SECTION_NAME, PluginSchema, Signature, parse_schema
+from modrun.plugins.wasmbin import MAGIC, custom_sections
+from modrun.wasm.engine import WasmEngine
+from modrun.wasm.instance import WASI_MODULE, InstanceEnv, PluginInstance
+from modrun.wasm.kernel import ENV_MODULE
+from modrun.wasm.limits import Limits
+
+_ENTRY_POINTS = {"_start", "_initialize"}
+
+
+@dataclass(frozen=True)
+class Function:
+    """One callable function of a loaded plugin."""
+
+    name: str
+    plugin: str
+    signature: Signature
+    field: str
+    mutation: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.plugin, self.name)
+
+
+@dataclass
+class PluginOptions:
+    """What the node decides for every plugin it loads."""
+
+    limits: Limits = field(default_factory=Limits)
+    host_functions: Mapping[tuple[str, str], HostFunction] = field(default_factory=dict)
+    log_level: int = 2
+    http_policy: HttpPolicy = DENY_ALL
+    config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+class Plugin:
+    """A loaded plugin version and its pool of warm instances."""
+
+    def __init__(self, source: PluginSource, wasm: bytes, engine: WasmEngine,
+                 options: PluginOptions, vars: VarStore | None = None) -> None:
+        self.name = source.name
+        self.source = source
+        self.path = source.wasm
+        self.size = len(wasm)
+        self.sha256 = hashlib.sha256(wasm).hexdigest()
+        self.loaded_at = time.time()
+        self.warnings: list[str] = []
+
+        if wasm[:4] != MAGIC:
+            raise PluginLoadError(self.name, f"{self.path} is not a WebAssembly module")
+        try:
+            started = time.perf_counter()
+            self.module, self.cached = engine.compile(wasm)
+            self.compile_ms = (time.perf_counter() - started) * 1000
+        except WasmtimeError as exc:
+            raise PluginLoadError(self.name, f"cannot compile {self.path}: {_first_line(exc)}") from None
+
+        self.uses_wasi = self._check_imports(engine, options.host_functions)
+        exports = self._function_exports()
+        self.schema = self._load_schema(source, wasm)
+        for missing in sorted(set(self.schema.functions) - set(exports)):
+            self.warnings.append(f"schema describes {missing!r}, which the plugin does not export")
+        self.functions = {
+            name: Function(
+                name=name,
+                plugin=self.name,
+                signature=self.schema.signature(name),
+                field=naming.field_name(name),
+                mutation=naming.is_mutation(name),
+            )
+            for name in exports
+            if not naming.is_private(name)
+        }
+        self.env = InstanceEnv(
+            plugin_name=self.name,
+            module=self.module,
+            exports=tuple(exports),
+            host_functions=options.host_functions,
+            limits=options.limits,
+            config=dict(options.config.get(self.name, {})),
+            vars=vars or VarStore(options.limits.max_var_bytes),
+            log_level=options.log_level,
+            http_policy=options.http_policy,
+            uses_wasi=self.uses_wasi,
+        )
+        self._engine = engine
+        self.pool = InstancePool(self.new_instance)
+        try:
+            self.pool.prime(self.new_instance())
+        except PluginLoadError:
+            raise
+        except Exception as exc:
+            raise PluginLoadError(self.name, f"cannot instantiate: {_first_line(exc)}") from None
+
+    @property
+    def vars(self) -> VarStore:
+        return self.env.vars
+
+    def new_instance(self) -> PluginInstance:
+        return PluginInstance(self._engine, self.env)
+
+    def _check_imports(self, engine: WasmEngine, host: Mapping[tuple[str, str], HostFunction]) -> bool:
+        unknown, uses_wasi = [], False
+        for imp in self.module.imports:
+            key = (imp.module, imp.name or "")
+            if imp.module == WASI_MODULE:
+                uses_wasi = True
+            elif imp.module == ENV_MODULE and imp.name in engine.kernel_exports:
+                continue
+            elif key not in host:
+                unknown.append(f"{imp.module}.{imp.name}")
+        if unknown:
+            raise PluginLoadError(
+                self.name, "imports host functions modrun does not provide: " + ", ".join(sorted(unknown))
+            )
+        return uses_wasi
+
+    def _function_exports(self) -> list[str]:
+        names = []
+        for exp in self.module.exports:
+            ty = exp.type
+            if not isinstance(ty, FuncType) or exp.name in _ENTRY_POINTS:
+                continue
+            if ty.params == [] and [str(r) for r in ty.results] == [str(ValType.i32())]:
+                names.append(exp.name)
+        return sorted(names)
+
+    def _load_schema(self, source: PluginSource, wasm: bytes) -> PluginSchema:
+        if source.schema is not None:
+            try:
+                return parse_schema(source.schema.read_bytes(), self.name)
+            except OSError as exc:
+                raise SchemaError(self.name, f"cannot read {source.schema}: {exc}") from None
+        try:
+            section = custom_sections(wasm).get(SECTION_NAME)
+        except ValueError as exc:
+            raise PluginLoadError(self.name, f"malformed wasm: {exc}") from None
+        return parse_schema(section, self.name) if section is not None else EMPTY
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "loadedAt": self.loaded_at,
+            "functions": sorted(self.functions),
+            "wasi": self.uses_wasi,
+            "warnings": self.warnings,
+        }
+
+
+def load_plugin(source: PluginSource, engine: WasmEngine, options: PluginOptions,
+                vars: VarStore | None = None) -> Plugin:
+    try:
+        wasm = Path(source.wasm).read_bytes()
+    except OSError as exc:
+        raise PluginLoadError(source.name, f"cannot read {source.wasm}: {exc.strerror}") from None
+    return Plugin(source, wasm, engine, options, vars)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+

@@ -1,0 +1,1 @@
+"""The WebAssembly host: engine, Extism kernel, plugin instances, limits."""
