@@ -58,8 +58,9 @@ class CallFailed(ModrunError):
     #: HTTP status the REST API answers with for this kind of failure.
     http_status = 500
 
-    def __init__(self, message: str, *, plugin: str = "", function: str = "",
-                 logs: list | None = None) -> None:
+    def __init__(
+        self, message: str, *, plugin: str = "", function: str = "", logs: list | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.plugin = plugin

@@ -16,8 +16,24 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 DURATION_BUCKETS = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 
 
@@ -51,7 +67,8 @@ class _FunctionCollector(Collector):
     def collect(self) -> Iterator:
         calls = CounterMetricFamily("modrun_function_calls", "Function calls", labels=["plugin", "function"])
         errors = CounterMetricFamily(
-            "modrun_function_errors", "Function calls that failed, by kind of failure",
+            "modrun_function_errors",
+            "Function calls that failed, by kind of failure",
             labels=["plugin", "function", "kind"],
         )
         duration = HistogramMetricFamily(
@@ -65,7 +82,7 @@ class _FunctionCollector(Collector):
             for kind, n in sorted(errs.items()):
                 errors.add_metric([*rec.labels, kind], n)
             cumulative, running = [], 0
-            for bound, n in zip((*map(str, DURATION_BUCKETS), "+Inf"), counts):
+            for bound, n in zip((*map(str, DURATION_BUCKETS), "+Inf"), counts, strict=True):
                 running += n
                 cumulative.append((bound, running))
             duration.add_metric(rec.labels, cumulative, total)

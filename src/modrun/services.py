@@ -117,13 +117,22 @@ class Node:
         catalog = self.manager.catalog
         log.info(
             "serving %d functions from %d plugins in %s on http://%s:%d (%s; reload %s)",
-            len(catalog.by_key), len(catalog.plugins), self.settings.plugins, self.settings.host,
-            self.settings.port, self.settings.limits.describe(),
+            len(catalog.by_key),
+            len(catalog.plugins),
+            self.settings.plugins,
+            self.settings.host,
+            self.settings.port,
+            self.settings.limits.describe(),
             "off" if self.settings.noreload else f"every {self.settings.refresh:g}s",
         )
         config = uvicorn.Config(
-            self.asgi(), host=self.settings.host, port=self.settings.port, log_config=None,
-            access_log=False, lifespan="on", timeout_graceful_shutdown=10,
+            self.asgi(),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
         )
         uvicorn.Server(config).run()
 

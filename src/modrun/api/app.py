@@ -28,16 +28,22 @@ async def _functions(request: Request) -> JSONResponse:
 
 
 async def _index(request: Request) -> JSONResponse:
-    return JSONResponse({
-        "name": "modrun", "version": __version__,
-        "endpoints": {"graphql": "/graphql", "functions": "/functions", "health": "/health",
-                      "metrics": "/metrics"},
-    })
+    return JSONResponse(
+        {
+            "name": "modrun",
+            "version": __version__,
+            "endpoints": {
+                "graphql": "/graphql",
+                "functions": "/functions",
+                "health": "/health",
+                "metrics": "/metrics",
+            },
+        }
+    )
 
 
 async def _method_not_allowed(request: Request) -> JSONResponse:
-    return JSONResponse({"error": "use POST to call a function"}, status_code=405,
-                        headers={"allow": "POST"})
+    return JSONResponse({"error": "use POST to call a function"}, status_code=405, headers={"allow": "POST"})
 
 
 def build_router(node: Node, lifespan: Any = None) -> Starlette:

@@ -44,7 +44,7 @@ from modrun.plugins.plugin import Function
 from modrun.plugins.schema import ObjectType, Signature, TypeRef
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +58,27 @@ def _int_scalar(name: str, low: int, high: int, description: str) -> GraphQLScal
     def literal(node: ValueNode, _variables: Any = None) -> int:
         return coerce(int(value_from_ast_untyped(node)))
 
-    return GraphQLScalarType(name, serialize=coerce, parse_value=coerce, parse_literal=literal,
-                             description=description)
+    return GraphQLScalarType(
+        name, serialize=coerce, parse_value=coerce, parse_literal=literal, description=description
+    )
 
 
 def _passthrough(name: str, description: str) -> GraphQLScalarType:
     return GraphQLScalarType(
-        name, serialize=lambda v: v, parse_value=lambda v: v,
+        name,
+        serialize=lambda v: v,
+        parse_value=lambda v: v,
         parse_literal=lambda node, _vars=None: value_from_ast_untyped(node, _vars),
         description=description,
     )
 
 
 SCALARS: dict[str, GraphQLScalarType] = {
-    "String": GraphQLString, "Int": GraphQLInt, "Float": GraphQLFloat,
-    "Boolean": GraphQLBoolean, "ID": GraphQLID,
+    "String": GraphQLString,
+    "Int": GraphQLInt,
+    "Float": GraphQLFloat,
+    "Boolean": GraphQLBoolean,
+    "ID": GraphQLID,
     "Int64": _int_scalar("Int64", -(2**63), 2**63 - 1, "Signed 64-bit integer"),
     "UInt64": _int_scalar("UInt64", 0, 2**64 - 1, "Unsigned 64-bit integer"),
     "UInt": _int_scalar("UInt", 0, 2**32 - 1, "Unsigned 32-bit integer"),
@@ -96,8 +102,12 @@ class _TypeBuilder:
                 final = name
                 if self.definitions.get(name, definition) != definition:
                     final = naming.qualify(plugin.name, name)
-                    log.warning("GraphQL type %s of plugin %s differs from another plugin's; "
-                                "exposed as %s", name, plugin.name, final)
+                    log.warning(
+                        "GraphQL type %s of plugin %s differs from another plugin's; exposed as %s",
+                        name,
+                        plugin.name,
+                        final,
+                    )
                 self.definitions[final] = definition
                 self.renames[(plugin.name, name)] = final
 
@@ -182,9 +192,14 @@ def _resolver(fn: Function) -> Callable[..., Any]:
             result = await ctx["node"].invoker.acall(plugin, fn, data)
         except CallFailed as exc:
             record["logs"] = [line.as_dict() for line in exc.logs]
-            raise GraphQLError(exc.message, extensions={
-                "kind": type(exc).__name__, "plugin": fn.plugin, "function": fn.name,
-            }) from None
+            raise GraphQLError(
+                exc.message,
+                extensions={
+                    "kind": type(exc).__name__,
+                    "plugin": fn.plugin,
+                    "function": fn.name,
+                },
+            ) from None
         record["durationMs"] = round(result.duration * 1000, 3)
         record["logs"] = [line.as_dict() for line in result.logs]
         return decode_output(fn.signature, result.output)

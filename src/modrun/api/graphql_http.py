@@ -73,8 +73,9 @@ async def graphql_endpoint(request: Request) -> Response:
             return _errors("only queries may be sent with GET; use POST", status=405)
 
     context = {"node": node, "catalog": catalog, "invocations": {}}
-    result = execute(schema, document, variable_values=variables, operation_name=operation_name,
-                     context_value=context)
+    result = execute(
+        schema, document, variable_values=variables, operation_name=operation_name, context_value=context
+    )
     if hasattr(result, "__await__"):
         result = await result  # type: ignore[misc]
     body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]

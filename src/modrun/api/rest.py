@@ -57,8 +57,9 @@ async def read_body(receive: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def respond(send: Any, status: int, body: bytes, content_type: bytes,
-                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def respond(
+    send: Any, status: int, body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if extra:
         headers.extend(extra)
@@ -66,8 +67,9 @@ async def respond(send: Any, status: int, body: bytes, content_type: bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-def error_body(message: str, *, function: str = "", plugin: str = "", kind: str = "",
-               logs: list | None = None) -> bytes:
+def error_body(
+    message: str, *, function: str = "", plugin: str = "", kind: str = "", logs: list | None = None
+) -> bytes:
     doc: dict[str, Any] = {"error": message, "function": function, "plugin": plugin}
     if kind:
         doc["kind"] = kind
@@ -114,7 +116,7 @@ class FunctionEndpoint:
         self.node = node
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        name = scope["path"][len(PREFIX):].strip("/")
+        name = scope["path"][len(PREFIX) :].strip("/")
         catalog = self.node.manager.catalog
         try:
             plugin, fn = catalog.resolve(name)
@@ -126,20 +128,37 @@ class FunctionEndpoint:
             data = prepare_input(fn, body, plugin.schema.types)
         except BodyTooLarge:
             limit = self.node.settings.max_input
-            await respond(send, 413, error_body(
-                f"input larger than the {limit}-byte limit (--maxInput)", function=fn.name,
-                plugin=fn.plugin, kind="InputTooLarge"), JSON)
+            await respond(
+                send,
+                413,
+                error_body(
+                    f"input larger than the {limit}-byte limit (--maxInput)",
+                    function=fn.name,
+                    plugin=fn.plugin,
+                    kind="InputTooLarge",
+                ),
+                JSON,
+            )
             return
         except InvalidInput as exc:
-            await respond(send, 400, error_body(
-                exc.reason, function=fn.name, plugin=fn.plugin, kind="InvalidInput"), JSON)
+            await respond(
+                send,
+                400,
+                error_body(exc.reason, function=fn.name, plugin=fn.plugin, kind="InvalidInput"),
+                JSON,
+            )
             return
         try:
             result = await self.node.invoker.acall(plugin, fn, data)
         except CallFailed as exc:
-            await respond(send, exc.http_status, error_body(
-                exc.message, function=fn.name, plugin=fn.plugin, kind=type(exc).__name__,
-                logs=exc.logs), JSON)
+            await respond(
+                send,
+                exc.http_status,
+                error_body(
+                    exc.message, function=fn.name, plugin=fn.plugin, kind=type(exc).__name__, logs=exc.logs
+                ),
+                JSON,
+            )
             return
         output = result.output
         if fn.signature.output == "none":

@@ -38,56 +38,105 @@ def _size(value: str) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-PluginsOpt = Annotated[Path, typer.Option(
-    "--plugins", "--plugin", "--appPath", envvar="MODRUN_PLUGINS",
-    help="Plugins directory: .wasm files, a plugin source root with build/*.wasm, or a parent of roots.",
-)]
-StorageOpt = Annotated[Path, typer.Option(
-    "--storagePath", "--storage-path", envvar="MODRUN_STORAGE_PATH",
-    help="Local storage (compiled-module cache). Default ~/.modrun.",
-)]
-TimeoutOpt = Annotated[str, typer.Option(
-    "--timeout", envvar="MODRUN_TIMEOUT", help="Per-call time limit (Go duration).",
-)]
-MemoryOpt = Annotated[str, typer.Option(
-    "--maxMemory", "--max-memory", envvar="MODRUN_MAX_MEMORY",
-    help="Per-instance linear memory limit, e.g. 256MiB.",
-)]
+PluginsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--plugins",
+        "--plugin",
+        "--appPath",
+        envvar="MODRUN_PLUGINS",
+        help="Plugins directory: .wasm files, a plugin source root with build/*.wasm, or a parent of roots.",
+    ),
+]
+StorageOpt = Annotated[
+    Path,
+    typer.Option(
+        "--storagePath",
+        "--storage-path",
+        envvar="MODRUN_STORAGE_PATH",
+        help="Local storage (compiled-module cache). Default ~/.modrun.",
+    ),
+]
+TimeoutOpt = Annotated[
+    str,
+    typer.Option(
+        "--timeout",
+        envvar="MODRUN_TIMEOUT",
+        help="Per-call time limit (Go duration).",
+    ),
+]
+MemoryOpt = Annotated[
+    str,
+    typer.Option(
+        "--maxMemory",
+        "--max-memory",
+        envvar="MODRUN_MAX_MEMORY",
+        help="Per-instance linear memory limit, e.g. 256MiB.",
+    ),
+]
 
 
 @app.command()
 def serve(
     plugins: PluginsOpt = Path("."),
     port: Annotated[int, typer.Option("--port", envvar="MODRUN_PORT", help="HTTP port.")] = DEFAULT_PORT,
-    host: Annotated[str, typer.Option(
-        "--host", envvar="MODRUN_HOST", help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", envvar="MODRUN_HOST", help="Interface to listen on (0.0.0.0 for all).")
+    ] = "127.0.0.1",
     storage_path: StorageOpt = default_storage_path(),
-    refresh: Annotated[str, typer.Option(
-        "--refresh", envvar="MODRUN_REFRESH",
-        help="How often to look for plugin and manifest changes (Go duration: 5s, 500ms).")] = "5s",
+    refresh: Annotated[
+        str,
+        typer.Option(
+            "--refresh",
+            envvar="MODRUN_REFRESH",
+            help="How often to look for plugin and manifest changes (Go duration: 5s, 500ms).",
+        ),
+    ] = "5s",
     noreload: Annotated[bool, typer.Option("--noreload", help="Disable hot reload.")] = False,
-    jsonlogs: Annotated[bool, typer.Option(
-        "--jsonlogs", envvar="MODRUN_JSONLOGS", help="Log one JSON object per line.")] = False,
-    log_level: Annotated[str, typer.Option(
-        "--logLevel", "--log-level", envvar="MODRUN_LOG_LEVEL",
-        help="debug, info, warning or error; also the level plugins see.")] = "info",
+    jsonlogs: Annotated[
+        bool, typer.Option("--jsonlogs", envvar="MODRUN_JSONLOGS", help="Log one JSON object per line.")
+    ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--logLevel",
+            "--log-level",
+            envvar="MODRUN_LOG_LEVEL",
+            help="debug, info, warning or error; also the level plugins see.",
+        ),
+    ] = "info",
     timeout: TimeoutOpt = format_duration(DEFAULT_TIMEOUT),
     max_memory: MemoryOpt = format_size(DEFAULT_MAX_MEMORY),
-    max_input: Annotated[str, typer.Option(
-        "--maxInput", "--max-input", envvar="MODRUN_MAX_INPUT",
-        help="Largest request body accepted by POST /functions.")] = format_size(DEFAULT_MAX_INPUT),
-    workers: Annotated[int, typer.Option(
-        "--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")] = 32,
+    max_input: Annotated[
+        str,
+        typer.Option(
+            "--maxInput",
+            "--max-input",
+            envvar="MODRUN_MAX_INPUT",
+            help="Largest request body accepted by POST /functions.",
+        ),
+    ] = format_size(DEFAULT_MAX_INPUT),
+    workers: Annotated[
+        int, typer.Option("--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")
+    ] = 32,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
     from modrun.services import Node
 
     settings = ServeSettings(
-        plugins=plugins.expanduser().resolve(), host=host, port=port,
-        storage_path=storage_path.expanduser(), refresh=_duration(refresh), noreload=noreload,
-        jsonlogs=jsonlogs, log_level=log_level, timeout=_duration(timeout), max_memory=_size(max_memory),
-        max_input=_size(max_input), workers=workers,
+        plugins=plugins.expanduser().resolve(),
+        host=host,
+        port=port,
+        storage_path=storage_path.expanduser(),
+        refresh=_duration(refresh),
+        noreload=noreload,
+        jsonlogs=jsonlogs,
+        log_level=log_level,
+        timeout=_duration(timeout),
+        max_memory=_size(max_memory),
+        max_input=_size(max_input),
+        workers=workers,
     )
     setup_logging(jsonlogs, log_level)
     Node(settings).serve()
@@ -98,8 +147,9 @@ def call(
     function: Annotated[str, typer.Argument(help="Function name, or plugin/function.")],
     input: Annotated[str | None, typer.Argument(help="Input (text or JSON); '-' reads stdin.")] = None,
     plugins: PluginsOpt = Path("."),
-    input_file: Annotated[Path | None, typer.Option(
-        "--input-file", "-f", help="Read the input from this file.")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input-file", "-f", help="Read the input from this file.")
+    ] = None,
     storage_path: StorageOpt = default_storage_path(),
     timeout: TimeoutOpt = format_duration(DEFAULT_TIMEOUT),
     max_memory: MemoryOpt = format_size(DEFAULT_MAX_MEMORY),
@@ -119,8 +169,10 @@ def call(
     else:
         data = (input or "").encode()
     settings = ServeSettings(
-        plugins=plugins.expanduser().resolve(), storage_path=storage_path.expanduser(),
-        timeout=_duration(timeout), max_memory=_size(max_memory),
+        plugins=plugins.expanduser().resolve(),
+        storage_path=storage_path.expanduser(),
+        timeout=_duration(timeout),
+        max_memory=_size(max_memory),
     )
     raise typer.Exit(run_once(settings, function, data, quiet=quiet))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 
 from modrun.api.rest import prepare_input
+from modrun.config.settings import ServeSettings
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
 from modrun.hostfns.base import LogLine
 from modrun.plugins.invoker import Invoker
 from modrun.services import Node
-from modrun.config.settings import ServeSettings
 
 
 def _print_logs(logs: list[LogLine]) -> None:

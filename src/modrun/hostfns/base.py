@@ -47,9 +47,7 @@ class VarStore:
                 size -= 0 if old is None else len(key) + len(old)
                 size += 0 if value is None else len(key) + len(value)
             if size > self.max_bytes:
-                raise ValueError(
-                    f"plugin vars would hold {size} bytes, over the {self.max_bytes}-byte limit"
-                )
+                raise ValueError(f"plugin vars would hold {size} bytes, over the {self.max_bytes}-byte limit")
             for key, value in writes.items():
                 if value is None:
                     self._data.pop(key, None)

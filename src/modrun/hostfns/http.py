@@ -23,9 +23,7 @@ class HttpPolicy:
 
     def check(self, url: str) -> None:
         if not any(url.startswith(p) for p in self.allowed_prefixes):
-            raise HostFunctionError(
-                f"HTTP request to {url} refused: no manifest connection allows this host"
-            )
+            raise HostFunctionError(f"HTTP request to {url} refused: no manifest connection allows this host")
 
 
 DENY_ALL = HttpPolicy()

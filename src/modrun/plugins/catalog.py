@@ -37,16 +37,19 @@ class Conflict:
 
     def as_dict(self) -> dict:
         return {
-            "kind": self.kind, "name": self.name,
+            "kind": self.kind,
+            "name": self.name,
             "winner": {"plugin": self.winner[0], "function": self.winner[1]},
             "shadowed": {"plugin": self.shadowed[0], "function": self.shadowed[1]},
-            "reachableAs": self.reachable_as, "message": self.message,
+            "reachableAs": self.reachable_as,
+            "message": self.message,
         }
 
 
 class Catalog:
-    def __init__(self, plugins: Mapping[str, Plugin], load_errors: Mapping[str, str],
-                 generation: int = 0) -> None:
+    def __init__(
+        self, plugins: Mapping[str, Plugin], load_errors: Mapping[str, str], generation: int = 0
+    ) -> None:
         self.plugins = dict(sorted(plugins.items()))
         self.load_errors = dict(sorted(load_errors.items()))
         self.generation = generation
@@ -99,8 +102,9 @@ class Catalog:
             "signature": sig.render(fn.name),
             "description": sig.description,
             "typed": sig.typed,
-            "params": [{"name": p.name, "type": str(p.type), "description": p.description}
-                       for p in sig.params],
+            "params": [
+                {"name": p.name, "type": str(p.type), "description": p.description} for p in sig.params
+            ],
             "returns": str(sig.returns) if sig.returns else None,
             "input": sig.input,
             "output": sig.output,

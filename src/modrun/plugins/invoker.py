@@ -72,8 +72,13 @@ def _logs(state: CallState) -> list[LogLine]:
 
 
 class Invoker:
-    def __init__(self, engine: WasmEngine, metrics: NodeMetrics | None = None,
-                 max_workers: int = 32, inline: bool = True) -> None:
+    def __init__(
+        self,
+        engine: WasmEngine,
+        metrics: NodeMetrics | None = None,
+        max_workers: int = 32,
+        inline: bool = True,
+    ) -> None:
         self.engine = engine
         self.metrics = metrics or NodeMetrics()
         self.inline = inline
@@ -127,8 +132,9 @@ class Invoker:
         except Exception as exc:  # a bug on our side: report it, keep serving
             log.exception("internal error calling %s.%s", plugin.name, function.name)
             instance.broken = True
-            err = CallFailed(f"internal error: {exc}", plugin=plugin.name, function=function.name,
-                             logs=_logs(state))
+            err = CallFailed(
+                f"internal error: {exc}", plugin=plugin.name, function=function.name, logs=_logs(state)
+            )
             recorder.record(time.perf_counter() - started, "internal")
             raise err from exc
         finally:

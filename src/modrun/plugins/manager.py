@@ -26,8 +26,9 @@ log = logging.getLogger("modrun.plugins")
 
 
 class PluginManager:
-    def __init__(self, path: Path, engine: WasmEngine, options: PluginOptions,
-                 metrics: NodeMetrics | None = None) -> None:
+    def __init__(
+        self, path: Path, engine: WasmEngine, options: PluginOptions, metrics: NodeMetrics | None = None
+    ) -> None:
         self.path = path
         self.engine = engine
         self.options = options
@@ -48,8 +49,13 @@ class PluginManager:
 
     def _stamp(self, source: PluginSource) -> tuple:
         config: Mapping[str, str] = self.options.config.get(source.name, {})
-        return (source.fingerprint(), tuple(sorted(config.items())), id(self.options.http_policy),
-                self.options.limits, self.options.log_level)
+        return (
+            source.fingerprint(),
+            tuple(sorted(config.items())),
+            id(self.options.http_policy),
+            self.options.limits,
+            self.options.log_level,
+        )
 
     def refresh(self) -> bool:
         """Rescan; returns True when the catalog changed."""
@@ -92,8 +98,13 @@ class PluginManager:
             changed = True
             verb = "reloaded" if old is not None else "loaded"
             log.info(
-                "%s plugin %s from %s: %d functions (%s, %.1f ms)", verb, plugin.name, plugin.path,
-                len(plugin.functions), "compile cache" if plugin.cached else "compiled", plugin.compile_ms,
+                "%s plugin %s from %s: %d functions (%s, %.1f ms)",
+                verb,
+                plugin.name,
+                plugin.path,
+                len(plugin.functions),
+                "compile cache" if plugin.cached else "compiled",
+                plugin.compile_ms,
             )
             for warning in plugin.warnings:
                 log.warning("plugin %s: %s", plugin.name, warning)

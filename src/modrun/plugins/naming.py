@@ -13,8 +13,23 @@ from __future__ import annotations
 import re
 
 MUTATION_PREFIXES = (
-    "mutate", "post", "patch", "put", "delete", "add", "update", "insert", "upsert",
-    "create", "edit", "save", "remove", "alter", "modify", "start", "stop",
+    "mutate",
+    "post",
+    "patch",
+    "put",
+    "delete",
+    "add",
+    "update",
+    "insert",
+    "upsert",
+    "create",
+    "edit",
+    "save",
+    "remove",
+    "alter",
+    "modify",
+    "start",
+    "stop",
 )
 _GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 
@@ -26,7 +41,7 @@ def is_private(name: str) -> bool:
 def is_mutation(name: str) -> bool:
     for prefix in MUTATION_PREFIXES:
         if name.startswith(prefix):
-            rest = name[len(prefix):]
+            rest = name[len(prefix) :]
             if not rest or not rest[0].islower():
                 return True
     return False
@@ -36,7 +51,7 @@ def field_name(name: str) -> str:
     if is_mutation(name):
         return name
     for prefix in ("get", "list"):
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         if name.startswith(prefix) and rest and (rest[0].isupper() or rest[0] == "_"):
             name = rest
             break

@@ -15,7 +15,7 @@ from modrun.hostfns.base import HostFunction, VarStore
 from modrun.hostfns.http import DENY_ALL, HttpPolicy
 from modrun.plugins import naming
 from modrun.plugins.discovery import PluginSource
-from modrun.plugins.pool import InstancePool
+from modrun.plugins.pool import RECYCLE_BYTES, InstancePool
 from modrun.plugins.schema import EMPTY, SECTION_NAME, PluginSchema, Signature, parse_schema
 from modrun.plugins.wasmbin import MAGIC, custom_sections
 from modrun.wasm.engine import WasmEngine
@@ -55,8 +55,14 @@ class PluginOptions:
 class Plugin:
     """A loaded plugin version and its pool of warm instances."""
 
-    def __init__(self, source: PluginSource, wasm: bytes, engine: WasmEngine,
-                 options: PluginOptions, vars: VarStore | None = None) -> None:
+    def __init__(
+        self,
+        source: PluginSource,
+        wasm: bytes,
+        engine: WasmEngine,
+        options: PluginOptions,
+        vars: VarStore | None = None,
+    ) -> None:
         self.name = source.name
         self.source = source
         self.path = source.wasm
@@ -103,7 +109,11 @@ class Plugin:
             uses_wasi=self.uses_wasi,
         )
         self._engine = engine
-        self.pool = InstancePool(self.new_instance)
+        # Instances that grew past half the memory limit are not reused, so a
+        # memory found near the limit after a trap grew during that call.
+        self.pool = InstancePool(
+            self.new_instance, recycle_bytes=min(RECYCLE_BYTES, options.limits.max_memory // 2)
+        )
         try:
             self.pool.prime(self.new_instance())
         except PluginLoadError:
@@ -169,8 +179,9 @@ class Plugin:
         }
 
 
-def load_plugin(source: PluginSource, engine: WasmEngine, options: PluginOptions,
-                vars: VarStore | None = None) -> Plugin:
+def load_plugin(
+    source: PluginSource, engine: WasmEngine, options: PluginOptions, vars: VarStore | None = None
+) -> Plugin:
     try:
         wasm = Path(source.wasm).read_bytes()
     except OSError as exc:
@@ -179,6 +190,9 @@ def load_plugin(source: PluginSource, engine: WasmEngine, options: PluginOptions
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
+    """wasmtime's headline plus its root cause, without backtraces."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    cause = lines[-1].removeprefix("0: ")
+    return lines[0] if cause == lines[0] or "Caused by:" not in lines else f"{lines[0]}: {cause}"

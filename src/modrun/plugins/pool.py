@@ -17,8 +17,12 @@ RECYCLE_BYTES = 64 * 1024 * 1024
 
 
 class InstancePool:
-    def __init__(self, factory: Callable[[], PluginInstance], max_idle: int = MAX_IDLE,
-                 recycle_bytes: int = RECYCLE_BYTES) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], PluginInstance],
+        max_idle: int = MAX_IDLE,
+        recycle_bytes: int = RECYCLE_BYTES,
+    ) -> None:
         self._factory = factory
         self._idle: list[PluginInstance] = []
         self.max_idle = max_idle

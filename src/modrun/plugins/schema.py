@@ -133,7 +133,7 @@ def _param(owner: str, name: str, spec: Any) -> Param:
         return Param(name, TypeRef.parse(spec))
     if isinstance(spec, Mapping) and isinstance(spec.get("type"), str):
         return Param(name, TypeRef.parse(spec["type"]), str(spec.get("description", "")))
-    raise ValueError(f"{owner}.{name}: expected a type string or {{\"type\": ..., \"description\": ...}}")
+    raise ValueError(f'{owner}.{name}: expected a type string or {{"type": ..., "description": ...}}')
 
 
 def _params(owner: str, spec: Any) -> tuple[Param, ...]:
@@ -156,7 +156,9 @@ def _signature(name: str, spec: Any) -> Signature:
         raise ValueError(f"functions.{name}: expected an object")
     params = _params(f"functions.{name}.params", spec.get("params"))
     returns_spec = spec.get("returns")
-    returns = TypeRef.parse(returns_spec) if isinstance(returns_spec, str) and returns_spec != "Void" else None
+    returns = (
+        TypeRef.parse(returns_spec) if isinstance(returns_spec, str) and returns_spec != "Void" else None
+    )
     if returns_spec is not None and not isinstance(returns_spec, str):
         raise ValueError(f"functions.{name}.returns: expected a type string")
     default_input = "none" if not params else "json"

@@ -32,8 +32,8 @@ def custom_sections(wasm: bytes) -> dict[str, bytes]:
             raise ValueError("truncated section")
         if section_id == 0:
             name_len, name_at = _uleb128(wasm, pos)
-            name = wasm[name_at:name_at + name_len].decode("utf-8", "replace")
-            sections[name] = wasm[name_at + name_len:end]
+            name = wasm[name_at : name_at + name_len].decode("utf-8", "replace")
+            sections[name] = wasm[name_at + name_len : end]
         pos = end
     return sections
 

@@ -36,7 +36,7 @@ def _trap_reason(message: str) -> str:
     """The cause line of a wasmtime trap message, without the backtrace."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     if "Caused by:" in lines:
-        lines = lines[lines.index("Caused by:") + 1:]
+        lines = lines[lines.index("Caused by:") + 1 :]
     reason = lines[-1] if lines else message
     return reason.removeprefix("wasm trap: ")
 
@@ -166,27 +166,29 @@ class PluginInstance:
     def _invoke(self, func: int) -> None:
         error = ffi.call_unchecked(self._ctx, func, self._args_addr, 2, self._trap_addr)
         if error:
-            self.broken = True
-            raise TrapError(ffi.error_message(error))
+            raise self._failure(ffi.error_message(error), interrupted=False)
         if self._trap.value:
-            self.broken = True
             trap = ffi.take_trap(self._trap)
             assert trap is not None
             raise self._classify(trap)
 
     def _classify(self, trap: Trap) -> BaseException:
-        """Turn a trap into the error the caller should see."""
+        return self._failure(trap.message, interrupted=trap.trap_code == TrapCode.INTERRUPT)
+
+    def _failure(self, message: str, interrupted: bool) -> BaseException:
+        """The error the caller should see for a call that trapped or errored.
+        A host function's own exception (kept in ``state.pending``) wins."""
         self.broken = True
         pending, self.state.pending = self.state.pending, None
         if isinstance(pending, (CallFailed, MustRunOnThread, InlineBudgetExceeded)):
             return pending
         if pending is not None:
             return HostFunctionError(f"host function failed: {pending}")
-        if trap.trap_code == TrapCode.INTERRUPT:
+        if interrupted:
             if self.state.speculative:
                 return InlineBudgetExceeded()
             return CallTimeout("function exceeded its time limit and was stopped")
-        reason = _trap_reason(trap.message)
+        reason = _trap_reason(message)
         if self._near_memory_limit():
             return MemoryLimitExceeded(
                 f"function exceeded the memory limit of {self._max_memory} bytes ({reason})"
@@ -205,12 +207,14 @@ class PluginInstance:
             return ""
 
     def _near_memory_limit(self) -> bool:
-        memories = [self._kernel_memory]
-        if isinstance(getattr(self, "_guest_memory", None), Memory):
-            memories.append(self._guest_memory)  # type: ignore[arg-type]
-        return any(
-            m.data_len(self._store) + 65536 > self._max_memory for m in memories
-        )
+        """True when a memory is so close to the limit that the trap most likely
+        followed a refused ``memory.grow`` (wasmtime reports a refused grow to
+        the guest as -1, not as a trap, so the cause has to be inferred)."""
+        margin = max(1 << 20, self._max_memory // 16)
+        memories = [self._kmem]
+        if getattr(self, "_guest_mem", None) is not None:
+            memories.append(self._guest_mem)
+        return any(ffi.memory_data_size(self._ctx, m) + margin > self._max_memory for m in memories)
 
     # -- what host functions see -----------------------------------------
 
@@ -238,7 +242,7 @@ class PluginInstance:
         args[0].i64 = len(data)
         error = ffi.call_unchecked(self._ctx, self._alloc, self._host_args_addr, 2, self._host_trap_addr)
         if error:
-            raise TrapError(ffi.error_message(error))
+            raise self._failure(ffi.error_message(error), interrupted=False)
         if self._host_trap.value:
             trap = ffi.take_trap(self._host_trap)
             assert trap is not None
@@ -279,9 +283,8 @@ class PluginInstance:
                 if effects and state.speculative:
                     raise MustRunOnThread(hf.name)
                 params: list[Any] = [
-                    ffi.read_i64(values + off) if kind == "i64"
-                    else ffi.read_i64(values + off) & 0xFFFFFFFF
-                    for kind, off in zip(kinds, offsets)
+                    ffi.read_i64(values + off) if kind == "i64" else ffi.read_i64(values + off) & 0xFFFFFFFF
+                    for kind, off in zip(kinds, offsets, strict=True)
                 ]
                 value = impl(self, *params)
                 if result == "i64":

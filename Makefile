@@ -1,0 +1,47 @@
+# modrun: `make run` serves the example plugins; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test install system-deps examples lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## Serve the bundled example plugins on http://127.0.0.1:8686 (SQLite, local dir, no keys).
+run: install
+	$(BIN)/modrun serve --plugins examples
+
+system-deps:
+	scripts/install-system-deps.sh
+
+## Rebuild every example plugin from its source.
+examples: system-deps
+	cd examples/hello-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	examples/textkit-c/build.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+## Install what the tests need, rebuild the examples from source, lint, run the suite.
+test: install system-deps examples lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/bench_calls.py
+	$(BIN)/python bench/bench_http.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules

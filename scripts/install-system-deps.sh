@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the examples and tests need, when missing.
+# As root it installs them with apt-get; otherwise it lists what is missing and fails.
+set -euo pipefail
+
+packages=(
+  clang lld wasi-libc libclang-rt-dev-wasm32   # C plugins -> wasm32-wasi
+  nodejs npm                                   # AssemblyScript plugins (npm: assemblyscript, @extism/as-pdk)
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    # node/npm may come from elsewhere than Debian; accept them when on PATH
+    case "$pkg" in
+      nodejs) command -v node >/dev/null && continue ;;
+      npm) command -v npm >/dev/null && continue ;;
+    esac
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

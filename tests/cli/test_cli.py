@@ -1,0 +1,133 @@
+"""The modrun command line: flags in every Go style, `call`, help, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import httpx
+import pytest
+
+from support import TEXTKIT_C, ModrunServer, free_port, run_cli
+
+
+def test_call_prints_output_and_logs_to_stderr(examples_dir, storage):
+    r = run_cli("call", "wordCount", "a b c", "--plugins", str(examples_dir), "--storagePath", str(storage))
+    assert r.returncode == 0
+    assert json.loads(r.stdout) == {"bytes": 5, "words": 3, "lines": 1}
+    assert b"[info] counted 3 words in 5 bytes" in r.stderr
+
+
+def test_call_reads_stdin_and_files(examples_dir, storage, tmp_path):
+    r = run_cli(
+        "call", "reverse", "-", "--plugins", str(examples_dir), "--storagePath", str(storage), input=b"stdin!"
+    )
+    assert r.stdout == b"!nidts"
+    f = tmp_path / "in.txt"
+    f.write_bytes(b"file")
+    r = run_cli(
+        "call", "reverse", "-f", str(f), "--plugins", str(examples_dir), "--storagePath", str(storage)
+    )
+    assert r.stdout == b"elif"
+
+
+def test_call_failure_exits_1_with_the_error(examples_dir, storage):
+    r = run_cli("call", "greet", "", "--plugins", str(examples_dir), "--storagePath", str(storage))
+    assert r.returncode == 1
+    assert r.stdout == b""
+    assert b"error: hello-as.greet: name must not be empty" in r.stderr
+
+
+def test_call_unknown_function_exits_2_and_lists_load_errors(app_dir, storage):
+    (app_dir / "broken.wasm").write_bytes(b"nope")
+    r = run_cli("call", "missing", "--plugins", str(app_dir), "--storagePath", str(storage))
+    assert r.returncode == 2
+    assert b"no function named 'missing'" in r.stderr
+    assert b"broken" in r.stderr and b"not a WebAssembly module" in r.stderr
+
+
+def test_help_documents_every_serve_flag():
+    text = run_cli("serve", "--help", env={"COLUMNS": "200"}).stdout.decode()
+    for flag in (
+        "--plugins",
+        "--plugin",
+        "--appPath",
+        "--port",
+        "--host",
+        "--storagePath",
+        "--refresh",
+        "--noreload",
+        "--jsonlogs",
+        "--logLevel",
+        "--timeout",
+        "--maxMemory",
+        "--maxInput",
+        "--workers",
+    ):
+        assert flag in text, flag
+    top = run_cli("--help", env={"COLUMNS": "200"}).stdout.decode()
+    assert "serve" in top and "call" in top
+
+
+def test_bad_duration_is_a_clear_error(examples_dir):
+    r = run_cli("serve", "--plugins", str(examples_dir), "--refresh", "5 parsecs")
+    assert r.returncode == 2
+    assert b"invalid duration '5 parsecs'" in r.stderr
+
+
+@pytest.mark.parametrize("style", ["single-dash", "equals", "double-dash"])
+def test_go_style_flags(style, examples_dir, storage):
+    port = free_port()
+    args = {
+        "single-dash": [
+            "-plugins",
+            str(examples_dir),
+            "-port",
+            str(port),
+            "-storagePath",
+            str(storage),
+            "-noreload",
+            "-jsonlogs",
+        ],
+        "equals": [
+            f"--plugins={examples_dir}",
+            f"--port={port}",
+            f"--storagePath={storage}",
+            "--noreload=true",
+            "--jsonlogs=true",
+        ],
+        "double-dash": [
+            "--appPath",
+            str(examples_dir),
+            "--port",
+            str(port),
+            "--storagePath",
+            str(storage),
+            "--noreload",
+            "--jsonlogs",
+        ],
+    }[style]
+    # the seeds start the runtime with flags only: no `serve` needed
+    server = ModrunServer(examples_dir, storage, port=port)
+    server.args = args
+    with server:
+        assert httpx.post(server.url + "/functions/reverse", content="go").text == "og"
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    assert any(doc["message"].startswith("serving 11 functions from 2 plugins") for doc in lines)
+    assert all({"time", "level", "logger", "message"} <= set(doc) for doc in lines)
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.decode().startswith("modrun ")
+
+
+def test_restart_uses_the_compiled_module_cache(app_dir, storage):
+    shutil.copy(TEXTKIT_C, app_dir / "t.wasm")
+    with ModrunServer(app_dir, storage, "--noreload") as first:
+        pass
+    assert "(compiled," in first.log()
+    assert list((storage / "cache" / "modules").glob("*.cwasm"))
+    with ModrunServer(app_dir, storage, "--noreload") as second:
+        assert httpx.post(second.url + "/functions/reverse", content="ab").text == "ba"
+    assert "(compile cache," in second.log()

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support import (
+    EXAMPLES,
+    HELLO_AS,
+    TEST_SOURCES,
+    TEXTKIT_C,
+    ModrunServer,
+    build_c,
+    build_wat,
+)
+
+
+@pytest.fixture(scope="session")
+def built_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test plugins built from source for this run."""
+    out = tmp_path_factory.mktemp("built")
+    build_wat(TEST_SOURCES / "sandbox.wat", out / "sandbox.wasm")
+    build_c(TEST_SOURCES / "wasi_probe.c", out / "wasi_probe.wasm")
+    return out
+
+
+@pytest.fixture(scope="session")
+def sandbox_wasm(built_dir: Path) -> Path:
+    return built_dir / "sandbox.wasm"
+
+
+@pytest.fixture(scope="session")
+def wasi_probe_wasm(built_dir: Path) -> Path:
+    return built_dir / "wasi_probe.wasm"
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    for wasm in (HELLO_AS, TEXTKIT_C):
+        assert wasm.is_file(), f"{wasm} is missing: run `make examples`"
+    return EXAMPLES
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    path = tmp_path / "storage"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "app"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="module")
+def example_server(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path):
+    """One server on the bundled examples, shared by a module's tests."""
+    storage = tmp_path_factory.mktemp("example-storage")
+    with ModrunServer(examples_dir, storage, "--noreload") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory, built_dir: Path):
+    """A server on the misbehaving test plugins with tight limits."""
+    app = tmp_path_factory.mktemp("sandbox-app")
+    shutil.copy(built_dir / "sandbox.wasm", app / "sandbox.wasm")
+    shutil.copy(built_dir / "wasi_probe.wasm", app / "wasi_probe.wasm")
+    storage = tmp_path_factory.mktemp("sandbox-storage")
+    with ModrunServer(app, storage, "--noreload", "--timeout", "1s", "--maxMemory", "32MiB") as server:
+        yield server

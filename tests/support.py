@@ -1,0 +1,157 @@
+"""Helpers the tests share: free ports, real `modrun serve` processes, builds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+HELLO_AS = EXAMPLES / "hello-as" / "build" / "release.wasm"
+TEXTKIT_C = EXAMPLES / "textkit-c" / "build" / "release.wasm"
+TEST_SOURCES = Path(__file__).resolve().parent / "plugins" / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def modrun_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "modrun", *args]
+
+
+def run_cli(
+    *args: str, input: bytes | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        modrun_cmd(*args),
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class ModrunServer:
+    """A real ``modrun serve`` process on a free loopback port."""
+
+    def __init__(
+        self,
+        plugins: Path,
+        storage: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.plugins = plugins
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = storage / f"server-{self.port}.log"
+        self.args = [
+            "serve",
+            "--plugins",
+            str(plugins),
+            "--port",
+            str(self.port),
+            "--storagePath",
+            str(storage),
+            *extra,
+        ]
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> ModrunServer:
+        with open(self.log_path, "ab") as server_log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                modrun_cmd(*self.args), stdout=server_log, stderr=server_log, env=self.env
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"modrun serve exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"modrun serve did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> ModrunServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(predicate, timeout: float = 15, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def build_wat(source: Path, out: Path) -> Path:
+    from wasmtime import wat2wasm
+
+    out.write_bytes(bytes(wat2wasm(source.read_text())))
+    return out
+
+
+def build_c(source: Path, out: Path) -> Path:
+    clang = shutil.which("clang")
+    if clang is None:
+        raise RuntimeError("clang is required to build C test plugins (make test installs it)")
+    subprocess.run(
+        [
+            clang,
+            "--target=wasm32-wasi",
+            "-mexec-model=reactor",
+            "-O2",
+            "-Wl,--strip-debug",
+            "-o",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def copy_plugin(src: Path, directory: Path, name: str) -> Path:
+    """Copy a plugin (and its schema sidecar if it has one) into ``directory`` as ``name``."""
+    target = directory / f"{name}.wasm"
+    tmp = directory / f".{name}.tmp"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, target)  # atomic, as a deploy would do it
+    return target
