@@ -133,6 +133,8 @@ class Node:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            proxy_headers=self.settings.proxy_headers,
+            server_header=False,
         )
         uvicorn.Server(config).run()
 

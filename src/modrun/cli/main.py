@@ -119,6 +119,14 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")
     ] = 32,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxyHeaders",
+            envvar="MODRUN_PROXY_HEADERS",
+            help="Trust X-Forwarded-For/-Proto (only behind a reverse proxy).",
+        ),
+    ] = False,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -137,6 +145,7 @@ def serve(
         max_memory=_size(max_memory),
         max_input=_size(max_input),
         workers=workers,
+        proxy_headers=proxy_headers,
     )
     setup_logging(jsonlogs, log_level)
     Node(settings).serve()

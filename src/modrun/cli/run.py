@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from modrun.api.rest import prepare_input
 from modrun.config.settings import ServeSettings
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
 from modrun.hostfns.base import LogLine
-from modrun.plugins.invoker import Invoker
-from modrun.services import Node
+from modrun.runtime import Runtime
 
 
 def _print_logs(logs: list[LogLine]) -> None:
@@ -18,27 +16,24 @@ def _print_logs(logs: list[LogLine]) -> None:
 
 
 def run_once(settings: ServeSettings, function: str, data: bytes, *, quiet: bool = False) -> int:
-    node = Node(settings)
-    node.reload()
-    catalog = node.manager.catalog
-    try:
-        plugin, fn = catalog.resolve(function)
-        data = prepare_input(fn, data, plugin.schema.types)
-    except (FunctionNotFound, InvalidInput) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        for name, problem in node.load_errors().items():
-            print(f"  (plugin {name} failed to load: {problem})", file=sys.stderr)
-        return 2
-    invoker: Invoker = node.invoker
-    try:
-        result = invoker.call(plugin, fn, data)
-    except CallFailed as exc:
-        if not quiet:
-            _print_logs(exc.logs)
-        print(f"error: {fn.plugin}.{fn.name}: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        invoker.shutdown()
+    with Runtime(
+        settings.plugins,
+        storage_path=settings.storage_path,
+        timeout=settings.timeout,
+        max_memory=settings.max_memory,
+    ) as runtime:
+        try:
+            result = runtime.invoke(function, data)
+        except (FunctionNotFound, InvalidInput) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            for name, problem in runtime.load_errors.items():
+                print(f"  (plugin {name} failed to load: {problem})", file=sys.stderr)
+            return 2
+        except CallFailed as exc:
+            if not quiet:
+                _print_logs(exc.logs)
+            print(f"error: {exc.plugin}.{exc.function}: {exc.message}", file=sys.stderr)
+            return 1
     if not quiet:
         _print_logs(result.logs)
     out = sys.stdout.buffer

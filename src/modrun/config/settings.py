@@ -31,6 +31,7 @@ class ServeSettings:
     max_memory: int = DEFAULT_MAX_MEMORY
     max_input: int = DEFAULT_MAX_INPUT
     workers: int = 32
+    proxy_headers: bool = False
     environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -56,23 +56,61 @@ class VarStore:
             self._size = size
 
 
-@dataclass(slots=True)
 class CallState:
-    """Everything one call accumulates; discarded if the call is re-run."""
+    """Everything one call accumulates; discarded if the call is re-run.
 
-    function: str
-    speculative: bool = False
-    logs: list[LogLine] = field(default_factory=list)
-    var_writes: dict[bytes, bytes | None] = field(default_factory=dict)
-    http_status: int = 0
-    http_headers: bytes = b"{}"
-    pending: BaseException | None = None
-    streams: dict[str, bytearray] = field(default_factory=dict)
+    Collections are created on first use: most calls log nothing, set no var
+    and print nothing, and this object is made for every call.
+    """
+
+    __slots__ = (
+        "function",
+        "http_headers",
+        "http_status",
+        "logs",
+        "pending",
+        "speculative",
+        "streams",
+        "var_writes",
+    )
+
+    def __init__(self, function: str, speculative: bool = False) -> None:
+        self.function = function
+        self.speculative = speculative
+        self.logs: list[LogLine] | None = None
+        self.var_writes: dict[bytes, bytes | None] | None = None
+        self.streams: dict[str, bytearray] | None = None
+        self.http_status = 0
+        self.http_headers = b"{}"
+        self.pending: BaseException | None = None
+
+    def log(self, line: LogLine) -> None:
+        if self.logs is None:
+            self.logs = []
+        self.logs.append(line)
+
+    def write(self, stream: str, data: bytes) -> None:
+        if self.streams is None:
+            self.streams = {}
+        self.streams.setdefault(stream, bytearray()).extend(data)
+
+    def set_var(self, key: bytes, value: bytes | None) -> None:
+        if self.var_writes is None:
+            self.var_writes = {}
+        self.var_writes[key] = value
 
     def var(self, store: VarStore, key: bytes) -> bytes | None:
-        if key in self.var_writes:
+        if self.var_writes is not None and key in self.var_writes:
             return self.var_writes[key]
         return store.get(key)
+
+    def all_logs(self, levels: Mapping[str, str]) -> list[LogLine]:
+        """Log lines, then captured output streams as lines (level by stream)."""
+        logs = list(self.logs or ())
+        for stream, data in (self.streams or {}).items():
+            level = levels.get(stream, "info")
+            logs.extend(LogLine(level, line) for line in data.decode("utf-8", "replace").splitlines())
+        return logs
 
 
 class GuestCall(Protocol):

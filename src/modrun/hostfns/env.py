@@ -20,7 +20,7 @@ def var_get(call: GuestCall, key: int) -> int:
 
 
 def var_set(call: GuestCall, key: int, value: int) -> None:
-    call.state.var_writes[call.read(key)] = call.read(value) if value else None
+    call.state.set_var(call.read(key), call.read(value) if value else None)
 
 
 def get_log_level(call: GuestCall) -> int:
@@ -33,7 +33,7 @@ def _logger(level: str):
     def log(call: GuestCall, message: int) -> None:
         if rank >= call.log_level:
             text = call.read(message).decode("utf-8", "replace")
-            call.state.logs.append(LogLine(level, text))
+            call.state.log(LogLine(level, text))
 
     log.__name__ = f"log_{level}"
     return log

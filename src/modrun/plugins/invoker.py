@@ -64,11 +64,7 @@ class _Dispatch:
 
 
 def _logs(state: CallState) -> list[LogLine]:
-    logs = state.logs
-    for stream, data in state.streams.items():
-        level = _STREAM_LEVELS.get(stream, "info")
-        logs.extend(LogLine(level, line) for line in data.decode("utf-8", "replace").splitlines())
-    return logs
+    return state.all_logs(_STREAM_LEVELS)
 
 
 class Invoker:
@@ -84,6 +80,7 @@ class Invoker:
         self.inline = inline
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="modrun-call")
         self._dispatch: dict[tuple[int, str], _Dispatch] = {}
+        self._inline_ticks = engine.ticks(INLINE_BUDGET)
 
     def call(self, plugin: Plugin, function: Function, data: bytes) -> CallResult:
         """Run the function on the calling thread with the full timeout."""
@@ -110,14 +107,13 @@ class Invoker:
 
     def _run(self, plugin: Plugin, function: Function, data: bytes, speculative: bool) -> CallResult:
         state = CallState(function.name, speculative)
-        limits = plugin.env.limits
-        ticks = self.engine.ticks(INLINE_BUDGET if speculative else limits.timeout)
+        ticks = self._inline_ticks if speculative else plugin.timeout_ticks
         recorder = self.metrics.recorder(plugin.name, function.name)
         instance = plugin.pool.acquire()
         started = time.perf_counter()
         try:
             output = instance.call(function.name, data, state, ticks)
-            if state.var_writes:
+            if state.var_writes is not None:
                 try:
                     plugin.vars.commit(state.var_writes)
                 except ValueError as exc:
@@ -141,7 +137,8 @@ class Invoker:
             plugin.pool.release(instance)
         elapsed = time.perf_counter() - started
         recorder.record(elapsed)
-        return CallResult(output, _logs(state) if state.logs or state.streams else [], elapsed, function)
+        logs = _logs(state) if state.logs is not None or state.streams is not None else []
+        return CallResult(output, logs, elapsed, function)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -23,7 +23,7 @@ from modrun.wasm.kernel import compile_kernel
 
 log = logging.getLogger(__name__)
 
-TICK = 0.005
+TICK = 0.01
 """Seconds per epoch tick: the granularity of timeouts."""
 
 

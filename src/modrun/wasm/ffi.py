@@ -59,8 +59,10 @@ def _trampoline(env: int, caller: int, values: int, _nvalues: int) -> int:
 
 
 @_FINALIZER_T
-def _finalize(env: int) -> None:
-    _HOST_CALLBACKS.pop(env, None)
+def _finalize(env: int, _callbacks: dict = _HOST_CALLBACKS) -> None:
+    # bound as a default: stores may be finalized during interpreter shutdown,
+    # after this module's globals are gone
+    _callbacks.pop(env, None)
 
 
 def new_trap(message: str) -> int:
@@ -103,6 +105,12 @@ def memory_address(memory: object) -> int:
 
 def read_i64(address: int) -> int:
     return c_int64.from_address(address).value
+
+
+def read_pair(address: int) -> tuple[int, int]:
+    """Two consecutive i64 words (e.g. the kernel's output offset and length).
+    Two scalar reads measure faster than one two-element array read."""
+    return c_int64.from_address(address).value, c_int64.from_address(address + 8).value
 
 
 def write_i64(address: int, value: int) -> None:

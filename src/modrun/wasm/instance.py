@@ -155,8 +155,7 @@ class PluginInstance:
             handle = ffi.read_i64(base + K.ERROR_HANDLE)
             message = self.read(handle).decode("utf-8", "replace") if handle else ""
             raise GuestError(message or f"function returned error code {rc}")
-        out_at = ffi.read_i64(base + K.OUTPUT_OFFSET)
-        out_len = ffi.read_i64(base + K.OUTPUT_LENGTH)
+        out_at, out_len = ffi.read_pair(base + K.OUTPUT_OFFSET)
         if not out_len:
             return b""
         if out_at < 0 or out_len < 0 or out_at + out_len > ffi.memory_data_size(ctx, self._kmem):
@@ -303,7 +302,7 @@ class PluginInstance:
 
         def sink(stream: str):
             def write(data: bytes) -> None:
-                self.state.streams.setdefault(stream, bytearray()).extend(data)
+                self.state.write(stream, data)
 
             return write
 
