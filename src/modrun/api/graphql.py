@@ -90,68 +90,90 @@ VOID = GraphQLScalarType("Void", serialize=lambda _v: None, description="No valu
 
 
 class _TypeBuilder:
-    """Object and input types for every plugin, with per-plugin name mapping."""
+    """Object and input types for every plugin, with per-plugin name mapping.
+
+    A type name declared by several plugins is shared when every declaration
+    is the same *after* resolving the types it refers to; otherwise the later
+    plugins' versions are qualified (``<plugin>_<Type>``). Qualifying one type
+    can make declarations that refer to it differ too, so names are settled by
+    iterating to a fixpoint (a name only ever goes from plain to qualified).
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.objects: dict[str, GraphQLObjectType] = {}
         self.inputs: dict[str, GraphQLInputObjectType] = {}
-        self.definitions: dict[str, ObjectType] = {}
         self.renames: dict[tuple[str, str], str] = {}
-        for plugin in catalog.plugins.values():
-            for name, definition in plugin.schema.types.items():
-                final = name
-                if self.definitions.get(name, definition) != definition:
-                    final = naming.qualify(plugin.name, name)
-                    log.warning(
-                        "GraphQL type %s of plugin %s differs from another plugin's; exposed as %s",
-                        name,
-                        plugin.name,
-                        final,
-                    )
-                self.definitions[final] = definition
-                self.renames[(plugin.name, name)] = final
+        declared = [
+            (plugin.name, name, definition)
+            for plugin in catalog.plugins.values()
+            for name, definition in plugin.schema.types.items()
+        ]
+        for plugin, name, _ in declared:
+            self.renames[(plugin, name)] = name
+        while True:
+            self.owners: dict[str, tuple[str, ObjectType, tuple]] = {}
+            changed = False
+            for plugin, name, definition in declared:
+                final = self.renames[(plugin, name)]
+                shape = self._resolved_shape(definition, plugin)
+                owner = self.owners.setdefault(final, (plugin, definition, shape))
+                if owner[2] != shape and final == name:
+                    self.renames[(plugin, name)] = naming.qualify(plugin, name)
+                    changed = True
+            if not changed:
+                break
+        for (plugin, name), final in self.renames.items():
+            if final != name:
+                log.warning(
+                    "GraphQL type %s of plugin %s differs from another plugin's; exposed as %s",
+                    name,
+                    plugin,
+                    final,
+                )
+
+    def _resolved_shape(self, definition: ObjectType, plugin: str) -> tuple:
+        def resolve(ref: TypeRef) -> str:
+            text = str(ref)
+            base = ref.base
+            return text if base in SCALARS else text.replace(base, self.renames[(plugin, base)], 1)
+
+        return tuple((f.name, resolve(f.type)) for f in definition.fields)
+
+    def _wrap(self, ref: TypeRef, leaf: Callable[[str], Any]) -> Any:
+        """``ref`` as a GraphQL type, with named types turned into ``leaf(name)``."""
+        if ref.non_null is not None:
+            return GraphQLNonNull(self._wrap(ref.non_null, leaf))
+        if ref.list_of is not None:
+            return GraphQLList(self._wrap(ref.list_of, leaf))
+        assert ref.name is not None
+        return SCALARS[ref.name] if ref.name in SCALARS else leaf(ref.name)
 
     def output(self, ref: TypeRef, plugin: str) -> Any:
-        if ref.non_null is not None:
-            return GraphQLNonNull(self.output(ref.non_null, plugin))
-        if ref.list_of is not None:
-            return GraphQLList(self.output(ref.list_of, plugin))
-        assert ref.name is not None
-        if ref.name in SCALARS:
-            return SCALARS[ref.name]
-        final = self.renames[(plugin, ref.name)]
-        if final not in self.objects:
-            definition = self.definitions[final]
-            self.objects[final] = GraphQLObjectType(
-                final,
-                lambda d=definition: {
-                    f.name: GraphQLField(self.output(f.type, plugin), description=f.description or None)
-                    for f in d.fields
-                },
-                description=definition.description or None,
-            )
-        return self.objects[final]
+        return self._wrap(ref, lambda name: self._object(self.renames[(plugin, name)], False))
 
     def input(self, ref: TypeRef, plugin: str) -> Any:
-        if ref.non_null is not None:
-            return GraphQLNonNull(self.input(ref.non_null, plugin))
-        if ref.list_of is not None:
-            return GraphQLList(self.input(ref.list_of, plugin))
-        assert ref.name is not None
-        if ref.name in SCALARS:
-            return SCALARS[ref.name]
-        final = self.renames[(plugin, ref.name)] + "Input"
-        if final not in self.inputs:
-            definition = self.definitions[final[: -len("Input")]]
-            self.inputs[final] = GraphQLInputObjectType(
-                final,
-                lambda d=definition: {
-                    f.name: GraphQLInputField(self.input(f.type, plugin), description=f.description or None)
-                    for f in d.fields
+        return self._wrap(ref, lambda name: self._object(self.renames[(plugin, name)], True))
+
+    def _object(self, final: str, as_input: bool) -> Any:
+        """The object type (or its ``<Name>Input`` twin), built once, fields lazily,
+        in the context of the plugin that owns the name."""
+        table: dict[str, Any] = self.inputs if as_input else self.objects
+        name = final + "Input" if as_input else final
+        if name not in table:
+            plugin, definition, _ = self.owners[final]
+            kind, field_kind = (
+                (GraphQLInputObjectType, GraphQLInputField) if as_input else (GraphQLObjectType, GraphQLField)
+            )
+            convert = self.input if as_input else self.output
+            table[name] = kind(
+                name,
+                lambda: {
+                    f.name: field_kind(convert(f.type, plugin), description=f.description or None)
+                    for f in definition.fields
                 },
                 description=definition.description or None,
             )
-        return self.inputs[final]
+        return table[name]
 
 
 def encode_args(sig: Signature, args: dict[str, Any]) -> bytes:

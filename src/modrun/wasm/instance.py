@@ -104,11 +104,9 @@ class PluginInstance:
         self._args = (ffi.ValRaw * 2)()
         self._args_addr = ctypes.addressof(self._args)
         self._trap = ctypes.c_void_p()
-        self._trap_addr = ctypes.addressof(self._trap)
         self._host_args = (ffi.ValRaw * 2)()
         self._host_args_addr = ctypes.addressof(self._host_args)
         self._host_trap = ctypes.c_void_p()
-        self._host_trap_addr = ctypes.addressof(self._host_trap)
 
         try:
             instance = linker.instantiate(store, env.module)
@@ -162,12 +160,17 @@ class PluginInstance:
             raise GuestError(f"output_set({out_at}, {out_len}) points outside kernel memory")
         return ctypes.string_at(base + out_at, out_len)
 
-    def _invoke(self, func: int) -> None:
-        error = ffi.call_unchecked(self._ctx, func, self._args_addr, 2, self._trap_addr)
+    def _invoke(self, func: int, args: int | None = None, trap_holder: ctypes.c_void_p | None = None) -> None:
+        """Call ``func`` with the raw values at ``args`` (default: the call
+        buffer); raise the classified failure if it errors or traps."""
+        holder = self._trap if trap_holder is None else trap_holder
+        error = ffi.call_unchecked(
+            self._ctx, func, self._args_addr if args is None else args, 2, ctypes.addressof(holder)
+        )
         if error:
             raise self._failure(ffi.error_message(error), interrupted=False)
-        if self._trap.value:
-            trap = ffi.take_trap(self._trap)
+        if holder.value:
+            trap = ffi.take_trap(holder)
             assert trap is not None
             raise self._classify(trap)
 
@@ -239,13 +242,7 @@ class PluginInstance:
             return 0
         args = self._host_args
         args[0].i64 = len(data)
-        error = ffi.call_unchecked(self._ctx, self._alloc, self._host_args_addr, 2, self._host_trap_addr)
-        if error:
-            raise self._failure(ffi.error_message(error), interrupted=False)
-        if self._host_trap.value:
-            trap = ffi.take_trap(self._host_trap)
-            assert trap is not None
-            raise self._classify(trap)
+        self._invoke(self._alloc, self._host_args_addr, self._host_trap)
         handle = args[0].i64
         if handle == 0:
             raise MemoryLimitExceeded(f"kernel memory cannot hold {len(data)} more bytes")
