@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from modrun.secrets.redact import RedactingFilter
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -27,6 +29,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(json_logs: bool = False, level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:

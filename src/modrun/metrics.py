@@ -11,7 +11,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -103,6 +103,20 @@ class NodeMetrics:
         self.reloads = Counter(
             "modrun_catalog_reloads", "Times the set of plugins changed", registry=self.registry
         )
+        self.inferences = Counter(
+            "modrun_model_inferences", "Model invocations", ["model", "status"], registry=self.registry
+        )
+        self.inference_seconds = Histogram(
+            "modrun_model_inference_seconds",
+            "Model invocation duration",
+            ["model"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def inference(self, model: str, status: str, seconds: float) -> None:
+        self.inferences.labels(model, status).inc()
+        self.inference_seconds.labels(model).observe(seconds)
 
     def recorder(self, plugin: str, function: str) -> FunctionRecorder:
         key = (plugin, function)

@@ -16,14 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from modrun.config.settings import ServeSettings
+from modrun.connections.resolve import ResolvedManifest, resolve
+from modrun.connections.services import NodeServices, build_bundle
 from modrun.errors import ConfigError
 from modrun.hostfns.base import LEVELS
 from modrun.hostfns.registry import default_host_functions
 from modrun.manifest.model import EMPTY, Manifest, find_manifest, load_manifest
 from modrun.metrics import NodeMetrics
+from modrun.models.providers import Inference
 from modrun.plugins.invoker import Invoker
 from modrun.plugins.manager import PluginManager
 from modrun.plugins.plugin import PluginOptions
+from modrun.secrets.redact import REDACTOR
+from modrun.secrets.sources import SecretSource, dotenv_files, load_dotenv_files
 from modrun.wasm.engine import WasmEngine
 
 log = logging.getLogger("modrun")
@@ -40,6 +45,9 @@ class Node:
         self.manifest_error: str | None = None
         self._manifest_stamp: Any = None
         self.host_functions = default_host_functions()
+        self.services = NodeServices()
+        self.resolved = ResolvedManifest()
+        self.secret_sources: list = []  # extra secret sources (AWS Secrets Manager)
         self.manager = PluginManager(Path(settings.plugins), self.engine, self._options(), self.metrics)
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
 
@@ -48,7 +56,8 @@ class Node:
             limits=self.settings.limits,
             host_functions=self.host_functions,
             log_level=LEVELS.index(_plugin_level(self.settings.log_level)),
-            config=self.manifest.plugin_config,
+            config=self.resolved.plugin_config,
+            services=self.services,
         )
 
     # -- loading ------------------------------------------------------------
@@ -58,9 +67,17 @@ class Node:
         self._reload_manifest()
         return self.manager.refresh()
 
+    def _app_dir(self) -> Path:
+        plugins = Path(self.settings.plugins)
+        return plugins if plugins.is_dir() else plugins.parent
+
     def _reload_manifest(self) -> None:
-        path = find_manifest(Path(self.settings.plugins))
-        stamp = _stat(path)
+        """Re-read the manifest and the .env files when any of them changed,
+        resolve secrets, and swap in new connection services."""
+        app = self._app_dir()
+        path = find_manifest(app)
+        env_files = dotenv_files(app, self.settings.environment)
+        stamp = (_stat(path), tuple(_stat(f) for f in env_files))
         if stamp == self._manifest_stamp:
             return
         self._manifest_stamp = stamp
@@ -69,11 +86,22 @@ class Node:
         except ConfigError as exc:
             self.manifest_error = str(exc)
             log.error("manifest: %s; the previous manifest stays in effect", exc)
-            return
-        if path is not None:
-            log.info("manifest %s %s", "reloaded" if self.manifest_path else "loaded", path)
-        self.manifest, self.manifest_path, self.manifest_error = manifest, path, None
+            manifest = self.manifest
+        else:
+            if path is not None:
+                log.info("manifest %s %s", "reloaded" if self.manifest_path else "loaded", path)
+            self.manifest, self.manifest_path, self.manifest_error = manifest, path, None
+        source = SecretSource(load_dotenv_files(env_files), extra=self.secret_sources)
+        resolved = resolve(manifest, source, self.settings.dgraph)
+        REDACTOR.set_secrets(resolved.secrets)
+        for missing in resolved.missing:
+            log.warning("secret %s", missing)
+        self.services.replace(build_bundle(resolved, self.settings.model_host, self.record_inference))
+        self.resolved = resolved
         self.manager.set_options(self._options())
+
+    def record_inference(self, inference: Inference) -> None:
+        self.metrics.inference(inference.model, inference.status, inference.duration_ms / 1000)
 
     def load_errors(self) -> dict[str, str]:
         errors = dict(self.manager.catalog.load_errors)
@@ -104,6 +132,7 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reloader
             self.invoker.shutdown()
+            self.services.close()
 
     def asgi(self) -> Any:
         from modrun.api.app import NodeApp

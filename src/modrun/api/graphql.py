@@ -37,11 +37,13 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from modrun.api.rest import log_dicts
 from modrun.errors import CallFailed
 from modrun.plugins import naming
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import ObjectType, Signature, TypeRef
+from modrun.secrets.redact import REDACTOR
 
 if TYPE_CHECKING:
     pass
@@ -213,9 +215,9 @@ def _resolver(fn: Function) -> Callable[..., Any]:
         try:
             result = await ctx["node"].invoker.acall(plugin, fn, data)
         except CallFailed as exc:
-            record["logs"] = [line.as_dict() for line in exc.logs]
+            record["logs"] = log_dicts(exc.logs)
             raise GraphQLError(
-                exc.message,
+                REDACTOR.scrub(exc.message),
                 extensions={
                     "kind": type(exc).__name__,
                     "plugin": fn.plugin,
@@ -223,7 +225,7 @@ def _resolver(fn: Function) -> Callable[..., Any]:
                 },
             ) from None
         record["durationMs"] = round(result.duration * 1000, 3)
-        record["logs"] = [line.as_dict() for line in result.logs]
+        record["logs"] = log_dicts(result.logs)
         return decode_output(fn.signature, result.output)
 
     return resolve

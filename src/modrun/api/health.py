@@ -25,6 +25,7 @@ def health_document(node: Node) -> dict:
         "functions": len(catalog.by_key),
         "loadErrors": node.load_errors(),
         "conflicts": [c.message for c in catalog.conflicts],
+        "warnings": list(node.resolved.missing),
         "generation": catalog.generation,
     }
 

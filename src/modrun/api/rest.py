@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import check_object
+from modrun.secrets.redact import REDACTOR
 
 if TYPE_CHECKING:
     from modrun.services import Node
@@ -70,12 +71,17 @@ async def respond(
 def error_body(
     message: str, *, function: str = "", plugin: str = "", kind: str = "", logs: list | None = None
 ) -> bytes:
-    doc: dict[str, Any] = {"error": message, "function": function, "plugin": plugin}
+    doc: dict[str, Any] = {"error": REDACTOR.scrub(message), "function": function, "plugin": plugin}
     if kind:
         doc["kind"] = kind
     if logs:
-        doc["logs"] = [line.as_dict() for line in logs]
+        doc["logs"] = log_dicts(logs)
     return json.dumps(doc).encode()
+
+
+def log_dicts(logs: list) -> list[dict[str, str]]:
+    """Call log lines as sent to clients, with secret values scrubbed."""
+    return [{"level": line.level, "message": REDACTOR.scrub(line.message)} for line in logs]
 
 
 def prepare_input(fn: Function, body: bytes, types: Any) -> bytes:

@@ -127,6 +127,23 @@ def serve(
             help="Trust X-Forwarded-For/-Proto (only behind a reverse proxy).",
         ),
     ] = False,
+    model_host: Annotated[
+        str | None,
+        typer.Option(
+            "--modelHost",
+            envvar="MODRUN_MODEL_HOST",
+            help="Base DNS of KServe model hosts: kserve models are reached at "
+            "http://<model>.<modelHost>/v1/models/<model>:predict.",
+        ),
+    ] = None,
+    dgraph: Annotated[
+        str,
+        typer.Option(
+            "--dgraph",
+            envvar="MODRUN_DGRAPH",
+            help="Dgraph Alpha HTTP URL for the default 'dgraph' connection.",
+        ),
+    ] = "http://localhost:8080",
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -146,6 +163,8 @@ def serve(
         max_input=_size(max_input),
         workers=workers,
         proxy_headers=proxy_headers,
+        model_host=model_host,
+        dgraph=dgraph,
     )
     setup_logging(jsonlogs, log_level)
     Node(settings).serve()

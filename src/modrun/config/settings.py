@@ -32,6 +32,8 @@ class ServeSettings:
     max_input: int = DEFAULT_MAX_INPUT
     workers: int = 32
     proxy_headers: bool = False
+    model_host: str | None = None
+    dgraph: str | None = "http://localhost:8080"
     environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 LEVELS = ("trace", "debug", "info", "warn", "error")
 
@@ -121,6 +121,7 @@ class GuestCall(Protocol):
     vars: VarStore
     state: CallState
     log_level: int
+    services: Any
 
     def read(self, handle: int) -> bytes: ...
     def write(self, data: bytes) -> int: ...

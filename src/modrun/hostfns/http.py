@@ -1,43 +1,35 @@
 """Extism's outbound HTTP (``http_request``, ``http_status_code``, ``http_headers``).
 
-Every request is checked against an allow-list of URL prefixes. The runtime core
-allows none; the manifest's http connections (see docs/host-functions.md) add
-entries. A refused request fails the call with a clear error naming the URL.
+Requests go through ``modrun.connections.http``: only URLs that match a
+manifest http connection are allowed, with its headers and query parameters
+added. Any status is passed back to the guest; a refused, failed or timed-out
+request fails the call with an error naming the URL the guest asked for.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from modrun.errors import HostFunctionError
 from modrun.hostfns.base import GuestCall, HostFunction
 from modrun.wasm.kernel import ENV_MODULE
 
 
-class HttpPolicy:
-    """Which URLs plugins may reach. Empty by default: everything is refused."""
-
-    def __init__(self, allowed_prefixes: Sequence[str] = ()) -> None:
-        self.allowed_prefixes = tuple(allowed_prefixes)
-
-    def check(self, url: str) -> None:
-        if not any(url.startswith(p) for p in self.allowed_prefixes):
-            raise HostFunctionError(f"HTTP request to {url} refused: no manifest connection allows this host")
-
-
-DENY_ALL = HttpPolicy()
-
-
 def http_request(call: GuestCall, request: int, body: int) -> int:
     try:
         spec = json.loads(call.read(request))
         url = str(spec["url"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HostFunctionError(f"malformed http_request: {exc}") from exc
-    policy: HttpPolicy = getattr(call, "http_policy", DENY_ALL)
-    policy.check(url)
-    raise HostFunctionError(f"HTTP request to {url} refused: outbound HTTP is not configured")
+        method = str(spec.get("method") or "GET").upper()
+        headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise HostFunctionError(f"malformed http_request: {exc}") from None
+    services = getattr(call, "services", None)
+    if services is None:
+        raise HostFunctionError(f"HTTP request to {url} refused: no manifest connection allows this host")
+    result = services.current.http.request(method, url, headers, call.read(body) if body else None)
+    call.state.http_status = result.status
+    call.state.http_headers = json.dumps(result.headers).encode()
+    return call.write(result.body)
 
 
 def http_status_code(call: GuestCall) -> int:

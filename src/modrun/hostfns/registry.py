@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from modrun.hostfns import assemblyscript, env, http
+from modrun.hostfns import assemblyscript, dgraph, env, http, models, sql
 from modrun.hostfns.base import HostFunction
 
 
 def default_host_functions() -> dict[tuple[str, str], HostFunction]:
-    return {(f.module, f.name): f for f in (*env.FUNCTIONS, *http.FUNCTIONS, *assemblyscript.FUNCTIONS)}
+    groups = (env, http, assemblyscript, models, sql, dgraph)
+    return {(f.module, f.name): f for group in groups for f in group.FUNCTIONS}

@@ -1,23 +1,96 @@
-"""Manifest structure and loading, with errors that name file, path and reason."""
+"""Manifest structure and loading, with errors that name file, JSON path and reason.
+
+``modrun.json`` (or the legacy ``hypermode.json``) in the plugins directory.
+Top-level keys: ``connections``, ``models``, ``plugins`` (and, in legacy
+manifests, ``hosts``: http connections under their old name). Values may hold
+``{{SECRET}}`` placeholders; they are resolved by ``modrun.secrets``.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modrun.errors import ConfigError
 from modrun.manifest import jsonc
 
 MANIFEST_NAMES = ("modrun.json", "hypermode.json")
+NAME_PATTERN = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+_NAME = re.compile(NAME_PATTERN)
 
 
-class PluginEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    config: dict[str, str] = Field(default_factory=dict)
+
+class HttpConnection(_Strict):
+    """An HTTP API plugins and models may call. ``baseUrl`` allows every URL
+    under it; ``endpoint`` allows exactly one URL."""
+
+    type: Literal["http"] = "http"
+    base_url: str | None = Field(None, alias="baseUrl", description="URL prefix, ending with /")
+    endpoint: str | None = Field(None, description="A single allowed URL")
+    headers: dict[str, str] = Field(default_factory=dict, description="Added to every request")
+    query_parameters: dict[str, str] = Field(
+        default_factory=dict, alias="queryParameters", description="Added to every request URL"
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> HttpConnection:
+        if (self.base_url is None) == (self.endpoint is None):
+            raise ValueError("give exactly one of baseUrl or endpoint")
+        if self.base_url is not None and not self.base_url.endswith("/"):
+            raise ValueError("baseUrl must end with /")
+        for url in (self.base_url, self.endpoint):
+            if url is not None and not re.match(r"^https?://[^/]", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return self
+
+
+class PostgresConnection(_Strict):
+    type: Literal["postgresql"]
+    conn_string: str = Field(alias="connString", description="postgresql://user:pass@host:port/db")
+
+
+class MysqlConnection(_Strict):
+    type: Literal["mysql"]
+    conn_string: str = Field(alias="connString", description="mysql://user:pass@host:port/db")
+
+
+class DgraphConnection(_Strict):
+    """Dgraph over HTTP (DQL query, mutate, alter)."""
+
+    type: Literal["dgraph"]
+    url: str = Field(description="Dgraph Alpha HTTP URL, e.g. http://localhost:8080")
+    key: str | None = Field(None, description="API key (sent as Dg-Auth) or ACL token")
+
+
+Connection = Annotated[
+    HttpConnection | PostgresConnection | MysqlConnection | DgraphConnection, Field(discriminator="type")
+]
+
+Provider = Literal["openai", "kserve", "generic"]
+
+
+class ModelSpec(_Strict):
+    """A model functions may invoke by name."""
+
+    provider: Provider = Field(
+        "generic", description="openai (chat/embeddings), kserve (v1 predict) or generic JSON POST"
+    )
+    source_model: str = Field("", alias="sourceModel", description="The provider's model name")
+    connection: str | None = Field(None, description="An http connection to reach it")
+    path: str = Field("", description="Appended to the connection's baseUrl")
+    timeout: float = Field(60.0, gt=0, description="Seconds per attempt")
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts on 429/5xx/network errors")
+
+
+class PluginEntry(_Strict):
+    config: dict[str, str] = Field(default_factory=dict, description="Values read with Extism config_get")
 
     @field_validator("config", mode="before")
     @classmethod
@@ -27,10 +100,47 @@ class PluginEntry(BaseModel):
         return value
 
 
-class Manifest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class Manifest(_Strict):
+    schema_: str | None = Field(None, alias="$schema")
+    connections: dict[str, Connection] = Field(default_factory=dict)
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
     plugins: dict[str, PluginEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_hosts(cls, data: Any) -> Any:
+        """``hosts`` (seed 000's hypermode.json) are http connections."""
+        if isinstance(data, dict) and "hosts" in data:
+            data = dict(data)
+            hosts = data.pop("hosts")
+            if not isinstance(hosts, dict):
+                raise ValueError("hosts must be an object")
+            connections = dict(data.get("connections") or {})
+            for name, host in hosts.items():
+                if isinstance(host, dict):
+                    connections.setdefault(name, {"type": "http", **host})
+            data["connections"] = connections
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> Manifest:
+        for kind, names in (("connection", self.connections), ("model", self.models)):
+            for name in names:
+                if len(name) > 63 or not _NAME.match(name):
+                    raise ValueError(
+                        f"{kind} name {name!r}: use letters, digits and single hyphens, at most 63 characters"
+                    )
+        for name, model in self.models.items():
+            if model.connection is None:
+                if model.provider != "kserve":
+                    raise ValueError(f"models.{name}: needs a connection")
+                continue
+            conn = self.connections.get(model.connection)
+            if conn is None:
+                raise ValueError(f"models.{name}.connection: no connection named {model.connection!r}")
+            if not isinstance(conn, HttpConnection):
+                raise ValueError(f"models.{name}.connection: {model.connection!r} is not an http connection")
+        return self
 
     @property
     def plugin_config(self) -> dict[str, dict[str, str]]:
@@ -52,8 +162,26 @@ def find_manifest(app_dir: Path) -> Path | None:
 def _location(loc: tuple[Any, ...]) -> str:
     path = "$"
     for part in loc:
+        if part in ("http", "postgresql", "mysql", "dgraph", "function-after[_one_target()]"):
+            continue  # discriminator tags pydantic adds to the location
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
+
+
+def _message(error: dict[str, Any]) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_manifest(text: str, origin: str) -> Manifest:
+    try:
+        doc = jsonc.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    try:
+        return Manifest.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_location(e['loc'])}: {_message(e)}" for e in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -61,12 +189,12 @@ def load_manifest(path: Path) -> Manifest:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        doc = jsonc.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    try:
-        return Manifest.model_validate(doc)
-    except ValidationError as exc:
-        problems = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    return parse_manifest(text, str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema (published as docs/manifest.schema.json)."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    schema["title"] = "modrun manifest"
+    schema["$id"] = "https://modrun.dev/schemas/manifest.json"
+    return schema

@@ -52,7 +52,7 @@ class PluginManager:
         return (
             source.fingerprint(),
             tuple(sorted(config.items())),
-            id(self.options.http_policy),
+            id(self.options.services),
             self.options.limits,
             self.options.log_level,
         )

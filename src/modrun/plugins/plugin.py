@@ -7,12 +7,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wasmtime import FuncType, ValType, WasmtimeError
 
 from modrun.errors import PluginLoadError, SchemaError
 from modrun.hostfns.base import HostFunction, VarStore
-from modrun.hostfns.http import DENY_ALL, HttpPolicy
 from modrun.plugins import naming
 from modrun.plugins.discovery import PluginSource
 from modrun.plugins.pool import RECYCLE_BYTES, InstancePool
@@ -48,7 +48,7 @@ class PluginOptions:
     limits: Limits = field(default_factory=Limits)
     host_functions: Mapping[tuple[str, str], HostFunction] = field(default_factory=dict)
     log_level: int = 2
-    http_policy: HttpPolicy = DENY_ALL
+    services: Any = None
     config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
@@ -105,7 +105,7 @@ class Plugin:
             config=dict(options.config.get(self.name, {})),
             vars=vars or VarStore(options.limits.max_var_bytes),
             log_level=options.log_level,
-            http_policy=options.http_policy,
+            services=options.services,
             uses_wasi=self.uses_wasi,
         )
         self._engine = engine

@@ -21,7 +21,6 @@ from wasmtime import FuncType, Linker, Memory, Module, Store, Trap, TrapCode, Va
 from modrun.errors import CallFailed, CallTimeout, GuestError, HostFunctionError, MemoryLimitExceeded
 from modrun.errors import Trap as TrapError
 from modrun.hostfns.base import CallState, HostFunction, MustRunOnThread, VarStore
-from modrun.hostfns.http import DENY_ALL, HttpPolicy
 from modrun.wasm import ffi
 from modrun.wasm import kernel as K
 from modrun.wasm.engine import WasmEngine
@@ -57,7 +56,7 @@ class InstanceEnv:
     config: Mapping[str, str] = field(default_factory=dict)
     vars: VarStore = field(default_factory=lambda: VarStore(1 << 20))
     log_level: int = 2
-    http_policy: HttpPolicy = DENY_ALL
+    services: Any = None
     uses_wasi: bool = False
 
 
@@ -68,7 +67,7 @@ class PluginInstance:
         self.config = env.config
         self.vars = env.vars
         self.log_level = env.log_level
-        self.http_policy = env.http_policy
+        self.services = env.services
         self.state = CallState(function="_initialize")
         self.broken = False
         self.calls = 0

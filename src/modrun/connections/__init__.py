@@ -1,0 +1,1 @@
+"""What functions can reach: HTTP APIs, SQL databases and Dgraph, as the manifest declares."""

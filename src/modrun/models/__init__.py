@@ -1,0 +1,1 @@
+"""Models functions invoke by name: providers reached over HTTP (and, later, executors)."""

@@ -1,0 +1,147 @@
+"""Invoking manifest models over HTTP: OpenAI-compatible, KServe v1, generic JSON.
+
+* ``openai``: POST the caller's JSON to ``<baseUrl><path>`` (default path
+  ``v1/chat/completions``; use ``v1/embeddings`` for embeddings), with
+  ``"model": sourceModel`` filled in when the caller left it out.
+* ``kserve``: POST to ``http://<model>.<--modelHost>/v1/models/<model>:predict``
+  when ``--modelHost`` is set (seed 001), else to the connection's
+  ``<baseUrl>v1/models/<sourceModel>:predict``.
+* ``generic``: POST the caller's JSON to the connection's endpoint (or
+  ``<baseUrl><path>``) and return the JSON answer.
+
+Every attempt has the model's timeout; 429, 5xx and network failures are
+retried up to ``retries`` times with exponential backoff (honouring a short
+``Retry-After``). Failures become errors for the calling function.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modrun.connections.http import HttpConnections
+from modrun.errors import HostFunctionError
+from modrun.manifest.model import ModelSpec
+
+BACKOFF = 0.2
+MAX_RETRY_AFTER = 10.0
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One model invocation, as recorded in the inference history."""
+
+    model: str
+    provider: str
+    source_model: str
+    input: Any
+    output: Any
+    started_at: float
+    duration_ms: float
+    status: str
+    error: str | None
+    attempts: int
+
+
+class ModelInvoker:
+    def __init__(
+        self,
+        models: Mapping[str, ModelSpec],
+        http: HttpConnections,
+        model_host: str | None = None,
+        on_inference: Callable[[Inference], None] | None = None,
+    ) -> None:
+        self.models = dict(models)
+        self.http = http
+        self.model_host = model_host
+        self.on_inference = on_inference
+
+    def url(self, name: str, spec: ModelSpec) -> str:
+        source = spec.source_model or name
+        if spec.provider == "kserve" and self.model_host:
+            return f"http://{name}.{self.model_host}/v1/models/{name}:predict"
+        target = self.http.targets.get(spec.connection or "")
+        if target is None:
+            raise HostFunctionError(f"model {name!r}: connection {spec.connection!r} is not available")
+        if target.endpoint is not None:
+            return target.endpoint
+        path = spec.path or {"openai": "v1/chat/completions", "kserve": f"v1/models/{source}:predict"}.get(
+            spec.provider, ""
+        )
+        return (target.base_url or "") + path.lstrip("/")
+
+    def invoke(self, name: str, payload: Any) -> Any:
+        spec = self.models.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise HostFunctionError(f"no model named {name!r} in the manifest (have: {known})")
+        if spec.provider == "openai" and isinstance(payload, dict) and spec.source_model:
+            payload = {"model": spec.source_model, **payload}
+        url = self.url(name, spec)
+        body = json.dumps(payload).encode()
+        started = time.time()
+        t0 = time.perf_counter()
+        output: Any = None
+        error: str | None = None
+        attempts = 0
+        try:
+            output, attempts = self._post(name, spec, url, body)
+            return output
+        except HostFunctionError as exc:
+            error = str(exc)
+            raise
+        finally:
+            if self.on_inference is not None:
+                self.on_inference(
+                    Inference(
+                        name,
+                        spec.provider,
+                        spec.source_model,
+                        payload,
+                        output,
+                        started,
+                        (time.perf_counter() - t0) * 1000,
+                        "error" if error else "ok",
+                        error,
+                        attempts,
+                    )
+                )
+
+    def _post(self, name: str, spec: ModelSpec, url: str, body: bytes) -> tuple[Any, int]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        last = ""
+        for attempt in range(spec.retries + 1):
+            delay = BACKOFF * (2**attempt) * (0.5 + random.random())
+            try:
+                result = self._send(url, headers, body, spec.timeout)
+            except HostFunctionError as exc:
+                if "refused" in str(exc):
+                    raise
+                last = str(exc)
+            else:
+                if result.status < 400:
+                    try:
+                        return json.loads(result.body), attempt + 1
+                    except ValueError:
+                        raise HostFunctionError(
+                            f"model {name!r}: answer is not JSON (HTTP {result.status})"
+                        ) from None
+                excerpt = result.body[:300].decode("utf-8", "replace")
+                last = f"HTTP {result.status}: {excerpt}"
+                if result.status != 429 and result.status < 500:
+                    raise HostFunctionError(f"model {name!r} failed: {last}")
+                retry_after = result.headers.get("retry-after", "")
+                if retry_after.replace(".", "", 1).isdigit():
+                    delay = min(float(retry_after), MAX_RETRY_AFTER)
+            if attempt < spec.retries:
+                time.sleep(delay)
+        raise HostFunctionError(f"model {name!r} failed after {spec.retries + 1} attempts: {last}")
+
+    def _send(self, url: str, headers: dict[str, str], body: bytes, timeout: float):
+        if self.model_host and url.startswith("http://") and self.model_host in url.split("/")[2]:
+            return self.http.request_unchecked("POST", url, headers, body, timeout)
+        return self.http.request("POST", url, headers, body, timeout)

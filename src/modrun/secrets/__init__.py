@@ -1,0 +1,1 @@
+"""Secrets: ``{{NAME}}`` placeholders, where their values come from, redaction."""

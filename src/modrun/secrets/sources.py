@@ -1,0 +1,85 @@
+"""Where secret values come from, and in which order they are looked up.
+
+For a placeholder ``{{NAME}}`` in connection (or plugin) ``SCOPE`` these
+variable names are tried, first hit wins (SCOPE and NAME upper-cased, ``-``
+becoming ``_``):
+
+1. ``MODRUN_<SCOPE>_<NAME>``
+2. ``HYPERMODE_<SCOPE>_<NAME>`` (the seeds' convention)
+3. ``HYP_MODEL_KEY_<MODEL>`` for ``{{API_KEY}}`` in the connection of model MODEL
+4. ``OPENAI_API_KEY`` for ``{{API_KEY}}`` in a connection named ``openai``
+5. any extra source (AWS Secrets Manager with ``--useAwsSecrets``)
+
+Each variable name is looked up in the process environment first, then in
+the app directory's ``.env.<ENVIRONMENT>.local``, ``.env.<ENVIRONMENT>``,
+``.env.local`` and ``.env`` (in that order). ``ENVIRONMENT`` defaults to ``dev``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+
+def env_key(text: str) -> str:
+    return text.upper().replace("-", "_").replace(".", "_")
+
+
+def dotenv_files(app_dir: Path, environment: str) -> list[Path]:
+    names = [f".env.{environment}.local", f".env.{environment}", ".env.local", ".env"]
+    return [app_dir / name for name in names]
+
+
+def load_dotenv_files(files: Iterable[Path]) -> dict[str, str]:
+    """Merged values; earlier files win."""
+    merged: dict[str, str] = {}
+    for path in files:
+        if path.is_file():
+            for key, value in dotenv_values(path).items():
+                if value is not None:
+                    merged.setdefault(key, value)
+    return merged
+
+
+def candidate_names(scope: str, name: str, models: Sequence[str] = ()) -> list[str]:
+    scope_key, name_key = env_key(scope), env_key(name)
+    names = [f"MODRUN_{scope_key}_{name_key}", f"HYPERMODE_{scope_key}_{name_key}"]
+    if name_key == "API_KEY":
+        names += [f"HYP_MODEL_KEY_{env_key(m)}" for m in models]
+        if scope_key == "OPENAI":
+            names.append("OPENAI_API_KEY")
+    return names
+
+
+class SecretSource:
+    """Looks secrets up by the rules above."""
+
+    def __init__(
+        self,
+        dotenv: Mapping[str, str],
+        environ: Mapping[str, str] | None = None,
+        extra: Sequence[Callable[[str, str], str | None]] = (),
+    ) -> None:
+        self.dotenv = dict(dotenv)
+        self.environ = os.environ if environ is None else environ
+        self.extra = list(extra)
+
+    def variable(self, key: str) -> str | None:
+        value = self.environ.get(key)
+        return value if value is not None else self.dotenv.get(key)
+
+    def lookup(self, scope: str, name: str, models: Sequence[str] = ()) -> tuple[str | None, list[str]]:
+        """(value or None, the variable names tried)."""
+        tried = candidate_names(scope, name, models)
+        for key in tried:
+            value = self.variable(key)
+            if value is not None:
+                return value, tried
+        for source in self.extra:
+            value = source(scope, name)
+            if value is not None:
+                return value, tried
+        return None, tried
