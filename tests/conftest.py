@@ -73,3 +73,69 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory, built_dir: Path):
     storage = tmp_path_factory.mktemp("sandbox-storage")
     with ModrunServer(app, storage, "--noreload", "--timeout", "1s", "--maxMemory", "32MiB") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def bridge_wasm(built_dir: Path) -> Path:
+    return build_c(TEST_SOURCES / "bridge.c", built_dir / "bridge.wasm")
+
+
+def _serve_script(script: str, tmp_path_factory: pytest.TempPathFactory):
+    import subprocess
+    import sys
+
+    import httpx
+
+    from support import free_port, wait_until
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("server-log") / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "servers" / script), str(port)],
+                                stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/_log", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=20, what=f"{script} on {url}")
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory):
+    """OpenAI-compatible / KServe / echo server (tests/servers/apis.py)."""
+    proc, url = _serve_script("apis.py", tmp_path_factory)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dgraph_server(tmp_path_factory: pytest.TempPathFactory):
+    proc, url = _serve_script("dgraph.py", tmp_path_factory)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from databases import PrivatePostgres
+
+    pg = PrivatePostgres()
+    pg.start()
+    yield pg
+    pg.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    from databases import MariaDB
+
+    db = MariaDB()
+    yield db
+    db.cleanup()

@@ -44,7 +44,9 @@ def _input(fn: Function, values: dict[str, Any]) -> bytes:
     sig = fn.signature
     if sig.input == "text":
         value = values.get(sig.params[0].name)
-        return b"" if value is None else str(value).encode()
+        if value is None:
+            return b""
+        return (value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))).encode()
     if sig.input == "none":
         return b""
     if sig.typed:

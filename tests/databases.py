@@ -1,0 +1,138 @@
+"""Real database servers for tests.
+
+* PostgreSQL: a private cluster made with ``initdb`` and run with ``pg_ctl``
+  on a free loopback port (as the ``postgres`` user when the tests run as
+  root, since PostgreSQL refuses to run as root). It can be stopped and
+  started again by tests.
+* MariaDB/MySQL: the machine's server on 127.0.0.1:3306 (root, no password)
+  when one answers; otherwise a private ``mariadbd`` on a free port.
+Neither is ever skipped: a missing binary is an error telling what to install.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from support import free_port
+
+
+def _as_owner(cmd: list[str], user: str) -> list[str]:
+    return ["runuser", "-u", user, "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    if not found:
+        raise RuntimeError(f"{name} not found: install PostgreSQL (apt-get install postgresql)")
+    return found[-1]
+
+
+class PrivatePostgres:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="modrun-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        subprocess.run(_as_owner([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                                  "--no-sync", "-E", "UTF8"], self.user), check=True, capture_output=True)
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                                  str(self.dir / "log"), "-w", "start"], self.user),
+                       check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                                 self.user), capture_output=True)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class MariaDB:
+    """root@127.0.0.1 on ``port``; ``database`` is created fresh for the run."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.dir: Path | None = None
+        self.database = f"modrun_test_{os.getpid()}"
+        if _port_open(3306) and self._usable(3306):
+            self.port = 3306
+        else:
+            self._start_private()
+        self._sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+
+    def _usable(self, port: int) -> bool:
+        try:
+            import pymysql
+
+            pymysql.connect(host="127.0.0.1", port=port, user="root", password="", connect_timeout=3).close()
+            return True
+        except Exception:
+            return False
+
+    def _start_private(self) -> None:
+        install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+        server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        if install is None or not Path(server).exists():
+            raise RuntimeError("MariaDB not found: install it (apt-get install mariadb-server)")
+        self.dir = Path(tempfile.mkdtemp(prefix="modrun-maria-"))
+        self.port = free_port()
+        subprocess.run([install, "--no-defaults", f"--datadir={self.dir}/data", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True)
+        self.proc = subprocess.Popen(
+            [server, "--no-defaults", f"--datadir={self.dir}/data", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.dir}/sock", "--user=root",
+             f"--pid-file={self.dir}/pid"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not (_port_open(self.port) and self._usable(self.port)):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("private mariadbd did not start")
+            time.sleep(0.2)
+
+    def _sql(self, statement: str) -> None:
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="", autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute(statement)
+        conn.close()
+
+    @property
+    def dsn(self) -> str:
+        return f"mysql://root:@127.0.0.1:{self.port}/{self.database}"
+
+    def cleanup(self) -> None:
+        try:
+            self._sql(f"DROP DATABASE IF EXISTS {self.database}")
+        except Exception:
+            pass
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
