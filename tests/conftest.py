@@ -91,8 +91,11 @@ def _serve_script(script: str, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     log = tmp_path_factory.mktemp("server-log") / "log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "servers" / script), str(port)],
-                                stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "servers" / script), str(port)],
+            stdout=out,
+            stderr=out,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

@@ -28,7 +28,9 @@ def _as_owner(cmd: list[str], user: str) -> list[str]:
 
 
 def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or (
+        [shutil.which(name)] if shutil.which(name) else []
+    )
     if not found:
         raise RuntimeError(f"{name} not found: install PostgreSQL (apt-get install postgresql)")
     return found[-1]
@@ -42,8 +44,25 @@ class PrivatePostgres:
         self.user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
-        subprocess.run(_as_owner([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                                  "--no-sync", "-E", "UTF8"], self.user), check=True, capture_output=True)
+        subprocess.run(
+            _as_owner(
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+                self.user,
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     @property
     def dsn(self) -> str:
@@ -51,13 +70,30 @@ class PrivatePostgres:
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
-                                  str(self.dir / "log"), "-w", "start"], self.user),
-                       check=True, capture_output=True)
+        subprocess.run(
+            _as_owner(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.dir / "log"),
+                    "-w",
+                    "start",
+                ],
+                self.user,
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
-        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
-                                 self.user), capture_output=True)
+        subprocess.run(
+            _as_owner([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], self.user),
+            capture_output=True,
+        )
 
     def cleanup(self) -> None:
         self.stop()
@@ -99,14 +135,31 @@ class MariaDB:
             raise RuntimeError("MariaDB not found: install it (apt-get install mariadb-server)")
         self.dir = Path(tempfile.mkdtemp(prefix="modrun-maria-"))
         self.port = free_port()
-        subprocess.run([install, "--no-defaults", f"--datadir={self.dir}/data", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={self.dir}/data",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
         self.proc = subprocess.Popen(
-            [server, "--no-defaults", f"--datadir={self.dir}/data", f"--port={self.port}",
-             "--bind-address=127.0.0.1", f"--socket={self.dir}/sock", "--user=root",
-             f"--pid-file={self.dir}/pid"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                server,
+                "--no-defaults",
+                f"--datadir={self.dir}/data",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.dir}/sock",
+                "--user=root",
+                f"--pid-file={self.dir}/pid",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         while not (_port_open(self.port) and self._usable(self.port)):

@@ -15,31 +15,69 @@ from support import ModrunServer
 def served(app_dir, storage, bridge_wasm, api_server):
     manifest = {
         "connections": {
-            "echo-api": {"type": "http", "baseUrl": f"{api_server}/echo/",
-                         "headers": {"Authorization": "Bearer {{TOKEN}}"},
-                         "queryParameters": {"key": "{{QKEY}}"}},
+            "echo-api": {
+                "type": "http",
+                "baseUrl": f"{api_server}/echo/",
+                "headers": {"Authorization": "Bearer {{TOKEN}}"},
+                "queryParameters": {"key": "{{QKEY}}"},
+            },
             "status-api": {"type": "http", "endpoint": f"{api_server}/status/404"},
-            "openai": {"type": "http", "baseUrl": f"{api_server}/v1/",
-                       "headers": {"Authorization": "Bearer {{API_KEY}}"}},
+            "openai": {
+                "type": "http",
+                "baseUrl": f"{api_server}/v1/",
+                "headers": {"Authorization": "Bearer {{API_KEY}}"},
+            },
             "kserve": {"type": "http", "baseUrl": f"{api_server}/v1/models/"},
         },
         "models": {
-            "chat": {"provider": "openai", "sourceModel": "gpt-test", "connection": "openai",
-                     "path": "chat/completions"},
-            "embed": {"provider": "openai", "sourceModel": "embed-test", "connection": "openai",
-                      "path": "embeddings"},
-            "flaky": {"provider": "openai", "sourceModel": "flaky-1", "connection": "openai",
-                      "path": "chat/completions", "retries": 3},
-            "broken": {"provider": "openai", "sourceModel": "broken", "connection": "openai",
-                       "path": "chat/completions", "retries": 1},
-            "slow": {"provider": "openai", "sourceModel": "slow", "connection": "openai",
-                     "path": "chat/completions", "timeout": 0.5, "retries": 0},
-            "adder": {"provider": "kserve", "sourceModel": "adder", "connection": "kserve",
-                      "path": "adder:predict"},
+            "chat": {
+                "provider": "openai",
+                "sourceModel": "gpt-test",
+                "connection": "openai",
+                "path": "chat/completions",
+            },
+            "embed": {
+                "provider": "openai",
+                "sourceModel": "embed-test",
+                "connection": "openai",
+                "path": "embeddings",
+            },
+            "flaky": {
+                "provider": "openai",
+                "sourceModel": "flaky-1",
+                "connection": "openai",
+                "path": "chat/completions",
+                "retries": 3,
+            },
+            "broken": {
+                "provider": "openai",
+                "sourceModel": "broken",
+                "connection": "openai",
+                "path": "chat/completions",
+                "retries": 1,
+            },
+            "slow": {
+                "provider": "openai",
+                "sourceModel": "slow",
+                "connection": "openai",
+                "path": "chat/completions",
+                "timeout": 0.5,
+                "retries": 0,
+            },
+            "adder": {
+                "provider": "kserve",
+                "sourceModel": "adder",
+                "connection": "kserve",
+                "path": "adder:predict",
+            },
         },
     }
     make_app(app_dir, bridge_wasm, manifest)
-    env = {"MODRUN_ECHO_API_TOKEN": "tok-123", "HYPERMODE_ECHO_API_QKEY": "q-456", "OPENAI_API_KEY": "sk-test"}
+    env = {
+        "MODRUN_ECHO_API_TOKEN": "tok-123",
+        "HYPERMODE_ECHO_API_QKEY": "q-456",
+        "OPENAI_API_KEY": "sk-test",
+    }
     httpx.post(api_server + "/_reset")
     with ModrunServer(app_dir, storage, "--noreload", env=env) as server, server.client() as c:
         yield server, c
@@ -47,8 +85,15 @@ def served(app_dir, storage, bridge_wasm, api_server):
 
 def test_allowed_request_gets_connection_headers_and_query(served, api_server):
     _server, c = served
-    status, text = fetch(c, {"url": f"{api_server}/echo/items?page=2", "method": "POST",
-                             "headers": {"X-Custom": "yes", "authorization": "guest-value"}}, b"payload")
+    status, text = fetch(
+        c,
+        {
+            "url": f"{api_server}/echo/items?page=2",
+            "method": "POST",
+            "headers": {"X-Custom": "yes", "authorization": "guest-value"},
+        },
+        b"payload",
+    )
     assert status == 200
     echoed = json.loads(text)
     assert echoed["method"] == "POST" and echoed["body"] == "payload"
@@ -129,7 +174,9 @@ def test_model_errors_appear_in_call_logs(served):
 def test_model_host_builds_kserve_urls(app_dir, storage, bridge_wasm):
     manifest = {"models": {"sentiment": {"provider": "kserve"}}}
     make_app(app_dir, bridge_wasm, manifest)
-    with ModrunServer(app_dir, storage, "--noreload", "--modelHost", "models.invalid") as server, \
-            server.client() as c:
+    with (
+        ModrunServer(app_dir, storage, "--noreload", "--modelHost", "models.invalid") as server,
+        server.client() as c,
+    ):
         doc = envelope(c, "model", {"model": "sentiment", "input": {"instances": [1]}})
     assert "http://sentiment.models.invalid/v1/models/sentiment:predict" in doc["error"]

@@ -27,15 +27,23 @@ COUNTERS: dict[str, int] = {}
 
 
 def _record(request: Request, body: bytes) -> None:
-    LOG.append({
-        "method": request.method, "path": request.url.path, "query": str(request.url.query),
-        "headers": dict(request.headers), "body": body.decode("utf-8", "replace"),
-    })
+    LOG.append(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": str(request.url.query),
+            "headers": dict(request.headers),
+            "body": body.decode("utf-8", "replace"),
+        }
+    )
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": None}},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": {"message": message, "type": "invalid_request_error", "code": None}},
+        status_code=status,
+        headers=headers,
+    )
 
 
 async def _failure(model: str) -> JSONResponse | None:
@@ -65,14 +73,27 @@ async def chat(request: Request) -> Response:
         return failure
     prompt = str(messages[-1].get("content", ""))
     answer = f"echo: {prompt}"
-    return JSONResponse({
-        "id": "chatcmpl-" + hashlib.sha1(body).hexdigest()[:24], "object": "chat.completion",
-        "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(answer.split()),
-                  "total_tokens": len(prompt.split()) + len(answer.split())},
-    })
+    return JSONResponse(
+        {
+            "id": "chatcmpl-" + hashlib.sha1(body).hexdigest()[:24],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(answer.split()),
+                "total_tokens": len(prompt.split()) + len(answer.split()),
+            },
+        }
+    )
 
 
 async def embeddings(request: Request) -> Response:
@@ -87,11 +108,22 @@ async def embeddings(request: Request) -> Response:
     failure = await _failure(doc["model"])
     if failure is not None:
         return failure
-    data = [{"object": "embedding", "index": i,
-             "embedding": [b / 255 for b in hashlib.sha256(str(t).encode()).digest()[:8]]}
-            for i, t in enumerate(texts)]
-    return JSONResponse({"object": "list", "data": data, "model": doc["model"],
-                         "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}})
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": [b / 255 for b in hashlib.sha256(str(t).encode()).digest()[:8]],
+        }
+        for i, t in enumerate(texts)
+    ]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": doc["model"],
+            "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+        }
+    )
 
 
 async def predict(request: Request) -> Response:
@@ -108,9 +140,15 @@ async def predict(request: Request) -> Response:
 async def echo(request: Request) -> Response:
     body = await request.body()
     _record(request, body)
-    return JSONResponse({"method": request.method, "path": request.url.path,
-                         "query": dict(request.query_params), "headers": dict(request.headers),
-                         "body": body.decode("utf-8", "replace")})
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": dict(request.query_params),
+            "headers": dict(request.headers),
+            "body": body.decode("utf-8", "replace"),
+        }
+    )
 
 
 async def status(request: Request) -> Response:
@@ -128,15 +166,17 @@ async def reset(_request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-app = Starlette(routes=[
-    Route("/v1/chat/completions", chat, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/v1/models/{name}:predict", predict, methods=["POST"]),
-    Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
-    Route("/status/{code:int}", status),
-    Route("/_log", log),
-    Route("/_reset", reset, methods=["POST"]),
-])
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models/{name}:predict", predict, methods=["POST"]),
+        Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
+        Route("/status/{code:int}", status),
+        Route("/_log", log),
+        Route("/_reset", reset, methods=["POST"]),
+    ]
+)
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

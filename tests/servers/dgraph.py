@@ -27,8 +27,14 @@ LOG: list[dict] = []
 
 
 def _record(request: Request, body: bytes) -> None:
-    LOG.append({"path": request.url.path, "query": str(request.url.query),
-                "headers": dict(request.headers), "body": body.decode("utf-8", "replace")})
+    LOG.append(
+        {
+            "path": request.url.path,
+            "query": str(request.url.query),
+            "headers": dict(request.headers),
+            "body": body.decode("utf-8", "replace"),
+        }
+    )
 
 
 def _extensions() -> dict:
@@ -46,8 +52,17 @@ async def query(request: Request) -> JSONResponse:
     else:
         return JSONResponse({"errors": [{"message": f"Unsupported content type {ctype}"}]}, status_code=400)
     if "syntax error" in text:
-        return JSONResponse({"errors": [{"message": "line 1 column 3: Unrecognized character",
-                                         "extensions": {"code": "ErrorInvalidRequest"}}], "data": None})
+        return JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": "line 1 column 3: Unrecognized character",
+                        "extensions": {"code": "ErrorInvalidRequest"},
+                    }
+                ],
+                "data": None,
+            }
+        )
     block = re.search(r"\{\s*(\w+)\s*\(", text)
     return JSONResponse({"data": {block.group(1) if block else "q": NODES}, "extensions": _extensions()})
 
@@ -66,8 +81,12 @@ async def mutate(request: Request) -> JSONResponse:
         uids[blank] = uid
     for item in doc.get("delete", []):
         NODES[:] = [n for n in NODES if n["uid"] != item.get("uid")]
-    return JSONResponse({"data": {"code": "Success", "message": "Done", "queries": None, "uids": uids},
-                         "extensions": _extensions()})
+    return JSONResponse(
+        {
+            "data": {"code": "Success", "message": "Done", "queries": None, "uids": uids},
+            "extensions": _extensions(),
+        }
+    )
 
 
 async def alter(request: Request) -> JSONResponse:
@@ -87,12 +106,14 @@ async def log(_request: Request) -> JSONResponse:
     return JSONResponse(LOG)
 
 
-app = Starlette(routes=[
-    Route("/query", query, methods=["POST"]),
-    Route("/mutate", mutate, methods=["POST"]),
-    Route("/alter", alter, methods=["POST"]),
-    Route("/_log", log),
-])
+app = Starlette(
+    routes=[
+        Route("/query", query, methods=["POST"]),
+        Route("/mutate", mutate, methods=["POST"]),
+        Route("/alter", alter, methods=["POST"]),
+        Route("/_log", log),
+    ]
+)
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -17,6 +17,7 @@ import httpx
 
 from modrun.connections.resolve import HttpTarget
 from modrun.errors import HostFunctionError
+from modrun.secrets.redact import REDACTOR
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -55,6 +56,9 @@ class HttpConnections:
             raise HostFunctionError(f"HTTP request to {url} refused: no manifest connection allows this host")
         merged = {k: v for k, v in headers.items() if k.lower() not in {h.lower() for h in target.headers}}
         merged.update(target.headers)
+        # surrounding whitespace is not part of a header value (RFC 9110 5.5); a
+        # missing secret can leave "Bearer " behind
+        merged = {k: v.strip() for k, v in merged.items()}
         if target.query:
             url = url + ("&" if "?" in url else "?") + urlencode(target.query)
         return url, merged
@@ -97,7 +101,8 @@ class HttpConnections:
         except httpx.TimeoutException:
             raise HostFunctionError(f"HTTP request to {url} timed out after {timeout:g}s") from None
         except httpx.HTTPError as exc:
-            raise HostFunctionError(f"HTTP request to {url} failed: {type(exc).__name__}") from None
+            reason = REDACTOR.scrub(f"{type(exc).__name__}: {exc}")
+            raise HostFunctionError(f"HTTP request to {url} failed: {reason}") from None
         return HttpResult(response.status_code, dict(response.headers), response.content)
 
     def close(self) -> None:

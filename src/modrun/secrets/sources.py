@@ -1,18 +1,20 @@
 """Where secret values come from, and in which order they are looked up.
 
 For a placeholder ``{{NAME}}`` in connection (or plugin) ``SCOPE`` these
-variable names are tried, first hit wins (SCOPE and NAME upper-cased, ``-``
+variable names are accepted, in this order (SCOPE and NAME upper-cased, ``-``
 becoming ``_``):
 
 1. ``MODRUN_<SCOPE>_<NAME>``
 2. ``HYPERMODE_<SCOPE>_<NAME>`` (the seeds' convention)
 3. ``HYP_MODEL_KEY_<MODEL>`` for ``{{API_KEY}}`` in the connection of model MODEL
 4. ``OPENAI_API_KEY`` for ``{{API_KEY}}`` in a connection named ``openai``
-5. any extra source (AWS Secrets Manager with ``--useAwsSecrets``)
 
-Each variable name is looked up in the process environment first, then in
-the app directory's ``.env.<ENVIRONMENT>.local``, ``.env.<ENVIRONMENT>``,
-``.env.local`` and ``.env`` (in that order). ``ENVIRONMENT`` defaults to ``dev``.
+They are searched for first in the process environment, then in the app
+directory's ``.env.<ENVIRONMENT>.local``, ``.env.<ENVIRONMENT>``,
+``.env.local`` and ``.env`` (earlier files win; ``ENVIRONMENT`` defaults to
+``dev``), then in any extra source (AWS Secrets Manager with
+``--useAwsSecrets``). The first source holding any accepted name wins, so a
+variable set in the environment always beats the files.
 """
 
 from __future__ import annotations
@@ -67,17 +69,14 @@ class SecretSource:
         self.environ = os.environ if environ is None else environ
         self.extra = list(extra)
 
-    def variable(self, key: str) -> str | None:
-        value = self.environ.get(key)
-        return value if value is not None else self.dotenv.get(key)
-
     def lookup(self, scope: str, name: str, models: Sequence[str] = ()) -> tuple[str | None, list[str]]:
         """(value or None, the variable names tried)."""
         tried = candidate_names(scope, name, models)
-        for key in tried:
-            value = self.variable(key)
-            if value is not None:
-                return value, tried
+        for variables in (self.environ, self.dotenv):
+            for key in tried:
+                value = variables.get(key)
+                if value is not None:
+                    return value, tried
         for source in self.extra:
             value = source(scope, name)
             if value is not None:
