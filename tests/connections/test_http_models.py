@@ -152,7 +152,7 @@ def test_429_is_retried_until_success(served, api_server):
 
 
 def test_persistent_failure_and_timeout_reach_the_function_as_errors(served):
-    server, c = served
+    _server, c = served
     doc = envelope(c, "model", {"model": "broken", "input": {"messages": [{"role": "user", "content": "x"}]}})
     assert doc["error"].startswith("model 'broken' failed after 2 attempts: HTTP 503")
     doc = envelope(c, "model", {"model": "slow", "input": {"messages": [{"role": "user", "content": "x"}]}})
