@@ -25,6 +25,7 @@ system-deps:
 ## Rebuild every example plugin from its source.
 examples: system-deps
 	cd examples/hello-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	cd examples/connect-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	examples/textkit-c/build.sh
 
 lint: install

@@ -65,7 +65,7 @@ class Runtime:
         return self.node.load_errors()
 
     def close(self) -> None:
-        self.node.invoker.shutdown()
+        self.node.close()
 
     def __enter__(self) -> Runtime:
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -131,8 +132,14 @@ class Node:
                 reloader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reloader
-            self.invoker.shutdown()
-            self.services.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop workers, unload plugins, close connections (in that order)."""
+        self.invoker.shutdown()
+        self.manager.close()
+        self.services.close()
+        gc.collect()
 
     def asgi(self) -> Any:
         from modrun.api.app import NodeApp

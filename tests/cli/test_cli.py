@@ -113,7 +113,7 @@ def test_go_style_flags(style, examples_dir, storage):
     with server:
         assert httpx.post(server.url + "/functions/reverse", content="go").text == "og"
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    assert any(doc["message"].startswith("serving 11 functions from 2 plugins") for doc in lines)
+    assert any(doc["message"].startswith("serving 16 functions from 3 plugins") for doc in lines)
     assert all({"time", "level", "logger", "message"} <= set(doc) for doc in lines)
 
 
@@ -131,3 +131,15 @@ def test_restart_uses_the_compiled_module_cache(app_dir, storage):
     with ModrunServer(app_dir, storage, "--noreload") as second:
         assert httpx.post(second.url + "/functions/reverse", content="ab").text == "ba"
     assert "(compile cache," in second.log()
+
+
+def test_sigterm_shuts_down_cleanly_after_wasi_output(examples_dir, storage):
+    """WASI output once crashed the process at exit; every run must end with 0."""
+    for _ in range(3):
+        server = ModrunServer(examples_dir, storage, "--noreload").start()
+        with server.client() as c:
+            assert c.post("/functions/wordCount", content="a b").status_code == 200
+        assert server.stop() == 0, server.log()[-2000:]
+    for _ in range(3):
+        r = run_cli("call", "wordCount", "x", "--plugins", str(examples_dir), "--storagePath", str(storage))
+        assert r.returncode == 0, r.stderr[-2000:]

@@ -141,4 +141,4 @@ class Invoker:
         return CallResult(output, logs, elapsed, function)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)

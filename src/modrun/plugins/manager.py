@@ -57,6 +57,14 @@ class PluginManager:
             self.options.log_level,
         )
 
+    def close(self) -> None:
+        """Unload everything. Stores hold callbacks into Python (WASI output),
+        so they must be freed while the interpreter is fully alive."""
+        with self._lock:
+            catalog, self.catalog = self.catalog, Catalog({}, {})
+        for plugin in catalog.plugins.values():
+            plugin.pool.clear()
+
     def refresh(self) -> bool:
         """Rescan; returns True when the catalog changed."""
         with self._lock:

@@ -37,9 +37,12 @@ class InstancePool:
             return self._factory()
 
     def release(self, instance: PluginInstance) -> None:
-        if instance.broken or len(self._idle) >= self.max_idle:
-            return
-        if instance.memory_bytes() > self.recycle_bytes:
+        if (
+            instance.broken
+            or len(self._idle) >= self.max_idle
+            or (instance.memory_bytes() > self.recycle_bytes)
+        ):
+            instance.close()
             return
         self._idle.append(instance)
 
@@ -47,6 +50,12 @@ class InstancePool:
         """Keep an instance made at load time (it proved the plugin links)."""
         self.created += 1
         self.release(instance)
+
+    def clear(self) -> None:
+        """Drop every idle instance (their stores are freed now, not at exit)."""
+        idle, self._idle = self._idle, []
+        for instance in idle:
+            instance.close()
 
     @property
     def idle(self) -> int:

@@ -23,6 +23,7 @@ from modrun.errors import Trap as TrapError
 from modrun.hostfns.base import CallState, HostFunction, MustRunOnThread, VarStore
 from modrun.wasm import ffi
 from modrun.wasm import kernel as K
+from modrun.wasm.capture import OutputCapture
 from modrun.wasm.engine import WasmEngine
 from modrun.wasm.limits import Limits
 
@@ -94,9 +95,11 @@ class PluginInstance:
             if key in wanted:
                 ty = FuncType([_VALTYPES[p]() for p in hf.params], [_VALTYPES[r]() for r in hf.results])
                 linker.define(store, hf.module, hf.name, ffi.host_func(store, ty, self._bind(hf)))
+        self._capture: OutputCapture | None = None
         if env.uses_wasi:
             linker.define_wasi()
-            store.set_wasi(self._wasi_config())
+            self._capture = OutputCapture()
+            store.set_wasi(self._wasi_config(self._capture))
 
         # Buffers for the hot path, allocated once: arguments/results of the
         # call being made, and of calls host functions make into the kernel.
@@ -129,6 +132,14 @@ class PluginInstance:
 
     def call(self, export: str, data: bytes, state: CallState, deadline_ticks: int) -> bytes:
         """Run ``export`` on ``data``; raises a ``CallFailed`` subclass on failure."""
+        if self._capture is None:
+            return self._call(export, data, state, deadline_ticks)
+        try:
+            return self._call(export, data, state, deadline_ticks)
+        finally:
+            self._collect_output()
+
+    def _call(self, export: str, data: bytes, state: CallState, deadline_ticks: int) -> bytes:
         func = self._func_addrs[export]
         self.state = state
         self.calls += 1
@@ -293,15 +304,23 @@ class PluginInstance:
 
         return callback
 
-    def _wasi_config(self) -> WasiConfig:
+    @staticmethod
+    def _wasi_config(capture: OutputCapture) -> WasiConfig:
+        """No args, env, preopened directories or sockets; output to capture files."""
         config = WasiConfig()
-
-        def sink(stream: str):
-            def write(data: bytes) -> None:
-                self.state.write(stream, data)
-
-            return write
-
-        config.stdout_custom = sink("stdout")
-        config.stderr_custom = sink("stderr")
+        config.stdout_file = capture.paths["stdout"]
+        config.stderr_file = capture.paths["stderr"]
         return config
+
+    def _collect_output(self) -> None:
+        capture = self._capture
+        if capture is None:
+            return
+        for stream, data in capture.collect().items():
+            self.state.write(stream, data)
+        if capture.exhausted:
+            self.broken = True  # retire it: its output files only grow
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.close()
