@@ -43,6 +43,7 @@ test: install system-deps examples lint
 bench: install
 	$(BIN)/python bench/bench_calls.py
 	$(BIN)/python bench/bench_http.py
+	$(BIN)/python bench/bench_models.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules
