@@ -70,6 +70,7 @@ def served(app_dir, storage, bridge_wasm, api_server):
                 "connection": "kserve",
                 "path": "adder:predict",
             },
+            "generic": {"provider": "generic", "connection": "echo-api", "path": "score"},
         },
     }
     make_app(app_dir, bridge_wasm, manifest)
@@ -180,3 +181,12 @@ def test_model_host_builds_kserve_urls(app_dir, storage, bridge_wasm):
     ):
         doc = envelope(c, "model", {"model": "sentiment", "input": {"instances": [1]}})
     assert "http://sentiment.models.invalid/v1/models/sentiment:predict" in doc["error"]
+
+
+def test_generic_json_model(served, api_server):
+    _server, c = served
+    doc = envelope(c, "model", {"model": "generic", "input": {"text": "rate me"}})
+    echoed = doc["result"]
+    assert echoed["method"] == "POST" and echoed["path"] == "/echo/score"
+    assert json.loads(echoed["body"]) == {"text": "rate me"}  # sent as is, no "model" added
+    assert echoed["headers"]["authorization"] == "Bearer tok-123"  # the connection's headers apply
