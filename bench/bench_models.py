@@ -56,11 +56,21 @@ def main() -> int:
             app.mkdir()
             shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
             shutil.copy(REPO / "examples/connect-as/modrun.schema.json", app / "connect.schema.json")
-            (app / "modrun.json").write_text(json.dumps({
-                "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
-                "models": {"assistant": {"provider": "openai", "sourceModel": "bench",
-                                         "connection": "llm", "path": "chat/completions"}},
-            }))
+            (app / "modrun.json").write_text(
+                json.dumps(
+                    {
+                        "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
+                        "models": {
+                            "assistant": {
+                                "provider": "openai",
+                                "sourceModel": "bench",
+                                "connection": "llm",
+                                "path": "chat/completions",
+                            }
+                        },
+                    }
+                )
+            )
             runtime = Runtime(app, storage_path=Path(tmp) / "storage")
             client = httpx.Client(timeout=30)
             prompt = "How far is the moon?"

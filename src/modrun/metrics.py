@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 DURATION_BUCKETS = (
@@ -91,6 +92,32 @@ class _FunctionCollector(Collector):
         yield duration
 
 
+class _HistoryCollector(Collector):
+    def __init__(self, history: Any) -> None:
+        self._history = history
+
+    def collect(self) -> Iterator:
+        h = self._history
+        yield GaugeMetricFamily(
+            "modrun_inference_history_pending",
+            "Inference rows not yet in the database (queued or spooled)",
+            value=h.pending,
+        )
+        yield GaugeMetricFamily(
+            "modrun_inference_history_spooled",
+            "Inference rows waiting in the spool file",
+            value=h.spooled_rows,
+        )
+        yield CounterMetricFamily(
+            "modrun_inference_history_written", "Inference rows written to the database", value=h.written
+        )
+        yield CounterMetricFamily(
+            "modrun_inference_history_dropped",
+            "Inference rows lost (queue full or unwritable)",
+            value=h.dropped,
+        )
+
+
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -113,6 +140,11 @@ class NodeMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+
+    def attach_history(self, history: Any) -> None:
+        """Expose the inference-history writer's counts."""
+        if history is not None:
+            self.registry.register(_HistoryCollector(history))
 
     def inference(self, model: str, status: str, seconds: float) -> None:
         self.inferences.labels(model, status).inc()

@@ -12,13 +12,18 @@ import contextlib
 import gc
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from modrun.config.settings import ServeSettings
 from modrun.connections.resolve import ResolvedManifest, resolve
 from modrun.connections.services import NodeServices, build_bundle
+from modrun.db.engine import database_url, make_engine
+from modrun.db.history import InferenceHistory, plugin_id
+from modrun.db.migrate import ensure_schema
 from modrun.errors import ConfigError
 from modrun.hostfns.base import LEVELS
 from modrun.hostfns.registry import default_host_functions
@@ -45,6 +50,13 @@ class Node:
         self.manifest_path: Path | None = None
         self.manifest_error: str | None = None
         self._manifest_stamp: Any = None
+        self.db_url = database_url(settings.db, settings.storage_path)
+        self.db = make_engine(self.db_url)
+        self.schema = ensure_schema(self.db, self.db_url, settings.migrate)
+        self.history = (
+            InferenceHistory(self.db, Path(settings.storage_path) / "spool") if settings.history else None
+        )
+        self.metrics.attach_history(self.history)
         self.host_functions = default_host_functions()
         self.services = NodeServices()
         self.resolved = ResolvedManifest()
@@ -103,6 +115,26 @@ class Node:
 
     def record_inference(self, inference: Inference) -> None:
         self.metrics.inference(inference.model, inference.status, inference.duration_ms / 1000)
+        if self.history is None:
+            return
+        caller = inference.caller
+        self.history.record(
+            {
+                "id": uuid.uuid4(),
+                "model_hash": inference.model_hash,
+                "model_name": inference.model,
+                "input": inference.input,
+                "output": inference.output,
+                "started_at": datetime.fromtimestamp(inference.started_at, UTC),
+                "duration_ms": round(inference.duration_ms),
+                "plugin_id": plugin_id(caller.build_id) if caller and caller.build_id else None,
+                "plugin_build_id": caller.build_id if caller else None,
+                "plugin": caller.plugin if caller else None,
+                "function": caller.function if caller else None,
+                "status": inference.status,
+                "error": inference.error,
+            }
+        )
 
     def load_errors(self) -> dict[str, str]:
         errors = dict(self.manager.catalog.load_errors)
@@ -137,8 +169,11 @@ class Node:
     def close(self) -> None:
         """Stop workers, unload plugins, close connections (in that order)."""
         self.invoker.shutdown()
+        if self.history is not None:
+            self.history.close()
         self.manager.close()
         self.services.close()
+        self.db.dispose()
         gc.collect()
 
     def asgi(self) -> Any:

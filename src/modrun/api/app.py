@@ -16,6 +16,7 @@ from starlette.routing import Route
 from modrun import __version__
 from modrun.api.graphql_http import graphql_endpoint
 from modrun.api.health import health_endpoint
+from modrun.api.inferences import inferences_endpoint
 from modrun.api.lambda_ import lambda_endpoint
 from modrun.api.metrics import metrics_endpoint
 from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
@@ -56,6 +57,7 @@ def build_router(node: Node, lifespan: Any = None) -> Starlette:
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/graphql-worker", lambda_endpoint, methods=["POST"]),
             Route("/health", health_endpoint, methods=["GET"]),
+            Route("/inferences", inferences_endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,

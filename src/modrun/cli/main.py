@@ -12,7 +12,7 @@ from modrun import __version__
 from modrun.cli.flags import normalize
 from modrun.config.settings import DEFAULT_MAX_INPUT, DEFAULT_PORT, ServeSettings, default_storage_path
 from modrun.config.units import format_duration, format_size, parse_duration, parse_size
-from modrun.errors import ConfigError
+from modrun.errors import ConfigError, ModrunError
 from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT
 
 app = typer.Typer(
@@ -63,6 +63,14 @@ TimeoutOpt = Annotated[
         "--timeout",
         envvar="MODRUN_TIMEOUT",
         help="Per-call time limit (Go duration).",
+    ),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Metadata database URL (postgresql://...); default: SQLite in --storagePath. "
+        "Env: MODRUN_DB or HYPERMODE_METADATA_DB.",
     ),
 ]
 MemoryOpt = Annotated[
@@ -144,6 +152,11 @@ def serve(
             help="Dgraph Alpha HTTP URL for the default 'dgraph' connection.",
         ),
     ] = "http://localhost:8080",
+    db: DbOpt = None,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Migrate the metadata database's schema if it is behind.")
+    ] = False,
+    no_history: Annotated[bool, typer.Option("--noHistory", help="Do not record model inferences.")] = False,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -165,9 +178,17 @@ def serve(
         proxy_headers=proxy_headers,
         model_host=model_host,
         dgraph=dgraph,
+        db=db,
+        migrate=migrate,
+        history=not no_history,
     )
     setup_logging(jsonlogs, log_level)
-    Node(settings).serve()
+    try:
+        node = Node(settings)
+    except ModrunError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    node.serve()
 
 
 @app.command()
@@ -203,6 +224,144 @@ def call(
         max_memory=_size(max_memory),
     )
     raise typer.Exit(run_once(settings, function, data, quiet=quiet))
+
+
+migrate_app = typer.Typer(help="Metadata database schema migrations.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+
+def _engine(db: str | None, storage_path: Path):
+    from modrun.db.engine import database_url, make_engine
+
+    url = database_url(db, storage_path.expanduser())
+    return url, make_engine(url)
+
+
+@migrate_app.command("up")
+def migrate_up(
+    db: DbOpt = None,
+    storage_path: StorageOpt = default_storage_path(),
+    revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: all)."""
+    from modrun.db import migrate
+    from modrun.db.engine import display
+
+    url, engine = _engine(db, storage_path)
+    before = migrate.state(engine)
+    migrate.upgrade(engine, revision)
+    after = migrate.state(engine)
+    typer.echo(f"{display(url)}: {before.current or 'empty'} -> {after.current}")
+
+
+@migrate_app.command("down")
+def migrate_down(
+    db: DbOpt = None,
+    storage_path: StorageOpt = default_storage_path(),
+    revision: Annotated[str, typer.Option("--revision", help="Target revision; 'base' removes all.")] = "-1",
+) -> None:
+    """Revert migrations (default: the latest one)."""
+    from modrun.db import migrate
+    from modrun.db.engine import display
+
+    url, engine = _engine(db, storage_path)
+    before = migrate.state(engine)
+    migrate.downgrade(engine, revision)
+    after = migrate.state(engine)
+    typer.echo(f"{display(url)}: {before.current or 'empty'} -> {after.current or 'empty'}")
+
+
+@migrate_app.command("status")
+def migrate_status(db: DbOpt = None, storage_path: StorageOpt = default_storage_path()) -> None:
+    """Show the database's revision and what is pending. Exits 1 when not up to date."""
+    from modrun.db import migrate
+    from modrun.db.engine import display
+
+    url, engine = _engine(db, storage_path)
+    s = migrate.state(engine)
+    typer.echo(f"database: {display(url)}")
+    typer.echo(f"current:  {s.current or 'none'}")
+    typer.echo(f"latest:   {s.head}")
+    if not s.known:
+        typer.echo("status:   NEWER than this modrun")
+    elif s.up_to_date:
+        typer.echo("status:   up to date")
+    else:
+        typer.echo(f"pending:  {', '.join(s.pending())}")
+    raise typer.Exit(0 if s.up_to_date else 1)
+
+
+@migrate_app.command("new")
+def migrate_new(message: Annotated[str, typer.Argument(help="What the migration does.")]) -> None:
+    """Create the next numbered migration script (for modrun developers)."""
+    from modrun.db import migrate
+
+    typer.echo(str(migrate.new_revision(message)))
+
+
+@app.command()
+def inferences(
+    db: DbOpt = None,
+    storage_path: StorageOpt = default_storage_path(),
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    function: Annotated[str | None, typer.Option("--function")] = None,
+    plugin: Annotated[str | None, typer.Option("--plugin")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="ok or error")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 or Unix seconds")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO 8601 or Unix seconds")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="nextCursor of a previous page")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List recorded model inferences, newest first (the same as GET /inferences)."""
+    import json as jsonlib
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from modrun.db.queries import InferenceFilter, list_inferences, parse_time
+
+    _url, engine = _engine(db, storage_path)
+    try:
+        filters = InferenceFilter(
+            model=model,
+            function=function,
+            plugin=plugin,
+            status=status,
+            since=parse_time(since),
+            until=parse_time(until),
+        )
+        rows, next_cursor = list_inferences(engine, filters, limit, cursor)
+    except ModrunError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(jsonlib.dumps({"inferences": rows, "nextCursor": next_cursor}, indent=2))
+        return
+    table = Table(title=f"{len(rows)} inferences")
+    for column in ("started", "model", "plugin", "function", "ms", "status", "input", "output"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["startedAt"],
+            r["model"],
+            r["plugin"] or "",
+            r["function"] or "",
+            str(r["durationMs"]),
+            r["status"],
+            _short(r["input"]),
+            _short(r["output"] or r["error"]),
+        )
+    Console().print(table)
+    if next_cursor:
+        typer.echo(f"more: --cursor {next_cursor}")
+
+
+def _short(value: object, width: int = 60) -> str:
+    import json as jsonlib
+
+    text = value if isinstance(value, str) else jsonlib.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @app.command()

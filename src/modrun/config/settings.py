@@ -34,6 +34,9 @@ class ServeSettings:
     proxy_headers: bool = False
     model_host: str | None = None
     dgraph: str | None = "http://localhost:8080"
+    db: str | None = None
+    migrate: bool = False
+    history: bool = True
     environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
 
     @property

@@ -17,17 +17,17 @@ def _connection(request: dict[str, Any]) -> str:
     return request.get("connection") or "dgraph"
 
 
-def _query(services: Any, request: dict[str, Any]) -> Any:
+def _query(services: Any, request: dict[str, Any], _call: Any) -> Any:
     return services.dgraph.query(_connection(request), require(request, "query"), request.get("variables"))
 
 
-def _mutate(services: Any, request: dict[str, Any]) -> Any:
+def _mutate(services: Any, request: dict[str, Any], _call: Any) -> Any:
     return services.dgraph.mutate(
         _connection(request), request.get("set"), request.get("delete"), bool(request.get("commitNow", True))
     )
 
 
-def _alter(services: Any, request: dict[str, Any]) -> Any:
+def _alter(services: Any, request: dict[str, Any], _call: Any) -> Any:
     return services.dgraph.alter(
         _connection(request), request.get("schema"), bool(request.get("dropAll")), request.get("dropAttr")
     )

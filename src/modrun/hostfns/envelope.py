@@ -17,7 +17,7 @@ from modrun.hostfns.base import GuestCall, HostFunction, LogLine
 from modrun.secrets.redact import REDACTOR
 from modrun.wasm.kernel import USER_MODULE
 
-Handler = Callable[[Any, dict[str, Any]], Any]
+Handler = Callable[[Any, dict[str, Any], GuestCall], Any]
 
 
 def _answer(call: GuestCall, name: str, handler: Handler, handle: int) -> int:
@@ -31,7 +31,7 @@ def _answer(call: GuestCall, name: str, handler: Handler, handle: int) -> int:
         services = getattr(call, "services", None)
         if services is None:
             raise HostFunctionError("no connections are configured")
-        doc: dict[str, Any] = {"result": handler(services.current, request)}
+        doc: dict[str, Any] = {"result": handler(services.current, request, call)}
     except HostFunctionError as exc:
         message = REDACTOR.scrub(exc.message)
         call.state.log(LogLine("warn", f"{name}: {message}"))

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from modrun.hostfns.base import GuestCall
 from modrun.hostfns.envelope import require, user_function
+from modrun.models.providers import Caller
 
 
-def _invoke(services: Any, request: dict[str, Any]) -> Any:
-    return services.models.invoke(require(request, "model"), request.get("input"))
+def _invoke(services: Any, request: dict[str, Any], call: GuestCall) -> Any:
+    caller = Caller(call.plugin_name, call.state.function, getattr(call, "build_id", ""))
+    return services.models.invoke(require(request, "model"), request.get("input"), caller)
 
 
 FUNCTIONS = [user_function("model_invoke", _invoke)]

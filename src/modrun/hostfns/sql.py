@@ -13,7 +13,7 @@ from modrun.hostfns.envelope import require, user_function
 
 
 def _run(query: bool):
-    def handler(services: Any, request: dict[str, Any]) -> Any:
+    def handler(services: Any, request: dict[str, Any], _call: Any) -> Any:
         return services.sql.run(
             require(request, "connection"),
             require(request, "statement"),

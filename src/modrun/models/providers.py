@@ -16,6 +16,7 @@ retried up to ``retries`` times with exponential backoff (honouring a short
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -32,10 +33,20 @@ MAX_RETRY_AFTER = 10.0
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Which function invoked a model (recorded with the inference)."""
+
+    plugin: str
+    function: str
+    build_id: str
+
+
+@dataclass(frozen=True)
 class Inference:
     """One model invocation, as recorded in the inference history."""
 
     model: str
+    model_hash: str
     provider: str
     source_model: str
     input: Any
@@ -45,6 +56,7 @@ class Inference:
     status: str
     error: str | None
     attempts: int
+    caller: Caller | None
 
 
 class ModelInvoker:
@@ -74,7 +86,15 @@ class ModelInvoker:
         )
         return (target.base_url or "") + path.lstrip("/")
 
-    def invoke(self, name: str, payload: Any) -> Any:
+    def model_hash(self, name: str, spec: ModelSpec) -> str:
+        """Identifies a model configuration: provider, source model and where it is served."""
+        try:
+            where = self.url(name, spec)
+        except HostFunctionError:
+            where = ""
+        return hashlib.sha256(f"{spec.provider}|{spec.source_model}|{where}".encode()).hexdigest()
+
+    def invoke(self, name: str, payload: Any, caller: Caller | None = None) -> Any:
         spec = self.models.get(name)
         if spec is None:
             known = ", ".join(sorted(self.models)) or "none"
@@ -99,6 +119,7 @@ class ModelInvoker:
                 self.on_inference(
                     Inference(
                         name,
+                        self.model_hash(name, spec),
                         spec.provider,
                         spec.source_model,
                         payload,
@@ -108,6 +129,7 @@ class ModelInvoker:
                         "error" if error else "ok",
                         error,
                         attempts,
+                        caller,
                     )
                 )
 

@@ -107,6 +107,7 @@ class Plugin:
             log_level=options.log_level,
             services=options.services,
             uses_wasi=self.uses_wasi,
+            build_id=self.sha256,
         )
         self._engine = engine
         self.timeout_ticks = engine.ticks(options.limits.timeout)

@@ -59,6 +59,7 @@ class InstanceEnv:
     log_level: int = 2
     services: Any = None
     uses_wasi: bool = False
+    build_id: str = ""
 
 
 class PluginInstance:
@@ -69,6 +70,7 @@ class PluginInstance:
         self.vars = env.vars
         self.log_level = env.log_level
         self.services = env.services
+        self.build_id = env.build_id
         self.state = CallState(function="_initialize")
         self.broken = False
         self.calls = 0

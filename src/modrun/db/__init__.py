@@ -1,0 +1,1 @@
+"""The metadata database: tables, migrations, inference history."""

@@ -1,0 +1,107 @@
+"""Schema migrations (Alembic; scripts ship in ``modrun/db/migrations``).
+
+``modrun migrate up | down | status | new`` drive these. ``modrun serve``
+migrates a SQLite database by itself (created on first start); on anything
+else it refuses an un-migrated or newer schema unless given ``--migrate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from modrun.db.engine import display, is_sqlite
+from modrun.errors import ConfigError
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("modrun.db") / "migrations"))
+    return config
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+    known: bool  # False: the database was migrated by a newer modrun
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+    def pending(self) -> list[str]:
+        script = _script()
+        if not self.known:
+            return []
+        revisions = list(script.iterate_revisions(self.head, self.current or "base"))
+        return [r.revision for r in reversed(revisions) if r.revision != self.current]
+
+
+def state(engine: Engine) -> SchemaState:
+    script = _script()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    try:
+        known = current is None or script.get_revision(current) is not None
+    except Exception:
+        known = False
+    return SchemaState(current, script.get_current_head() or "base", known)
+
+
+def _run(engine: Engine, action) -> None:
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        action(config)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    _run(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str = "-1") -> None:
+    _run(engine, lambda config: command.downgrade(config, revision))
+
+
+def new_revision(message: str) -> Path:
+    """Create the next numbered migration script (for modrun developers)."""
+    script = _script()
+    head = script.get_current_head()
+    number = f"{int(head) + 1:04d}" if head and head.isdigit() else "0001"
+    slug = "_".join(message.lower().split())[:40]
+    rev = command.revision(_config(), message=message, rev_id=number)
+    path = Path(rev.path)  # type: ignore[union-attr]
+    target = path.with_name(f"{number}_{slug}.py")
+    path.rename(target)
+    return target
+
+
+def ensure_schema(engine: Engine, url: str, allow_migrate: bool) -> SchemaState:
+    """Make sure the schema fits this modrun, or raise a clear ConfigError."""
+    current = state(engine)
+    if not current.known:
+        raise ConfigError(
+            f"database {display(url)} has schema revision {current.current}, newer than this modrun "
+            f"knows (latest {current.head}); upgrade modrun or point --db elsewhere"
+        )
+    if current.up_to_date:
+        return current
+    if is_sqlite(url) or allow_migrate:
+        upgrade(engine)
+        return state(engine)
+    raise ConfigError(
+        f"database {display(url)} is at schema revision {current.current or 'none'} but this modrun "
+        f"needs {current.head}: run `modrun migrate up --db URL`, or start with --migrate"
+    )

@@ -1,0 +1,51 @@
+"""Tables of the metadata database (SQLAlchemy Core).
+
+``plugins`` and ``inferences`` follow Modus's columns (reference/modus.md),
+with ``inferences`` also recording the model's name, the plugin's name and the
+call's status and error. Later features add tables by new migrations.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+plugins = sa.Table(
+    "plugins",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("version", sa.Text),
+    sa.Column("language", sa.Text),
+    sa.Column("sdk_version", sa.Text),
+    sa.Column("build_id", sa.Text, nullable=False, unique=True, comment="SHA-256 of the wasm"),
+    sa.Column("build_time", sa.DateTime(timezone=True)),
+    sa.Column("git_repo", sa.Text),
+    sa.Column("git_commit", sa.Text),
+)
+
+inferences = sa.Table(
+    "inferences",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("model_hash", sa.Text, nullable=False),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("input", JSONType),
+    sa.Column("output", JSONType),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("plugin_id", sa.Uuid, sa.ForeignKey("plugins.id")),
+    sa.Column("plugin", sa.Text),
+    sa.Column("function", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_inferences_model_started", "model_hash", "started_at"),
+    sa.Index("ix_inferences_plugin_id", "plugin_id"),
+    sa.Index("ix_inferences_plugin_function", "plugin_id", "function"),
+    sa.Index("ix_inferences_function", "function"),
+    sa.Index("ix_inferences_started_desc", sa.text("started_at DESC")),
+)
