@@ -6,8 +6,8 @@ import json
 import shutil
 
 import httpx
-from helpers import envelope, make_app, received
 
+from apps import envelope, make_app, received
 from support import TEXTKIT_C, ModrunServer
 
 

@@ -6,8 +6,8 @@ import json
 
 import httpx
 import pytest
-from helpers import envelope, fetch, make_app, received
 
+from apps import envelope, fetch, make_app, received
 from support import ModrunServer
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import httpx
-from helpers import fetch, make_app
 
+from apps import fetch, make_app
 from modrun.manifest.model import json_schema
 from support import REPO, ModrunServer, run_cli, wait_until
 

@@ -7,8 +7,8 @@ import json
 
 import httpx
 import pytest
-from helpers import envelope, fetch, make_app
 
+from apps import envelope, fetch, make_app
 from support import ModrunServer, wait_until
 
 

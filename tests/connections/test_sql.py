@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import envelope, make_app
 
+from apps import envelope, make_app
 from support import ModrunServer
 
 DDL = {

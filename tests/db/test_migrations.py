@@ -1,0 +1,77 @@
+"""Schema migrations on SQLite and PostgreSQL, through the CLI, and serve's checks."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from support import TEXTKIT_C, ModrunServer, run_cli
+
+
+def _tables(url: str) -> set[str]:
+    from modrun.db.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _round_trip(db_args: list[str], url: str) -> None:
+    status = run_cli("migrate", "status", *db_args)
+    assert status.returncode == 1 and b"pending:  0001" in status.stdout
+    up = run_cli("migrate", "up", *db_args)
+    assert up.returncode == 0, up.stderr
+    assert {"plugins", "inferences", "alembic_version"} <= _tables(url)
+    assert run_cli("migrate", "status", *db_args).returncode == 0
+    down = run_cli("migrate", "down", *db_args)
+    assert down.returncode == 0 and b"0001 -> empty" in down.stdout
+    assert not {"plugins", "inferences"} & _tables(url)
+    assert run_cli("migrate", "up", *db_args).returncode == 0  # and back up again
+    assert {"plugins", "inferences"} <= _tables(url)
+
+
+def test_round_trip_sqlite(storage):
+    _round_trip(["--storagePath", str(storage)], f"sqlite:///{storage}/modrun.db")
+
+
+def test_round_trip_postgresql(postgres):
+    with sa.create_engine(
+        postgres.dsn.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    ).connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS migrations_rt"))
+        conn.execute(sa.text("CREATE DATABASE migrations_rt"))
+    url = postgres.dsn.rsplit("/", 1)[0] + "/migrations_rt"
+    _round_trip(["--db", url], url)
+
+
+def test_serve_creates_and_migrates_sqlite_on_first_start(app_dir, storage):
+    (app_dir / "t.wasm").write_bytes(TEXTKIT_C.read_bytes())
+    with ModrunServer(app_dir, storage, "--noreload"):
+        pass
+    assert (storage / "modrun.db").exists()
+    assert run_cli("migrate", "status", "--storagePath", str(storage)).returncode == 0
+
+
+def test_serve_refuses_unmigrated_postgresql_unless_told(app_dir, storage, postgres):
+    with sa.create_engine(
+        postgres.dsn.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    ).connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS serve_check"))
+        conn.execute(sa.text("CREATE DATABASE serve_check"))
+    url = postgres.dsn.rsplit("/", 1)[0] + "/serve_check"
+    (app_dir / "t.wasm").write_bytes(TEXTKIT_C.read_bytes())
+    refused = run_cli("serve", "--plugins", str(app_dir), "--db", url, "--storagePath", str(storage))
+    assert refused.returncode == 2
+    assert b"needs 0001: run `modrun migrate up --db URL`, or start with --migrate" in refused.stderr
+    with ModrunServer(app_dir, storage, "--noreload", "--db", url, "--migrate"):
+        pass
+    assert run_cli("migrate", "status", "--db", url).returncode == 0
+    # a schema from a newer modrun is refused too, even with --migrate
+    with sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://")).begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    newer = run_cli(
+        "serve", "--plugins", str(app_dir), "--db", url, "--migrate", "--storagePath", str(storage)
+    )
+    assert newer.returncode == 2
+    assert b"schema revision 9999, newer than this modrun knows" in newer.stderr
