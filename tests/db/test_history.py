@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "connections"))
 from apps import envelope, make_app
 from support import ModrunServer, run_cli, wait_until
 
