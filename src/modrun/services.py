@@ -33,8 +33,11 @@ from modrun.models.providers import Inference
 from modrun.plugins.invoker import Invoker
 from modrun.plugins.manager import PluginManager
 from modrun.plugins.plugin import PluginOptions
+from modrun.secrets.aws import AwsSecrets
 from modrun.secrets.redact import REDACTOR
 from modrun.secrets.sources import SecretSource, dotenv_files, load_dotenv_files
+from modrun.storage.base import LocalStorage, Storage
+from modrun.storage.s3 import s3_storage
 from modrun.wasm.engine import WasmEngine
 
 log = logging.getLogger("modrun")
@@ -60,9 +63,20 @@ class Node:
         self.host_functions = default_host_functions()
         self.services = NodeServices()
         self.resolved = ResolvedManifest()
+        self._resolved_once = False
         self.secret_sources: list = []  # extra secret sources (AWS Secrets Manager)
-        self.manager = PluginManager(Path(settings.plugins), self.engine, self._options(), self.metrics)
+        self.storage = self._storage()
+        self.aws_secrets = AwsSecrets(ttl=max(settings.refresh, 1.0)) if settings.use_aws_secrets else None
+        if self.aws_secrets is not None:
+            self.secret_sources.append(self.aws_secrets.lookup)
+        self.manager = PluginManager(self.storage.app_dir, self.engine, self._options(), self.metrics)
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
+
+    def _storage(self) -> Storage:
+        s = self.settings
+        if s.use_aws_storage or s.s3_bucket:
+            return s3_storage(s.s3_bucket, s.s3_path, Path(s.storage_path).expanduser() / "mirror")
+        return LocalStorage(Path(s.plugins))
 
     def _options(self) -> PluginOptions:
         return PluginOptions(
@@ -76,13 +90,14 @@ class Node:
     # -- loading ------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Re-read the manifest if it changed, then rescan plugins."""
+        """Sync storage, re-read the manifest if it changed, then rescan plugins."""
+        self.storage.sync()
         self._reload_manifest()
         return self.manager.refresh()
 
     def _app_dir(self) -> Path:
-        plugins = Path(self.settings.plugins)
-        return plugins if plugins.is_dir() else plugins.parent
+        app = self.storage.app_dir
+        return app if app.is_dir() else app.parent
 
     def _reload_manifest(self) -> None:
         """Re-read the manifest and the .env files when any of them changed,
@@ -91,8 +106,8 @@ class Node:
         path = find_manifest(app)
         env_files = dotenv_files(app, self.settings.environment)
         stamp = (_stat(path), tuple(_stat(f) for f in env_files))
-        if stamp == self._manifest_stamp:
-            return
+        if stamp == self._manifest_stamp and self.aws_secrets is None:
+            return  # with AWS secrets, values may rotate: re-resolve every refresh
         self._manifest_stamp = stamp
         try:
             manifest = load_manifest(path) if path is not None else EMPTY
@@ -106,6 +121,9 @@ class Node:
             self.manifest, self.manifest_path, self.manifest_error = manifest, path, None
         source = SecretSource(load_dotenv_files(env_files), extra=self.secret_sources)
         resolved = resolve(manifest, source, self.settings.dgraph)
+        if resolved == self.resolved and self._resolved_once:
+            return
+        self._resolved_once = True
         REDACTOR.set_secrets(resolved.secrets)
         for missing in resolved.missing:
             log.warning("secret %s", missing)

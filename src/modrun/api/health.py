@@ -21,6 +21,7 @@ def health_document(node: Node) -> dict:
         "version": __version__,
         "environment": node.settings.environment,
         "uptimeSeconds": round(time.time() - node.started_at, 3),
+        "storage": node.storage.describe(),
         "plugins": [p.describe() for p in catalog.plugins.values()],
         "functions": len(catalog.by_key),
         "loadErrors": node.load_errors(),

@@ -157,6 +157,28 @@ def serve(
         bool, typer.Option("--migrate", help="Migrate the metadata database's schema if it is behind.")
     ] = False,
     no_history: Annotated[bool, typer.Option("--noHistory", help="Do not record model inferences.")] = False,
+    use_aws_storage: Annotated[
+        bool, typer.Option("--useAwsStorage", help="Load plugins and manifest from S3 (see --s3bucket).")
+    ] = False,
+    s3bucket: Annotated[
+        str | None,
+        typer.Option(
+            "--s3bucket",
+            envvar="MODRUN_S3_BUCKET",
+            help="S3 bucket holding the app (implies --useAwsStorage).",
+        ),
+    ] = None,
+    s3path: Annotated[
+        str | None,
+        typer.Option(
+            "--s3path",
+            envvar="MODRUN_S3_PATH",
+            help="Folder in the bucket; with --s3bucket alone, --plugins names it (seed 001).",
+        ),
+    ] = None,
+    use_aws_secrets: Annotated[
+        bool, typer.Option("--useAwsSecrets", help="Also read secrets from AWS Secrets Manager.")
+    ] = False,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -181,6 +203,12 @@ def serve(
         db=db,
         migrate=migrate,
         history=not no_history,
+        s3_bucket=s3bucket,
+        s3_path=s3path
+        if s3path is not None
+        else (str(plugins) if s3bucket and str(plugins) != "." else None),
+        use_aws_storage=use_aws_storage or bool(s3bucket),
+        use_aws_secrets=use_aws_secrets,
     )
     setup_logging(jsonlogs, log_level)
     try:

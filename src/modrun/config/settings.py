@@ -37,6 +37,10 @@ class ServeSettings:
     db: str | None = None
     migrate: bool = False
     history: bool = True
+    s3_bucket: str | None = None
+    s3_path: str | None = None
+    use_aws_storage: bool = False
+    use_aws_secrets: bool = False
     environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
 
     @property

@@ -63,7 +63,7 @@ class SecretSource:
         self,
         dotenv: Mapping[str, str],
         environ: Mapping[str, str] | None = None,
-        extra: Sequence[Callable[[str, str], str | None]] = (),
+        extra: Sequence[Callable[[str, str, Sequence[str]], str | None]] = (),
     ) -> None:
         self.dotenv = dict(dotenv)
         self.environ = os.environ if environ is None else environ
@@ -78,7 +78,7 @@ class SecretSource:
                 if value is not None:
                     return value, tried
         for source in self.extra:
-            value = source(scope, name)
+            value = source(scope, name, models)
             if value is not None:
                 return value, tried
         return None, tried
