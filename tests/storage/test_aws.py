@@ -100,6 +100,7 @@ def test_secrets_from_secrets_manager_rotate_without_restart(aws, app_dir, stora
 
     def sent() -> dict:
         status, text = fetch(c, {"url": f"{api_server}/echo/aws"})
+        assert status == 200
         return json.loads(text)["headers"]
 
     with (
@@ -137,5 +138,6 @@ def test_environment_still_wins_over_secrets_manager(aws, app_dir, storage, brid
         server.client() as c,
     ):
         status, text = fetch(c, {"url": f"{api_server}/echo/x"})
+    assert status == 200
     headers = json.loads(text)["headers"]
     assert headers["x-key"] == "plain-model-key" and headers["x-other"] == "from-env"
