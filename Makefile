@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/bench_calls.py
 	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_models.py
+	$(BIN)/python bench/bench_history.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules

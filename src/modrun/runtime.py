@@ -30,8 +30,12 @@ class Runtime:
         storage_path: str | Path | None = None,
         timeout: str | float | None = None,
         max_memory: str | int | None = None,
+        db: str | None = None,
+        history: bool = True,
     ) -> None:
-        settings = ServeSettings(plugins=Path(plugins).expanduser().resolve(), noreload=True)
+        settings = ServeSettings(
+            plugins=Path(plugins).expanduser().resolve(), noreload=True, db=db, history=history, migrate=True
+        )
         if storage_path is not None:
             settings.storage_path = Path(storage_path).expanduser()
         if timeout is not None:

@@ -14,6 +14,7 @@ database, or to the spool if it is down, so nothing is lost.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ log = logging.getLogger("modrun.history")
 PLUGIN_NAMESPACE = uuid.UUID("6f1d3c2e-7a51-4f4e-9f0b-6d6f6472756e")
 
 
+@functools.lru_cache(maxsize=1024)
 def plugin_id(build_id: str) -> uuid.UUID:
     """A plugin version's id: derived from its wasm's SHA-256, so no lookup is needed."""
     return uuid.uuid5(PLUGIN_NAMESPACE, build_id)
@@ -73,6 +75,7 @@ class InferenceHistory:
         self.dropped = 0
         self.spooled_rows = self._count_spool()
         self._queue: deque[dict[str, Any]] = deque()
+        self._in_flight = 0
         self._known_plugins: set[uuid.UUID] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -95,7 +98,8 @@ class InferenceHistory:
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + self.spooled_rows
+        """Rows not yet in the database: queued, being written, or spooled."""
+        return len(self._queue) + self._in_flight + self.spooled_rows
 
     # -- the writer thread --------------------------------------------------
 
@@ -115,6 +119,7 @@ class InferenceHistory:
         batch = []
         while self._queue and len(batch) < self.batch_size:
             batch.append(self._queue.popleft())
+            self._in_flight += 1
         return batch
 
     def _drain(self, final: bool) -> None:
@@ -124,9 +129,12 @@ class InferenceHistory:
             self._replay()
         while self._queue:
             batch = self._take()
-            if self._db_up and self._insert(batch):
-                continue
-            self._spool(batch)
+            try:
+                if self._db_up and self._insert(batch):
+                    continue
+                self._spool(batch)
+            finally:
+                self._in_flight = 0
             if not final:
                 return
 
