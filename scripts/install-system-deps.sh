@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   clang lld wasi-libc libclang-rt-dev-wasm32   # C plugins -> wasm32-wasi
   nodejs npm                                   # AssemblyScript plugins (npm: assemblyscript, @extism/as-pdk)
+  postgresql                                   # tests: private clusters via initdb/pg_ctl
+  mariadb-server                               # tests: MySQL connections (or a private mariadbd)
+  wrk                                          # benchmarks: HTTP load
 )
 
 missing=()
