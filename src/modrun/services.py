@@ -29,6 +29,7 @@ from modrun.hostfns.base import LEVELS
 from modrun.hostfns.registry import default_host_functions
 from modrun.manifest.model import EMPTY, Manifest, find_manifest, load_manifest
 from modrun.metrics import NodeMetrics
+from modrun.models.executors.registry import ExecutorRegistry
 from modrun.models.providers import Inference
 from modrun.plugins.invoker import Invoker
 from modrun.plugins.manager import PluginManager
@@ -62,6 +63,7 @@ class Node:
         self.metrics.attach_history(self.history)
         self.host_functions = default_host_functions()
         self.services = NodeServices()
+        self.executors: ExecutorRegistry | None = None
         self.resolved = ResolvedManifest()
         self._resolved_once = False
         self.secret_sources: list = []  # extra secret sources (AWS Secrets Manager)
@@ -70,6 +72,7 @@ class Node:
         if self.aws_secrets is not None:
             self.secret_sources.append(self.aws_secrets.lookup)
         self.manager = PluginManager(self.storage.app_dir, self.engine, self._options(), self.metrics)
+        self.executors = ExecutorRegistry(self._app_dir())
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
 
     def _storage(self) -> Storage:
@@ -127,7 +130,11 @@ class Node:
         REDACTOR.set_secrets(resolved.secrets)
         for missing in resolved.missing:
             log.warning("secret %s", missing)
-        self.services.replace(build_bundle(resolved, self.settings.model_host, self.record_inference))
+        assert self.executors is not None
+        self.executors.sync(resolved.models)
+        self.services.replace(
+            build_bundle(resolved, self.settings.model_host, self.record_inference, self.executors)
+        )
         self.resolved = resolved
         self.manager.set_options(self._options())
 
@@ -191,6 +198,8 @@ class Node:
             self.history.close()
         self.manager.close()
         self.services.close()
+        if self.executors is not None:
+            self.executors.close()
         self.db.dispose()
         gc.collect()
 

@@ -19,6 +19,7 @@ from modrun.api.health import health_endpoint
 from modrun.api.inferences import inferences_endpoint
 from modrun.api.lambda_ import lambda_endpoint
 from modrun.api.metrics import metrics_endpoint
+from modrun.api.models import invoke_model, list_models, ping_model
 from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ def build_router(node: Node, lifespan: Any = None) -> Starlette:
             Route("/graphql-worker", lambda_endpoint, methods=["POST"]),
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/inferences", inferences_endpoint, methods=["GET"]),
+            Route("/models", list_models, methods=["GET"]),
+            Route("/models/{name}/invoke", invoke_model, methods=["POST"]),
+            Route("/models/{name}/ping", ping_model, methods=["POST", "GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from modrun.manifest.model import (
+    EXECUTOR_PROVIDERS,
     DgraphConnection,
     HttpConnection,
     Manifest,
@@ -55,7 +56,7 @@ class ResolvedManifest:
 
 
 def resolve(manifest: Manifest, source: SecretSource, default_dgraph: str | None = None) -> ResolvedManifest:
-    out = ResolvedManifest(models=dict(manifest.models))
+    out = ResolvedManifest()
     users: dict[str, list[str]] = {}
     for model_name, model in manifest.models.items():
         if model.connection:
@@ -88,6 +89,17 @@ def resolve(manifest: Manifest, source: SecretSource, default_dgraph: str | None
             out.dgraph[name] = DgraphTarget(name, sub(conn.url).rstrip("/"), conn.key and sub(conn.key))
     if default_dgraph and "dgraph" not in manifest.connections:
         out.dgraph["dgraph"] = DgraphTarget("dgraph", default_dgraph.rstrip("/"), None)
+    for name, model in manifest.models.items():
+        if model.provider in EXECUTOR_PROVIDERS:  # credentials and env may hold secrets
+            sub = expander(name)
+            model = model.model_copy(
+                update={
+                    "password": model.password and sub(model.password),
+                    "private_key": model.private_key and sub(model.private_key),
+                    "env": {k: sub(v) for k, v in model.env.items()},
+                }
+            )
+        out.models[name] = model
     for plugin, entry in manifest.plugins.items():
         sub = expander(plugin)
         out.plugin_config[plugin] = {k: sub(v) for k, v in entry.config.items()}

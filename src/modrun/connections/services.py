@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from modrun.connections.dgraph import DgraphConnections
 from modrun.connections.http import HttpConnections
@@ -33,13 +34,14 @@ def build_bundle(
     resolved: ResolvedManifest,
     model_host: str | None = None,
     on_inference: Callable[[Inference], None] | None = None,
+    executors: Any = None,
 ) -> ServiceBundle:
     http = HttpConnections(resolved.http)
     return ServiceBundle(
         http=http,
         sql=SqlConnections(resolved.sql),
         dgraph=DgraphConnections(resolved.dgraph),
-        models=ModelInvoker(resolved.models, http, model_host, on_inference),
+        models=ModelInvoker(resolved.models, http, model_host, on_inference, executors),
     )
 
 

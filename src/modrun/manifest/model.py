@@ -73,20 +73,57 @@ Connection = Annotated[
     HttpConnection | PostgresConnection | MysqlConnection | DgraphConnection, Field(discriminator="type")
 ]
 
-Provider = Literal["openai", "kserve", "generic"]
+Provider = Literal["openai", "kserve", "generic", "local", "ssh", "embedded"]
+EXECUTOR_PROVIDERS = ("local", "ssh", "embedded")
 
 
 class ModelSpec(_Strict):
-    """A model functions may invoke by name."""
+    """A model functions may invoke by name: over HTTP (openai, kserve, generic),
+    as a process (local, ssh) or in-process (embedded)."""
 
     provider: Provider = Field(
-        "generic", description="openai (chat/embeddings), kserve (v1 predict) or generic JSON POST"
+        "generic",
+        description="openai, kserve, generic (HTTP); local, ssh (process over pipes); embedded (in-process)",
     )
     source_model: str = Field("", alias="sourceModel", description="The provider's model name")
-    connection: str | None = Field(None, description="An http connection to reach it")
+    connection: str | None = Field(None, description="An http connection to reach it (HTTP providers)")
     path: str = Field("", description="Appended to the connection's baseUrl")
-    timeout: float = Field(60.0, gt=0, description="Seconds per attempt")
-    retries: int = Field(2, ge=0, le=10, description="Extra attempts on 429/5xx/network errors")
+    timeout: float = Field(60.0, gt=0, description="Seconds per attempt / per request to a process")
+    retries: int = Field(2, ge=0, le=10, description="HTTP: extra attempts on 429/5xx/network errors")
+    # local and ssh processes
+    command: str | None = Field(None, description="Command that runs the model (local, ssh)")
+    workdir: str | None = Field(None, description="Directory it runs in (local: relative to the app)")
+    protocol: Literal["jsonl", "mer"] = Field("jsonl", description="jsonl, or mer (@!#START#!@ framing)")
+    ready: bool = Field(False, description='jsonl: wait for a first line {"ready": true}')
+    tokens: dict[str, str] | None = Field(None, description="mer: override ready/start/stop/exit tokens")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment of the process")
+    pool: int = Field(1, ge=1, le=64, description="Warm processes")
+    queue_timeout: float = Field(
+        30.0, gt=0, alias="queueTimeout", description="Seconds to wait for a free process"
+    )
+    ready_timeout: float = Field(
+        60.0, gt=0, alias="readyTimeout", description="Seconds a process may take to start"
+    )
+    host: str | None = Field(None, description="ssh: host")
+    port: int = Field(22, ge=1, le=65535, description="ssh: port")
+    user: str | None = Field(None, description="ssh: user")
+    password: str | None = Field(None, description="ssh: password (use a {{SECRET}})")
+    private_key: str | None = Field(None, alias="privateKey", description="ssh: key file path or PEM text")
+    known_hosts: str | None = Field(
+        None,
+        alias="knownHosts",
+        description='ssh: known_hosts file (default ~/.ssh/known_hosts); "none" disables',
+    )
+
+    @model_validator(mode="after")
+    def _needs(self) -> ModelSpec:
+        if self.provider in ("local", "ssh") and not self.command:
+            raise ValueError(f"a {self.provider} model needs a command")
+        if self.provider == "ssh" and not (self.host and self.user):
+            raise ValueError("an ssh model needs host and user")
+        if self.provider == "embedded" and not self.source_model:
+            raise ValueError("an embedded model needs sourceModel (e.g. vader)")
+        return self
 
 
 class PluginEntry(_Strict):
@@ -131,6 +168,8 @@ class Manifest(_Strict):
                         f"{kind} name {name!r}: use letters, digits and single hyphens, at most 63 characters"
                     )
         for name, model in self.models.items():
+            if model.provider in EXECUTOR_PROVIDERS:
+                continue
             if model.connection is None:
                 if model.provider != "kserve":
                     raise ValueError(f"models.{name}: needs a connection")

@@ -26,7 +26,7 @@ from typing import Any
 
 from modrun.connections.http import HttpConnections
 from modrun.errors import HostFunctionError
-from modrun.manifest.model import ModelSpec
+from modrun.manifest.model import EXECUTOR_PROVIDERS, ModelSpec
 
 BACKOFF = 0.2
 MAX_RETRY_AFTER = 10.0
@@ -66,11 +66,13 @@ class ModelInvoker:
         http: HttpConnections,
         model_host: str | None = None,
         on_inference: Callable[[Inference], None] | None = None,
+        executors: Any = None,
     ) -> None:
         self.models = dict(models)
         self.http = http
         self.model_host = model_host
         self.on_inference = on_inference
+        self.executors = executors
 
     def url(self, name: str, spec: ModelSpec) -> str:
         source = spec.source_model or name
@@ -88,10 +90,13 @@ class ModelInvoker:
 
     def model_hash(self, name: str, spec: ModelSpec) -> str:
         """Identifies a model configuration: provider, source model and where it is served."""
-        try:
-            where = self.url(name, spec)
-        except HostFunctionError:
-            where = ""
+        if spec.provider in EXECUTOR_PROVIDERS:
+            where = f"{spec.command or ''}@{spec.user or ''}@{spec.host or 'local'}:{spec.workdir or ''}"
+        else:
+            try:
+                where = self.url(name, spec)
+            except HostFunctionError:
+                where = ""
         return hashlib.sha256(f"{spec.provider}|{spec.source_model}|{where}".encode()).hexdigest()
 
     def invoke(self, name: str, payload: Any, caller: Caller | None = None) -> Any:
@@ -101,15 +106,21 @@ class ModelInvoker:
             raise HostFunctionError(f"no model named {name!r} in the manifest (have: {known})")
         if spec.provider == "openai" and isinstance(payload, dict) and spec.source_model:
             payload = {"model": spec.source_model, **payload}
-        url = self.url(name, spec)
-        body = json.dumps(payload).encode()
         started = time.time()
         t0 = time.perf_counter()
         output: Any = None
         error: str | None = None
         attempts = 0
         try:
-            output, attempts = self._post(name, spec, url, body)
+            if spec.provider in EXECUTOR_PROVIDERS:
+                executor = self.executors.get(name) if self.executors is not None else None
+                if executor is None:
+                    raise HostFunctionError(f"model {name!r} is not running (see the node's log)")
+                attempts = 1
+                output = executor.invoke(payload)
+                return output
+            url = self.url(name, spec)
+            output, attempts = self._post(name, spec, url, json.dumps(payload).encode())
             return output
         except HostFunctionError as exc:
             error = str(exc)
