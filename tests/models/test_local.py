@@ -84,7 +84,7 @@ def test_pool_serves_requests_in_parallel(node):
 
 
 def test_crashed_process_is_restarted(node):
-    server, c = node
+    _server, c = node
     before = _invoke(c, "jsonl", {"text": "a"})["result"]["pid"]
     crash = _invoke(c, "jsonl", {"op": "crash"})
     assert "process exited" in crash["error"] and "crashing on purpose" in crash["error"]
@@ -123,7 +123,7 @@ def test_queue_timeout_when_all_processes_are_busy(node):
 
 
 def test_a_model_that_cannot_start_is_reported(node):
-    server, c = node
+    _server, c = node
     doc = _invoke(c, "missing", {"text": "x"})
     assert "no process free" in doc["error"] and "0 of 1 running" in doc["error"]
     status = {m["name"]: m for m in c.get("/models").json()["models"]}["missing"]["status"]
