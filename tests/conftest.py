@@ -178,3 +178,12 @@ def moto(tmp_path_factory: pytest.TempPathFactory):
     yield env
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def sshd():
+    from databases import PrivateSshd
+
+    server = PrivateSshd()
+    yield server
+    server.cleanup()

@@ -189,3 +189,61 @@ class MariaDB:
             self.proc.wait(timeout=30)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateSshd:
+    """A real OpenSSH server on a free loopback port, with a temporary host key
+    and one authorized client key, run from the installed ``sshd``."""
+
+    def __init__(self) -> None:
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not Path(sshd).exists():
+            raise RuntimeError("sshd not found: install openssh-server (apt-get install openssh-server)")
+        self.dir = Path(tempfile.mkdtemp(prefix="modrun-sshd-"))
+        self.port = free_port()
+        self.user = os.environ.get("USER") or "root"
+        if os.geteuid() == 0:
+            self.user = "root"
+        self.host_key = self.dir / "host_ed25519"
+        self.client_key = self.dir / "client_ed25519"
+        for key in (self.host_key, self.client_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        (self.dir / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
+        os.chmod(self.dir / "authorized_keys", 0o600)
+        host_pub = self.host_key.with_suffix(".pub").read_text().split()
+        self.known_hosts = self.dir / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
+        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
+        config = self.dir / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {self.host_key}",
+                    f"AuthorizedKeysFile {self.dir}/authorized_keys",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    f"PidFile {self.dir}/sshd.pid",
+                    "LogLevel ERROR",
+                ]
+            )
+            + "\n"
+        )
+        with open(self.dir / "log", "wb") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log
+            )
+        deadline = time.monotonic() + 20
+        while not _port_open(self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"sshd did not start: {(self.dir / 'log').read_text()}")
+            time.sleep(0.1)
+
+    def cleanup(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)

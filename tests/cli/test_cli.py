@@ -114,7 +114,7 @@ def test_go_style_flags(style, examples_dir, storage):
     with server:
         assert httpx.post(server.url + "/functions/reverse", content="go").text == "og"
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    assert any(doc["message"].startswith("serving 16 functions from 3 plugins") for doc in lines)
+    assert any(doc["message"].startswith("serving 17 functions from 3 plugins") for doc in lines)
     assert all({"time", "level", "logger", "message"} <= set(doc) for doc in lines)
 
 

@@ -14,6 +14,11 @@ function answer(r: Result): i32 {
   return 0;
 }
 
+// mood(text: String!): JSON -- the "sentiment" model (embedded: works offline, no key)
+export function mood(): i32 {
+  return answer(models.invoke("sentiment", jsonString(Host.inputString())));
+}
+
 // ask(prompt: String!): JSON -- the "assistant" model's chat completion
 export function ask(): i32 {
   const prompt = Host.inputString();
