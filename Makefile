@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_history.py
+	$(BIN)/python bench/bench_executors.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules

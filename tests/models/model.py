@@ -5,7 +5,7 @@
 Input: JSON {"op": ..., "text": ...}. Ops: "upper" (default) answers the text
 upper-cased with the process id; "slow" does so after 0.3 s; "stderr" writes
 a line to stderr first; "crash" exits with status 3; "hang" never answers;
-"ping" answers "pong".
+"sleep" answers after ``ms`` milliseconds; "ping" answers "pong".
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def answer(request: str) -> str:
         time.sleep(3600)
     if op == "slow":
         time.sleep(0.3)
+    if op == "sleep":
+        time.sleep(float(doc.get("ms", 10)) / 1000)
     if op == "stderr":
         print(f"model: note about {doc.get('text')}", file=sys.stderr, flush=True)
     if op == "ping":
