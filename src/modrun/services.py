@@ -10,24 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from modrun.config.settings import ServeSettings
 from modrun.connections.resolve import ResolvedManifest, resolve
 from modrun.connections.services import NodeServices, build_bundle
+from modrun.db import registry
 from modrun.db.engine import database_url, make_engine
-from modrun.db.history import InferenceHistory, plugin_id
+from modrun.db.history import BatchedWriter, InferenceHistory, plugin_id
 from modrun.db.migrate import ensure_schema
+from modrun.db.tables import model_access
 from modrun.errors import ConfigError
 from modrun.hostfns.base import LEVELS
 from modrun.hostfns.registry import default_host_functions
-from modrun.manifest.model import EMPTY, Manifest, find_manifest, load_manifest
+from modrun.manifest.model import EMPTY, Manifest, ModelSpec, find_manifest, load_manifest
 from modrun.metrics import NodeMetrics
 from modrun.models.executors.registry import ExecutorRegistry
 from modrun.models.providers import Inference
@@ -61,6 +66,13 @@ class Node:
             InferenceHistory(self.db, Path(settings.storage_path) / "spool") if settings.history else None
         )
         self.metrics.attach_history(self.history)
+        self.access_log = BatchedWriter(
+            self.db, model_access, Path(settings.storage_path) / "spool" / "model_access.jsonl"
+        )
+        self.models: dict[str, ModelSpec] = {}
+        self.model_sources: dict[str, str] = {}
+        self._secret_source: SecretSource | None = None
+        self._registry_warned: set[str] = set()
         self.host_functions = default_host_functions()
         self.services = NodeServices()
         self.executors: ExecutorRegistry | None = None
@@ -96,6 +108,7 @@ class Node:
         """Sync storage, re-read the manifest if it changed, then rescan plugins."""
         self.storage.sync()
         self._reload_manifest()
+        self.sync_models()
         return self.manager.refresh()
 
     def _app_dir(self) -> Path:
@@ -123,6 +136,7 @@ class Node:
                 log.info("manifest %s %s", "reloaded" if self.manifest_path else "loaded", path)
             self.manifest, self.manifest_path, self.manifest_error = manifest, path, None
         source = SecretSource(load_dotenv_files(env_files), extra=self.secret_sources)
+        self._secret_source = source
         resolved = resolve(manifest, source, self.settings.dgraph)
         if resolved == self.resolved and self._resolved_once:
             return
@@ -130,22 +144,91 @@ class Node:
         REDACTOR.set_secrets(resolved.secrets)
         for missing in resolved.missing:
             log.warning("secret %s", missing)
-        assert self.executors is not None
-        self.executors.sync(resolved.models)
         self.services.replace(
             build_bundle(resolved, self.settings.model_host, self.record_inference, self.executors)
         )
         self.resolved = resolved
+        self.models = {}  # re-merged with the registry by sync_models()
         self.manager.set_options(self._options())
+
+    def sync_models(self) -> None:
+        """Merge manifest models with the registry's (and the latest weights of
+        each), then start, restart or stop executors to match."""
+        try:
+            raw = registry.load(self.db)
+            weights = registry.latest_weights(self.db)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("model registry unavailable (%s); keeping the models loaded", type(exc).__name__)
+            return
+        merged: dict[str, ModelSpec] = dict(self.resolved.models)
+        sources = dict.fromkeys(merged, "manifest")
+        from_registry: dict[str, ModelSpec] = {}
+        for name, doc in raw.items():
+            if name in merged:
+                if name not in self._registry_warned:
+                    log.warning("registry model %s is shadowed by the manifest's model of that name", name)
+                    self._registry_warned.add(name)
+                continue
+            try:
+                from_registry[name] = registry.validate(name, doc)
+            except ConfigError as exc:
+                log.error("registry: %s", exc)
+        if from_registry and self._secret_source is not None:
+            resolved = resolve(
+                Manifest.model_construct(connections={}, models=from_registry, plugins={}),
+                self._secret_source,
+            )
+            from_registry = resolved.models
+        for name, spec in from_registry.items():
+            merged[name] = spec
+            sources[name] = "registry"
+        for name, (version, params, blob) in weights.items():
+            if name in merged:
+                merged[name] = self._with_weights(name, merged[name], version, params, blob)
+        if merged == self.models:
+            return
+        self.models, self.model_sources = merged, sources
+        assert self.executors is not None
+        self.executors.sync(merged)
+        self.services.current.models.models = merged
+
+    def _with_weights(
+        self, name: str, spec: ModelSpec, version: int, params: dict, blob: bytes | None
+    ) -> ModelSpec:
+        env = {
+            **spec.env,
+            "MODRUN_MODEL_WEIGHTS_VERSION": str(version),
+            "MODRUN_MODEL_PARAMS": json.dumps(params),
+        }
+        if blob is not None:
+            path = Path(self.settings.storage_path).expanduser() / "weights" / name / f"{version}.bin"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(blob)
+            env["MODRUN_MODEL_WEIGHTS_FILE"] = str(path)
+        return spec.model_copy(update={"env": env})
 
     def record_inference(self, inference: Inference) -> None:
         self.metrics.inference(inference.model, inference.status, inference.duration_ms / 1000)
+        request_id = uuid.uuid4()
+        started = datetime.fromtimestamp(inference.started_at, UTC)
+        self.access_log.record(
+            {
+                "id": uuid.uuid4(),
+                "request_id": request_id,
+                "model": inference.model,
+                "start_access": started,
+                "stop_access": started + timedelta(milliseconds=inference.duration_ms),
+                "status": inference.status,
+                "error": inference.error,
+            }
+        )
         if self.history is None:
             return
         caller = inference.caller
         self.history.record(
             {
-                "id": uuid.uuid4(),
+                "id": request_id,
                 "model_hash": inference.model_hash,
                 "model_name": inference.model,
                 "input": inference.input,
@@ -196,6 +279,7 @@ class Node:
         self.invoker.shutdown()
         if self.history is not None:
             self.history.close()
+        self.access_log.close()
         self.manager.close()
         self.services.close()
         if self.executors is not None:

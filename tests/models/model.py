@@ -5,7 +5,8 @@
 Input: JSON {"op": ..., "text": ...}. Ops: "upper" (default) answers the text
 upper-cased with the process id; "slow" does so after 0.3 s; "stderr" writes
 a line to stderr first; "crash" exits with status 3; "hang" never answers;
-"sleep" answers after ``ms`` milliseconds; "ping" answers "pong".
+"sleep" answers after ``ms`` milliseconds; "ping" answers "pong"; "env"
+answers the weights version, params and weights file content it was started with.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def answer(request: str) -> str:
         print(f"model: note about {doc.get('text')}", file=sys.stderr, flush=True)
     if op == "ping":
         return json.dumps("pong")
+    if op == "env":
+        weights = os.environ.get("MODRUN_MODEL_WEIGHTS_FILE")
+        return json.dumps(
+            {
+                "version": os.environ.get("MODRUN_MODEL_WEIGHTS_VERSION"),
+                "params": json.loads(os.environ.get("MODRUN_MODEL_PARAMS", "null")),
+                "weights": open(weights).read() if weights else None,
+            }
+        )
     return json.dumps({"text": str(doc.get("text", "")).upper(), "pid": os.getpid()})
 
 

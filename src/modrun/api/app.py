@@ -19,7 +19,17 @@ from modrun.api.health import health_endpoint
 from modrun.api.inferences import inferences_endpoint
 from modrun.api.lambda_ import lambda_endpoint
 from modrun.api.metrics import metrics_endpoint
-from modrun.api.models import invoke_model, list_models, ping_model
+from modrun.api.models import (
+    add_weights,
+    create_model,
+    delete_model,
+    invoke_model,
+    list_models,
+    list_weights,
+    model_access,
+    modify_model,
+    ping_model,
+)
 from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
 
 if TYPE_CHECKING:
@@ -60,8 +70,15 @@ def build_router(node: Node, lifespan: Any = None) -> Starlette:
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/inferences", inferences_endpoint, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
+            Route("/models", create_model, methods=["POST"]),
+            Route("/models/{name}", ping_model, methods=["GET"]),
+            Route("/models/{name}", modify_model, methods=["PUT", "PATCH"]),
+            Route("/models/{name}", delete_model, methods=["DELETE"]),
             Route("/models/{name}/invoke", invoke_model, methods=["POST"]),
             Route("/models/{name}/ping", ping_model, methods=["POST", "GET"]),
+            Route("/models/{name}/access", model_access, methods=["GET"]),
+            Route("/models/{name}/weights", list_weights, methods=["GET"]),
+            Route("/models/{name}/weights", add_weights, methods=["POST"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,

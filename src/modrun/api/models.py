@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from modrun.errors import HostFunctionError
+from modrun.db import registry
+from modrun.errors import ConfigError, HostFunctionError
 from modrun.manifest.model import EXECUTOR_PROVIDERS
 from modrun.secrets.redact import REDACTOR
 
@@ -25,9 +27,17 @@ if TYPE_CHECKING:
 
 
 def _describe(node: Node, name: str) -> dict[str, Any]:
-    spec = node.resolved.models[name]
+    spec = node.models[name]
     executor = node.executors.get(name) if node.executors is not None else None
-    doc: dict[str, Any] = {"name": name, "provider": spec.provider, "sourceModel": spec.source_model or None}
+    doc: dict[str, Any] = {
+        "name": name,
+        "provider": spec.provider,
+        "sourceModel": spec.source_model or None,
+        "source": node.model_sources.get(name, "manifest"),
+        "weightsVersion": int(spec.env["MODRUN_MODEL_WEIGHTS_VERSION"])
+        if "MODRUN_MODEL_WEIGHTS_VERSION" in spec.env
+        else None,
+    }
     if spec.provider in EXECUTOR_PROVIDERS:
         doc.update(
             {
@@ -45,13 +55,13 @@ def _describe(node: Node, name: str) -> dict[str, Any]:
 
 async def list_models(request: Request) -> JSONResponse:
     node: Node = request.app.state.node
-    return JSONResponse({"models": [_describe(node, name) for name in sorted(node.resolved.models)]})
+    return JSONResponse({"models": [_describe(node, name) for name in sorted(node.models)]})
 
 
 async def invoke_model(request: Request) -> JSONResponse:
     node: Node = request.app.state.node
     name = request.path_params["name"]
-    if name not in node.resolved.models:
+    if name not in node.models:
         return JSONResponse({"error": f"no model named {name!r}"}, status_code=404)
     try:
         payload = json.loads(await request.body() or b"null")
@@ -68,6 +78,110 @@ async def invoke_model(request: Request) -> JSONResponse:
 async def ping_model(request: Request) -> JSONResponse:
     node: Node = request.app.state.node
     name = request.path_params["name"]
-    if name not in node.resolved.models:
+    if name not in node.models:
         return JSONResponse({"error": f"no model named {name!r}"}, status_code=404)
     return JSONResponse(_describe(node, name))
+
+
+# -- run-time changes (MER: model-create / model-modify / model-delete) ---------
+
+
+def _refused(node: Node) -> JSONResponse | None:
+    if node.settings.allow_runtime_changes:
+        return None
+    return JSONResponse(
+        {
+            "error": "run-time model changes are disabled: start with --allowRuntimeChanges "
+            "(or ALLOW_MODEL_SERVER_RUNTIME_CHANGES=true)"
+        },
+        status_code=403,
+    )
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        doc = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise ConfigError(f"body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError("body must be a JSON object")
+    return doc
+
+
+async def _change(request: Request, action) -> JSONResponse:
+    node: Node = request.app.state.node
+    refused = _refused(node)
+    if refused is not None:
+        return refused
+    try:
+        status = await action(node)
+    except ConfigError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=409 if "already exists" in str(exc) else 400)
+    await asyncio.to_thread(node.sync_models)
+    return status
+
+
+async def create_model(request: Request) -> JSONResponse:
+    async def action(node: Node) -> JSONResponse:
+        doc = await _json_object(request)
+        name = str(doc.pop("name", ""))
+        if name in node.models and node.model_sources.get(name) == "manifest":
+            raise ConfigError(f"{name!r} is a manifest model; change it in the manifest")
+        await asyncio.to_thread(registry.create, node.db, name, doc)
+        return JSONResponse({"created": name}, status_code=201)
+
+    return await _change(request, action)
+
+
+async def modify_model(request: Request) -> JSONResponse:
+    async def action(node: Node) -> JSONResponse:
+        name = request.path_params["name"]
+        await asyncio.to_thread(registry.modify, node.db, name, await _json_object(request))
+        return JSONResponse({"modified": name})
+
+    return await _change(request, action)
+
+
+async def delete_model(request: Request) -> JSONResponse:
+    async def action(node: Node) -> JSONResponse:
+        name = request.path_params["name"]
+        await asyncio.to_thread(registry.delete, node.db, name)
+        return JSONResponse({"deleted": name})
+
+    return await _change(request, action)
+
+
+async def model_access(request: Request) -> JSONResponse:
+    node: Node = request.app.state.node
+    node.access_log.flush(timeout=5)
+    limit = int(request.query_params.get("limit", "50"))
+    rows = await asyncio.to_thread(registry.access_log, node.db, request.path_params["name"], limit)
+    return JSONResponse({"access": rows})
+
+
+async def list_weights(request: Request) -> JSONResponse:
+    node: Node = request.app.state.node
+    rows = await asyncio.to_thread(registry.weights_versions, node.db, request.path_params["name"])
+    return JSONResponse({"versions": rows})
+
+
+async def add_weights(request: Request) -> JSONResponse:
+    """``{"params": {...}, "weights": "<base64>"}`` becomes the next version; the
+    model's processes restart with it (MODRUN_MODEL_WEIGHTS_* variables)."""
+
+    async def action(node: Node) -> JSONResponse:
+        name = request.path_params["name"]
+        if name not in node.models:
+            raise ConfigError(f"no model named {name!r}")
+        doc = await _json_object(request)
+        params = doc.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError("params must be a JSON object")
+        try:
+            blob = base64.b64decode(doc["weights"], validate=True) if doc.get("weights") else None
+        except (ValueError, TypeError):
+            raise ConfigError("weights must be base64") from None
+        version = await asyncio.to_thread(registry.add_weights, node.db, name, params, blob)
+        return JSONResponse({"model": name, "version": version}, status_code=201)
+
+    return await _change(request, action)

@@ -179,6 +179,15 @@ def serve(
     use_aws_secrets: Annotated[
         bool, typer.Option("--useAwsSecrets", help="Also read secrets from AWS Secrets Manager.")
     ] = False,
+    allow_runtime_changes: Annotated[
+        bool,
+        typer.Option(
+            "--allowRuntimeChanges",
+            "--allow-runtime-changes",
+            envvar="ALLOW_MODEL_SERVER_RUNTIME_CHANGES",
+            help="Allow creating, changing and deleting registry models at run time.",
+        ),
+    ] = False,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -209,6 +218,7 @@ def serve(
         else (str(plugins) if s3bucket and str(plugins) != "." else None),
         use_aws_storage=use_aws_storage or bool(s3bucket),
         use_aws_secrets=use_aws_secrets,
+        allow_runtime_changes=allow_runtime_changes,
     )
     setup_logging(jsonlogs, log_level)
     try:

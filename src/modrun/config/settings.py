@@ -41,6 +41,11 @@ class ServeSettings:
     s3_path: str | None = None
     use_aws_storage: bool = False
     use_aws_secrets: bool = False
+    allow_runtime_changes: bool = field(
+        default_factory=lambda: (
+            os.environ.get("ALLOW_MODEL_SERVER_RUNTIME_CHANGES", "").lower() in ("1", "true", "yes")
+        )
+    )
     environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
 
     @property

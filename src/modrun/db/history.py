@@ -46,27 +46,39 @@ def _encode(row: dict[str, Any]) -> str:
     return json.dumps(row, default=str, separators=(",", ":"))
 
 
-def _decode(line: str) -> dict[str, Any]:
+def _decode(line: str, table: sa.Table) -> dict[str, Any]:
+    """A spooled row back with its UUIDs and timestamps as objects."""
     row = json.loads(line)
-    row["id"] = uuid.UUID(row["id"])
-    if row.get("plugin_id"):
-        row["plugin_id"] = uuid.UUID(row["plugin_id"])
-    row["started_at"] = dt.datetime.fromisoformat(row["started_at"])
+    for column in table.columns:
+        value = row.get(column.name)
+        if value is None:
+            continue
+        if isinstance(column.type, sa.Uuid):
+            row[column.name] = uuid.UUID(value)
+        elif isinstance(column.type, sa.DateTime):
+            row[column.name] = dt.datetime.fromisoformat(value)
     return row
 
 
-class InferenceHistory:
+class BatchedWriter:
+    """Rows for one table, written in batches by a thread, spooled while the
+    database is down (see the module docstring)."""
+
     def __init__(
         self,
         engine: Engine,
-        spool_dir: Path,
+        table: sa.Table,
+        spool_path: Path,
         *,
+        upsert_plugins: bool = False,
         batch_size: int = 1000,
         flush_interval: float = 0.5,
         max_queue: int = 100_000,
     ) -> None:
         self.engine = engine
-        self.spool_path = Path(spool_dir) / "inferences.jsonl"
+        self.table = table
+        self.upsert_plugins = upsert_plugins
+        self.spool_path = Path(spool_path)
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -82,7 +94,7 @@ class InferenceHistory:
         self._db_up = True
         self._retry_at = 0.0
         self._backoff = 0.5
-        self._thread = threading.Thread(target=self._run, name="modrun-history", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"modrun-{table.name}-writer", daemon=True)
         self._thread.start()
 
     # -- the call path ------------------------------------------------------
@@ -151,9 +163,10 @@ class InferenceHistory:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
-            self._ensure_plugins(conn, batch)
+            if self.upsert_plugins:
+                self._ensure_plugins(conn, batch)
             conn.execute(
-                inferences.insert(),
+                self.table.insert(),
                 [{k: v for k, v in row.items() if k != "plugin_build_id"} for row in batch],
             )
 
@@ -225,7 +238,7 @@ class InferenceHistory:
             lines = [line for line in f if line.strip()]
         done = 0
         while done < len(lines):
-            chunk = [_decode(line) for line in lines[done : done + self.batch_size]]
+            chunk = [_decode(line, self.table) for line in lines[done : done + self.batch_size]]
             if not self._insert(chunk):
                 with open(self.spool_path, "w", encoding="utf-8") as f:  # keep what is left
                     f.writelines(lines[done:])
@@ -254,3 +267,12 @@ class InferenceHistory:
             self._wake.set()
             time.sleep(0.02)
         return not self.pending
+
+
+class InferenceHistory(BatchedWriter):
+    """The ``inferences`` table's writer (plugin rows are upserted as needed)."""
+
+    def __init__(self, engine: Engine, spool_dir: Path, **options: Any) -> None:
+        super().__init__(
+            engine, inferences, Path(spool_dir) / "inferences.jsonl", upsert_plugins=True, **options
+        )

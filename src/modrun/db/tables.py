@@ -49,3 +49,40 @@ inferences = sa.Table(
     sa.Index("ix_inferences_function", "function"),
     sa.Index("ix_inferences_started_desc", sa.text("started_at DESC")),
 )
+
+model_servers = sa.Table(
+    "model_servers",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("conn_type", sa.Text, nullable=False, comment="the model's provider"),
+    sa.Column("conn_params", JSONType, nullable=False),
+    sa.Column("model_params", JSONType, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_updated", sa.DateTime(timezone=True), nullable=False),
+)
+
+model_access = sa.Table(
+    "model_access",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("request_id", sa.Uuid, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("start_access", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stop_access", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_model_access_model_start", "model", "start_access"),
+)
+
+model_weights = sa.Table(
+    "model_weights",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("weights", sa.LargeBinary),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("model", "version", name="uq_model_weights_version"),
+)
