@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -400,6 +400,56 @@ def _short(value: object, width: int = 60) -> str:
 
     text = value if isinstance(value, str) else jsonlib.dumps(value)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def repl(
+    plugins: PluginsOpt = Path("."),
+    url: Annotated[
+        str | None, typer.Option("--url", help="Talk to a running node (e.g. http://127.0.0.1:8686) instead.")
+    ] = None,
+    storage_path: StorageOpt = default_storage_path(),
+    db: DbOpt = None,
+    allow_runtime_changes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-runtime-changes",
+            "--allowRuntimeChanges",
+            envvar="ALLOW_MODEL_SERVER_RUNTIME_CHANGES",
+            help="Allow model-create, model-modify and model-delete.",
+        ),
+    ] = False,
+) -> None:
+    """Interactive console for models and functions (MER's commands: model-list,
+    model-info, model-ping, model-execute, model-continuous-feedback, ...).
+
+    Works on a local app directory (--plugins) or a running node (--url).
+    """
+    from modrun.repl.backends import HttpBackend, LocalBackend
+    from modrun.repl.console import Repl, lines_from_prompt
+
+    try:
+        if url:
+            backend: Any = HttpBackend(url)
+        else:
+            from modrun.runtime import Runtime
+
+            runtime = Runtime(plugins, storage_path=storage_path.expanduser(), db=db)
+            backend = LocalBackend(runtime, allow_runtime_changes)
+    except ModrunError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console = Repl(backend)
+    try:
+        if sys.stdin.isatty():
+            lines: Any = lines_from_prompt(console, storage_path.expanduser() / "repl_history")
+        else:  # a script piped in
+            lines = iter(sys.stdin.readline, "")
+        for line in lines:
+            if not console.run_line(line):
+                break
+    finally:
+        backend.close()
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""``modrun repl``: an interactive console for models and functions (MER's REPL)."""
