@@ -8,6 +8,7 @@ packages=(
   nodejs npm                                   # AssemblyScript plugins (npm: assemblyscript, @extism/as-pdk)
   postgresql                                   # tests: private clusters via initdb/pg_ctl
   mariadb-server                               # tests: MySQL connections (or a private mariadbd)
+  openssh-server                               # tests: a private sshd for the ssh executor
   wrk                                          # benchmarks: HTTP load
 )
 
