@@ -16,20 +16,17 @@ import argparse
 import datetime as dt
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from _servers import model_server  # noqa: E402
 from modrun import Runtime  # noqa: E402
 from modrun.db import migrate  # noqa: E402
 from modrun.db.engine import make_engine  # noqa: E402
@@ -37,12 +34,6 @@ from modrun.db.history import InferenceHistory, plugin_id  # noqa: E402
 
 ROWS_TARGET = 10_000
 LATENCY_TARGET = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def row(i: int, build: str) -> dict:
@@ -92,16 +83,7 @@ def throughput(url: str, rows: int, spool: Path) -> float:
 
 
 def latency(url: str, calls: int, tmp: Path) -> tuple[float, float]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "tests/servers/apis.py"), str(port)])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(base + "/_log", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    with model_server() as base:
         app = tmp / "app"
         app.mkdir()
         shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
@@ -133,9 +115,6 @@ def latency(url: str, calls: int, tmp: Path) -> tuple[float, float]:
         on.close()
         off.close()
         return statistics.median(times["on"]) * 1000, statistics.median(times["off"]) * 1000
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> int:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,75 +23,60 @@ from pathlib import Path
 
 import httpx
 
+from _servers import model_server
 from modrun import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_MS = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "tests/servers/apis.py"), str(port)])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(base + "/_log", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        with tempfile.TemporaryDirectory() as tmp:
-            app = Path(tmp) / "app"
-            app.mkdir()
-            shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
-            shutil.copy(REPO / "examples/connect-as/modrun.schema.json", app / "connect.schema.json")
-            (app / "modrun.json").write_text(
-                json.dumps(
-                    {
-                        "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
-                        "models": {
-                            "assistant": {
-                                "provider": "openai",
-                                "sourceModel": "bench",
-                                "connection": "llm",
-                                "path": "chat/completions",
-                            }
-                        },
-                    }
-                )
+    with model_server() as base, tempfile.TemporaryDirectory() as tmp:
+        app = Path(tmp) / "app"
+        app.mkdir()
+        shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
+        shutil.copy(REPO / "examples/connect-as/modrun.schema.json", app / "connect.schema.json")
+        (app / "modrun.json").write_text(
+            json.dumps(
+                {
+                    "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
+                    "models": {
+                        "assistant": {
+                            "provider": "openai",
+                            "sourceModel": "bench",
+                            "connection": "llm",
+                            "path": "chat/completions",
+                        }
+                    },
+                }
             )
-            runtime = Runtime(app, storage_path=Path(tmp) / "storage")
-            client = httpx.Client(timeout=30)
-            prompt = "How far is the moon?"
-            request = {"model": "bench", "messages": [{"role": "user", "content": prompt}]}
+        )
+        runtime = Runtime(app, storage_path=Path(tmp) / "storage")
+        client = httpx.Client(timeout=30)
+        prompt = "How far is the moon?"
+        request = {"model": "bench", "messages": [{"role": "user", "content": prompt}]}
 
-            def via_function() -> str:
-                return json.loads(runtime.call("ask", prompt))["choices"][0]["message"]["content"]
+        def via_function() -> str:
+            return json.loads(runtime.call("ask", prompt))["choices"][0]["message"]["content"]
 
-            def direct() -> str:
-                r = client.post(f"{base}/v1/chat/completions", json=request)
-                return r.json()["choices"][0]["message"]["content"]
+        def direct() -> str:
+            r = client.post(f"{base}/v1/chat/completions", json=request)
+            return r.json()["choices"][0]["message"]["content"]
 
-            assert via_function() == direct() == f"echo: {prompt}"
-            ours: list[float] = []
-            theirs: list[float] = []
-            for i in range(args.calls + 20):
-                pair = [(ours, via_function), (theirs, direct)]
-                for sink, fn in pair if i % 2 == 0 else reversed(pair):
-                    t = time.perf_counter()
-                    fn()
-                    if i >= 20:  # warm-up
-                        sink.append((time.perf_counter() - t) * 1000)
-            runtime.close()
+        assert via_function() == direct() == f"echo: {prompt}"
+        ours: list[float] = []
+        theirs: list[float] = []
+        for i in range(args.calls + 20):
+            pair = [(ours, via_function), (theirs, direct)]
+            for sink, fn in pair if i % 2 == 0 else reversed(pair):
+                t = time.perf_counter()
+                fn()
+                if i >= 20:  # warm-up
+                    sink.append((time.perf_counter() - t) * 1000)
+        runtime.close()
 
         def p90(xs: list[float]) -> float:
             return statistics.quantiles(xs, n=10)[-1]
@@ -107,9 +90,6 @@ def main() -> int:
         verdict = "ok" if added <= TARGET_MS else "MISSED"
         print(f"added at the median: {added:.3f} ms (target <= {TARGET_MS:g} ms: {verdict})")
         return 0 if added <= TARGET_MS else 1
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

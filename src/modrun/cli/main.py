@@ -275,6 +275,18 @@ def _engine(db: str | None, storage_path: Path):
     return url, make_engine(url)
 
 
+def _migrate(direction: str, db: str | None, storage_path: Path, revision: str) -> None:
+    """Move the schema to ``revision`` and say from where to where."""
+    from modrun.db import migrate
+    from modrun.db.engine import display
+
+    url, engine = _engine(db, storage_path)
+    before = migrate.state(engine)
+    getattr(migrate, direction)(engine, revision)
+    after = migrate.state(engine)
+    typer.echo(f"{display(url)}: {before.current or 'empty'} -> {after.current or 'empty'}")
+
+
 @migrate_app.command("up")
 def migrate_up(
     db: DbOpt = None,
@@ -282,14 +294,7 @@ def migrate_up(
     revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: all)."""
-    from modrun.db import migrate
-    from modrun.db.engine import display
-
-    url, engine = _engine(db, storage_path)
-    before = migrate.state(engine)
-    migrate.upgrade(engine, revision)
-    after = migrate.state(engine)
-    typer.echo(f"{display(url)}: {before.current or 'empty'} -> {after.current}")
+    _migrate("upgrade", db, storage_path, revision)
 
 
 @migrate_app.command("down")
@@ -299,14 +304,7 @@ def migrate_down(
     revision: Annotated[str, typer.Option("--revision", help="Target revision; 'base' removes all.")] = "-1",
 ) -> None:
     """Revert migrations (default: the latest one)."""
-    from modrun.db import migrate
-    from modrun.db.engine import display
-
-    url, engine = _engine(db, storage_path)
-    before = migrate.state(engine)
-    migrate.downgrade(engine, revision)
-    after = migrate.state(engine)
-    typer.echo(f"{display(url)}: {before.current or 'empty'} -> {after.current or 'empty'}")
+    _migrate("downgrade", db, storage_path, revision)
 
 
 @migrate_app.command("status")

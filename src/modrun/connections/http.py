@@ -70,20 +70,12 @@ class HttpConnections:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float = DEFAULT_TIMEOUT,
+        checked: bool = True,
     ) -> HttpResult:
-        send_url, send_headers = self.prepare(url, headers)
+        """Send a request. ``checked=False`` skips the allow-list, for URLs the
+        operator configured outright (``--modelHost``), never for plugins'."""
+        send_url, send_headers = self.prepare(url, headers) if checked else (url, dict(headers))
         return self._send(method, url, send_url, send_headers, body, timeout)
-
-    def request_unchecked(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> HttpResult:
-        """For URLs the operator configured outright (``--modelHost``), not plugins."""
-        return self._send(method, url, url, dict(headers), body, timeout)
 
     def _send(
         self,

@@ -176,5 +176,5 @@ class ModelInvoker:
 
     def _send(self, url: str, headers: dict[str, str], body: bytes, timeout: float):
         if self.model_host and url.startswith("http://") and self.model_host in url.split("/")[2]:
-            return self.http.request_unchecked("POST", url, headers, body, timeout)
+            return self.http.request("POST", url, headers, body, timeout, checked=False)
         return self.http.request("POST", url, headers, body, timeout)

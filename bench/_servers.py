@@ -1,0 +1,40 @@
+"""The OpenAI-compatible test server, started for a benchmark on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def model_server() -> Iterator[str]:
+    """tests/servers/apis.py on loopback; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests/servers/apis.py"), str(port)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(base + "/_log", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
