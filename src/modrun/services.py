@@ -10,32 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from modrun.config.settings import ServeSettings
 from modrun.connections.resolve import ResolvedManifest, resolve
 from modrun.connections.services import NodeServices, build_bundle
-from modrun.db import registry
 from modrun.db.engine import database_url, make_engine
-from modrun.db.history import BatchedWriter, InferenceHistory, plugin_id
+from modrun.db.history import BatchedWriter, InferenceHistory
 from modrun.db.migrate import ensure_schema
+from modrun.db.recording import InferenceRecorder
 from modrun.db.tables import model_access
 from modrun.errors import ConfigError
 from modrun.hostfns.base import LEVELS
 from modrun.hostfns.registry import default_host_functions
 from modrun.manifest.model import EMPTY, Manifest, ModelSpec, find_manifest, load_manifest
 from modrun.metrics import NodeMetrics
+from modrun.models.catalog import ModelCatalog
 from modrun.models.executors.registry import ExecutorRegistry
-from modrun.models.providers import Inference
 from modrun.plugins.invoker import Invoker
 from modrun.plugins.manager import PluginManager
 from modrun.plugins.plugin import PluginOptions
@@ -69,10 +64,8 @@ class Node:
         self.access_log = BatchedWriter(
             self.db, model_access, Path(settings.storage_path) / "spool" / "model_access.jsonl"
         )
-        self.models: dict[str, ModelSpec] = {}
-        self.model_sources: dict[str, str] = {}
+        self.record_inference = InferenceRecorder(self.metrics, self.access_log, self.history)
         self._secret_source: SecretSource | None = None
-        self._registry_warned: set[str] = set()
         self.host_functions = default_host_functions()
         self.services = NodeServices()
         self.executors: ExecutorRegistry | None = None
@@ -85,6 +78,9 @@ class Node:
             self.secret_sources.append(self.aws_secrets.lookup)
         self.manager = PluginManager(self.storage.app_dir, self.engine, self._options(), self.metrics)
         self.executors = ExecutorRegistry(self._app_dir())
+        self.catalog = ModelCatalog(
+            self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
+        )
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
 
     def _storage(self) -> Storage:
@@ -148,101 +144,20 @@ class Node:
             build_bundle(resolved, self.settings.model_host, self.record_inference, self.executors)
         )
         self.resolved = resolved
-        self.models = {}  # re-merged with the registry by sync_models()
         self.manager.set_options(self._options())
 
     def sync_models(self) -> None:
-        """Merge manifest models with the registry's (and the latest weights of
-        each), then start, restart or stop executors to match."""
-        try:
-            raw = registry.load(self.db)
-            weights = registry.latest_weights(self.db)
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("model registry unavailable (%s); keeping the models loaded", type(exc).__name__)
-            return
-        merged: dict[str, ModelSpec] = dict(self.resolved.models)
-        sources = dict.fromkeys(merged, "manifest")
-        from_registry: dict[str, ModelSpec] = {}
-        for name, doc in raw.items():
-            if name in merged:
-                if name not in self._registry_warned:
-                    log.warning("registry model %s is shadowed by the manifest's model of that name", name)
-                    self._registry_warned.add(name)
-                continue
-            try:
-                from_registry[name] = registry.validate(name, doc)
-            except ConfigError as exc:
-                log.error("registry: %s", exc)
-        if from_registry and self._secret_source is not None:
-            resolved = resolve(
-                Manifest.model_construct(connections={}, models=from_registry, plugins={}),
-                self._secret_source,
-            )
-            from_registry = resolved.models
-        for name, spec in from_registry.items():
-            merged[name] = spec
-            sources[name] = "registry"
-        for name, (version, params, blob) in weights.items():
-            if name in merged:
-                merged[name] = self._with_weights(name, merged[name], version, params, blob)
-        if merged == self.models:
-            return
-        self.models, self.model_sources = merged, sources
-        assert self.executors is not None
-        self.executors.sync(merged)
-        self.services.current.models.models = merged
+        """Merge the manifest's models with the registry's and apply them."""
+        self.catalog.sync(self.resolved.models, self._secret_source)
+        self.services.current.models.models = self.catalog.models
 
-    def _with_weights(
-        self, name: str, spec: ModelSpec, version: int, params: dict, blob: bytes | None
-    ) -> ModelSpec:
-        env = {
-            **spec.env,
-            "MODRUN_MODEL_WEIGHTS_VERSION": str(version),
-            "MODRUN_MODEL_PARAMS": json.dumps(params),
-        }
-        if blob is not None:
-            path = Path(self.settings.storage_path).expanduser() / "weights" / name / f"{version}.bin"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(blob)
-            env["MODRUN_MODEL_WEIGHTS_FILE"] = str(path)
-        return spec.model_copy(update={"env": env})
+    @property
+    def models(self) -> dict[str, ModelSpec]:
+        return self.catalog.models
 
-    def record_inference(self, inference: Inference) -> None:
-        self.metrics.inference(inference.model, inference.status, inference.duration_ms / 1000)
-        request_id = uuid.uuid4()
-        started = datetime.fromtimestamp(inference.started_at, UTC)
-        self.access_log.record(
-            {
-                "id": uuid.uuid4(),
-                "request_id": request_id,
-                "model": inference.model,
-                "start_access": started,
-                "stop_access": started + timedelta(milliseconds=inference.duration_ms),
-                "status": inference.status,
-                "error": inference.error,
-            }
-        )
-        if self.history is None:
-            return
-        caller = inference.caller
-        self.history.record(
-            {
-                "id": request_id,
-                "model_hash": inference.model_hash,
-                "model_name": inference.model,
-                "input": inference.input,
-                "output": inference.output,
-                "started_at": datetime.fromtimestamp(inference.started_at, UTC),
-                "duration_ms": round(inference.duration_ms),
-                "plugin_id": plugin_id(caller.build_id) if caller and caller.build_id else None,
-                "plugin_build_id": caller.build_id if caller else None,
-                "plugin": caller.plugin if caller else None,
-                "function": caller.function if caller else None,
-                "status": inference.status,
-                "error": inference.error,
-            }
-        )
+    @property
+    def model_sources(self) -> dict[str, str]:
+        return self.catalog.sources
 
     def load_errors(self) -> dict[str, str]:
         errors = dict(self.manager.catalog.load_errors)
