@@ -24,18 +24,12 @@ from pathlib import Path
 
 import httpx
 
+from _servers import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = REPO / "examples/textkit-c/build/release.wasm"
 POST_LUA = 'wrk.method = "POST"\nwrk.body = ""\n'
 TARGET = 2.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, proc: subprocess.Popen) -> None:

@@ -12,6 +12,7 @@
           +-- CallTimeout       it ran past the per-call timeout
           +-- MemoryLimitExceeded  it needed more linear memory than allowed
           +-- HostFunctionError a host function it called refused or failed
+               +-- RequestRefused  an HTTP request no manifest connection allows
 
 Every ``CallFailed`` carries the plugin and function names and the log lines
 the call produced before it failed.
@@ -86,3 +87,7 @@ class MemoryLimitExceeded(CallFailed):
 
 class HostFunctionError(CallFailed):
     http_status = 502
+
+
+class RequestRefused(HostFunctionError):
+    """The URL is not allowed by any manifest http connection (never retried)."""

@@ -31,6 +31,7 @@ from modrun.manifest.model import EMPTY, Manifest, ModelSpec, find_manifest, loa
 from modrun.metrics import NodeMetrics
 from modrun.models.catalog import ModelCatalog
 from modrun.models.executors.registry import ExecutorRegistry
+from modrun.plugins.discovery import file_stamp
 from modrun.plugins.invoker import Invoker
 from modrun.plugins.manager import PluginManager
 from modrun.plugins.plugin import PluginOptions
@@ -117,7 +118,7 @@ class Node:
         app = self._app_dir()
         path = find_manifest(app)
         env_files = dotenv_files(app, self.settings.environment)
-        stamp = (_stat(path), tuple(_stat(f) for f in env_files))
+        stamp = (file_stamp(path), tuple(file_stamp(f) for f in env_files))
         if stamp == self._manifest_stamp and self.aws_secrets is None:
             return  # with AWS secrets, values may rotate: re-resolve every refresh
         self._manifest_stamp = stamp
@@ -239,13 +240,3 @@ class Node:
 def _plugin_level(level: str) -> str:
     level = level.lower()
     return {"warning": "warn", "critical": "error"}.get(level, level if level in LEVELS else "info")
-
-
-def _stat(path: Path | None) -> Any:
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (str(path), st.st_mtime_ns, st.st_size)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from modrun.connections.resolve import HttpTarget
-from modrun.errors import HostFunctionError
+from modrun.errors import HostFunctionError, RequestRefused
 from modrun.secrets.redact import REDACTOR
 
 DEFAULT_TIMEOUT = 30.0
@@ -50,10 +50,10 @@ class HttpConnections:
     def prepare(self, url: str, headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """The URL and headers to send, or HostFunctionError when not allowed."""
         if urlsplit(url).scheme not in ("http", "https"):
-            raise HostFunctionError(f"HTTP request to {url} refused: only http and https URLs")
+            raise RequestRefused(f"HTTP request to {url} refused: only http and https URLs")
         target = self.match(url)
         if target is None:
-            raise HostFunctionError(f"HTTP request to {url} refused: no manifest connection allows this host")
+            raise RequestRefused(f"HTTP request to {url} refused: no manifest connection allows this host")
         merged = {k: v for k, v in headers.items() if k.lower() not in {h.lower() for h in target.headers}}
         merged.update(target.headers)
         # surrounding whitespace is not part of a header value (RFC 9110 5.5); a

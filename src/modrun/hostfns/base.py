@@ -15,9 +15,6 @@ class LogLine:
     level: str
     message: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {"level": self.level, "message": self.message}
-
 
 class MustRunOnThread(Exception):
     """Raised by a host function that may block or has outside effects when it

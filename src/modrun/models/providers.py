@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modrun.connections.http import HttpConnections
-from modrun.errors import HostFunctionError
+from modrun.errors import HostFunctionError, RequestRefused
 from modrun.manifest.model import EXECUTOR_PROVIDERS, ModelSpec
 
 BACKOFF = 0.2
@@ -73,6 +73,7 @@ class ModelInvoker:
         self.model_host = model_host
         self.on_inference = on_inference
         self.executors = executors
+        self._hashes: dict[str, tuple[ModelSpec, str]] = {}
 
     def url(self, name: str, spec: ModelSpec) -> str:
         source = spec.source_model or name
@@ -89,7 +90,16 @@ class ModelInvoker:
         return (target.base_url or "") + path.lstrip("/")
 
     def model_hash(self, name: str, spec: ModelSpec) -> str:
-        """Identifies a model configuration: provider, source model and where it is served."""
+        """Identifies a model configuration: provider, source model and where it is
+        served. Computed once per spec, not per invocation."""
+        cached = self._hashes.get(name)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        value = self._hash(name, spec)
+        self._hashes[name] = (spec, value)
+        return value
+
+    def _hash(self, name: str, spec: ModelSpec) -> str:
         if spec.provider in EXECUTOR_PROVIDERS:
             where = f"{spec.command or ''}@{spec.user or ''}@{spec.host or 'local'}:{spec.workdir or ''}"
         else:
@@ -120,7 +130,9 @@ class ModelInvoker:
                 output = executor.invoke(payload)
                 return output
             url = self.url(name, spec)
-            output, attempts = self._post(name, spec, url, json.dumps(payload).encode())
+            # --modelHost URLs are the operator's own configuration, not a plugin's request
+            checked = not (spec.provider == "kserve" and self.model_host)
+            output, attempts = self._post(name, spec, url, json.dumps(payload).encode(), checked)
             return output
         except HostFunctionError as exc:
             error = str(exc)
@@ -144,16 +156,16 @@ class ModelInvoker:
                     )
                 )
 
-    def _post(self, name: str, spec: ModelSpec, url: str, body: bytes) -> tuple[Any, int]:
+    def _post(self, name: str, spec: ModelSpec, url: str, body: bytes, checked: bool) -> tuple[Any, int]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         last = ""
         for attempt in range(spec.retries + 1):
             delay = BACKOFF * (2**attempt) * (0.5 + random.random())
             try:
-                result = self._send(url, headers, body, spec.timeout)
+                result = self.http.request("POST", url, headers, body, spec.timeout, checked=checked)
+            except RequestRefused:
+                raise
             except HostFunctionError as exc:
-                if "refused" in str(exc):
-                    raise
                 last = str(exc)
             else:
                 if result.status < 400:
@@ -173,8 +185,3 @@ class ModelInvoker:
             if attempt < spec.retries:
                 time.sleep(delay)
         raise HostFunctionError(f"model {name!r} failed after {spec.retries + 1} attempts: {last}")
-
-    def _send(self, url: str, headers: dict[str, str], body: bytes, timeout: float):
-        if self.model_host and url.startswith("http://") and self.model_host in url.split("/")[2]:
-            return self.http.request("POST", url, headers, body, timeout, checked=False)
-        return self.http.request("POST", url, headers, body, timeout)

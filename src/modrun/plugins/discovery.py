@@ -29,10 +29,13 @@ class PluginSource:
 
     def fingerprint(self) -> tuple:
         """Changes whenever the wasm or its schema file changes."""
-        return (_stat(self.wasm), _stat(self.schema) if self.schema else None)
+        return (file_stamp(self.wasm), file_stamp(self.schema))
 
 
-def _stat(path: Path) -> tuple[str, int, int] | None:
+def file_stamp(path: Path | None) -> tuple[str, int, int] | None:
+    """(path, mtime, size): changes whenever the file is replaced or edited."""
+    if path is None:
+        return None
     try:
         st = path.stat()
     except OSError:

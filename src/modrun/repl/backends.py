@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import httpx
 
 from modrun import __version__
+from modrun.api.rest import log_dicts
 from modrun.errors import ConfigError, HostFunctionError, ModrunError
 
 
@@ -59,7 +60,7 @@ class LocalBackend:
 
     def call(self, function: str, data: str) -> tuple[str, list[dict[str, str]]]:
         result = self.runtime.invoke(function, data)
-        return result.output.decode("utf-8", "replace"), [line.as_dict() for line in result.logs]
+        return result.output.decode("utf-8", "replace"), log_dicts(result.logs)
 
     def inferences(self, model: str | None, limit: int) -> list[dict[str, Any]]:
         from modrun.db.queries import InferenceFilter, list_inferences
