@@ -37,3 +37,23 @@ def test_clash_is_resolved_by_plugin_name_and_reported(app_dir, storage):
     assert gql["extensions"]["invocations"]["zeta_reverse"]["plugin"] == "zeta"
     assert any("reverse" in msg for msg in health["conflicts"])
     assert "name clash" in log and "'zeta'" in log
+
+
+def test_a_name_graphql_cannot_use_is_reported_not_dropped(app_dir, storage):
+    from wasmtime import wat2wasm
+
+    (app_dir / "odd.wasm").write_bytes(
+        wat2wasm(
+            '(module (import "extism:host/env" "output_set" (func $out (param i64 i64)))'
+            ' (func (export "to-upper") (result i32) (i32.const 0))'
+            ' (func (export "fine") (result i32) (i32.const 0)))'
+        )
+    )
+    with ModrunServer(app_dir, storage, "--noreload") as server, server.client() as c:
+        listing = c.get("/functions").json()
+        rest = c.post("/functions/to-upper")
+        fields = c.post("/graphql", json={"query": "{ __schema { queryType { fields { name } } } }"}).json()
+    assert listing["notInGraphQL"] == ["odd.to-upper: not a valid GraphQL name"]
+    assert rest.status_code == 200
+    assert {f["name"] for f in fields["data"]["__schema"]["queryType"]["fields"]} == {"fine"}
+    assert "not in the GraphQL schema: odd.to-upper" in server.log()

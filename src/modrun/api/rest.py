@@ -178,5 +178,6 @@ def list_functions(node: Node) -> dict:
     return {
         "functions": [catalog.describe_function(fn) for fn in catalog.by_key.values()],
         "conflicts": [c.as_dict() for c in catalog.conflicts],
+        "notInGraphQL": catalog.skipped,
         "loadErrors": node.load_errors(),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from modrun.errors import PluginLoadError
@@ -37,10 +37,6 @@ class PluginManager:
         self._stamps: dict[str, tuple] = {}
         self._failed: dict[str, tuple[tuple, str]] = {}
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[Catalog], None]] = []
-
-    def on_change(self, listener: Callable[[Catalog], None]) -> None:
-        self._listeners.append(listener)
 
     def set_options(self, options: PluginOptions) -> None:
         """New node-wide options (e.g. a reloaded manifest); applied by the next
@@ -128,11 +124,11 @@ class PluginManager:
         for conflict in catalog.conflicts:
             if not any(c == conflict for c in current.conflicts):
                 log.warning("name clash: %s", conflict.message)
+        for skipped in set(catalog.skipped) - set(current.skipped):
+            log.warning("not in the GraphQL schema: %s (still callable over REST)", skipped)
         self.catalog = catalog
         if self.metrics is not None:
             self.metrics.plugins_loaded.set(len(catalog.plugins))
             self.metrics.load_errors.set(len(catalog.load_errors))
             self.metrics.reloads.inc()
-        for listener in self._listeners:
-            listener(catalog)
         return True

@@ -12,13 +12,6 @@ PLACEHOLDER = re.compile(
 )
 
 
-def names_in(text: str) -> list[str]:
-    out: list[str] = []
-    for m in PLACEHOLDER.finditer(text):
-        out.extend(n for n in m.groups() if n)
-    return out
-
-
 def expand(text: str, lookup: Callable[[str], str]) -> str:
     """Replace every placeholder using ``lookup(name) -> value``."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from modrun.errors import ConfigError
@@ -90,9 +89,6 @@ class S3Storage:
             changed = True
         self.last_error = None
         return changed
-
-    def clear(self) -> None:
-        shutil.rmtree(self.mirror, ignore_errors=True)
 
 
 def s3_storage(bucket: str | None, prefix: str | None, mirror_root: Path) -> S3Storage:
