@@ -68,6 +68,12 @@ class CallFailed(ModrunError):
         self.function = function
         self.logs = logs or []
 
+    @property
+    def kind(self) -> str:
+        """The failure category clients see (REST ``kind``, GraphQL
+        ``extensions.kind``, the ``kind`` label of the error metric)."""
+        return type(self).__name__
+
 
 class GuestError(CallFailed):
     http_status = 422
@@ -90,4 +96,9 @@ class HostFunctionError(CallFailed):
 
 
 class RequestRefused(HostFunctionError):
-    """The URL is not allowed by any manifest http connection (never retried)."""
+    """The URL is not allowed by any manifest http connection (never retried).
+    Clients see it as a ``HostFunctionError``, like every refusal."""
+
+    @property
+    def kind(self) -> str:
+        return "HostFunctionError"

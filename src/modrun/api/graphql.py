@@ -219,7 +219,7 @@ def _resolver(fn: Function) -> Callable[..., Any]:
             raise GraphQLError(
                 REDACTOR.scrub(exc.message),
                 extensions={
-                    "kind": type(exc).__name__,
+                    "kind": exc.kind,
                     "plugin": fn.plugin,
                     "function": fn.name,
                 },

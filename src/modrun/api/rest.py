@@ -160,9 +160,7 @@ class FunctionEndpoint:
             await respond(
                 send,
                 exc.http_status,
-                error_body(
-                    exc.message, function=fn.name, plugin=fn.plugin, kind=type(exc).__name__, logs=exc.logs
-                ),
+                error_body(exc.message, function=fn.name, plugin=fn.plugin, kind=exc.kind, logs=exc.logs),
                 JSON,
             )
             return

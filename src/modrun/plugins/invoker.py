@@ -123,7 +123,7 @@ class Invoker:
         except CallFailed as exc:
             elapsed = time.perf_counter() - started
             exc.plugin, exc.function, exc.logs = plugin.name, function.name, _logs(state)
-            recorder.record(elapsed, type(exc).__name__)
+            recorder.record(elapsed, exc.kind)
             raise
         except Exception as exc:  # a bug on our side: report it, keep serving
             log.exception("internal error calling %s.%s", plugin.name, function.name)
