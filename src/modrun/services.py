@@ -69,7 +69,6 @@ class Node:
         self._secret_source: SecretSource | None = None
         self.host_functions = default_host_functions()
         self.services = NodeServices()
-        self.executors: ExecutorRegistry | None = None
         self.resolved = ResolvedManifest()
         self._resolved_once = False
         self.secret_sources: list = []  # extra secret sources (AWS Secrets Manager)
@@ -78,7 +77,7 @@ class Node:
         if self.aws_secrets is not None:
             self.secret_sources.append(self.aws_secrets.lookup)
         self.manager = PluginManager(self.storage.app_dir, self.engine, self._options(), self.metrics)
-        self.executors = ExecutorRegistry(self._app_dir())
+        self.executors = ExecutorRegistry(self._app_dir())  # model processes and embedded models
         self.catalog = ModelCatalog(
             self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
         )
@@ -198,8 +197,7 @@ class Node:
         self.access_log.close()
         self.manager.close()
         self.services.close()
-        if self.executors is not None:
-            self.executors.close()
+        self.executors.close()
         self.db.dispose()
         gc.collect()
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def _describe(node: Node, name: str) -> dict[str, Any]:
     spec = node.models[name]
-    executor = node.executors.get(name) if node.executors is not None else None
+    executor = node.executors.get(name)
     doc: dict[str, Any] = {
         "name": name,
         "provider": spec.provider,
