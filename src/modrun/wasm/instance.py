@@ -318,10 +318,12 @@ class PluginInstance:
         capture = self._capture
         if capture is None:
             return
-        for stream, data in capture.collect().items():
-            self.state.write(stream, data)
-        if capture.exhausted:
-            self.broken = True  # retire it: its output files only grow
+        written = capture.collect()
+        if written:
+            for stream, data in written.items():
+                self.state.write(stream, data)
+            if capture.exhausted:
+                self.broken = True  # retire it: its output files only grow
 
     def close(self) -> None:
         if self._capture is not None:
