@@ -78,3 +78,14 @@ def test_serve_refuses_unmigrated_postgresql_unless_told(app_dir, storage, postg
     )
     assert newer.returncode == 2
     assert b"schema revision 9999, newer than this modrun knows" in newer.stderr
+
+
+def test_database_chosen_by_environment(tmp_path, storage):
+    for variable in ("MODRUN_DB", "HYPERMODE_METADATA_DB"):
+        target = tmp_path / f"{variable.lower()}.db"
+        env = {variable: f"sqlite:///{target}"}
+        up = run_cli("migrate", "up", "--storagePath", str(storage), env=env)
+        assert up.returncode == 0, up.stderr
+        assert str(target).encode() in up.stdout
+        assert {"plugins", "inferences"} <= _tables(f"sqlite:///{target}")
+    assert not (storage / "modrun.db").exists()  # the default was not used
