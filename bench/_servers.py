@@ -1,8 +1,11 @@
-"""The OpenAI-compatible test server, started for a benchmark on a free port."""
+"""Shared benchmark set-up: the OpenAI-compatible test server on a free port,
+and the connect-as app whose `ask` calls it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,3 +41,22 @@ def model_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def connect_app(app: Path, base: str, source_model: str) -> Path:
+    """examples/connect-as in ``app``, its `assistant` model served at ``base``."""
+    app.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
+    shutil.copy(REPO / "examples/connect-as/modrun.schema.json", app / "connect.schema.json")
+    model = {
+        "provider": "openai",
+        "sourceModel": source_model,
+        "connection": "llm",
+        "path": "chat/completions",
+    }
+    manifest = {
+        "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
+        "models": {"assistant": model},
+    }
+    (app / "modrun.json").write_text(json.dumps(manifest))
+    return app

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -26,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from _servers import model_server  # noqa: E402
+from _servers import connect_app, model_server  # noqa: E402
 from modrun import Runtime  # noqa: E402
 from modrun.db import migrate  # noqa: E402
 from modrun.db.engine import make_engine  # noqa: E402
@@ -84,24 +82,7 @@ def throughput(url: str, rows: int, spool: Path) -> float:
 
 def latency(url: str, calls: int, tmp: Path) -> tuple[float, float]:
     with model_server() as base:
-        app = tmp / "app"
-        app.mkdir()
-        shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
-        (app / "modrun.json").write_text(
-            json.dumps(
-                {
-                    "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
-                    "models": {
-                        "assistant": {
-                            "provider": "openai",
-                            "sourceModel": "m",
-                            "connection": "llm",
-                            "path": "chat/completions",
-                        }
-                    },
-                }
-            )
-        )
+        app = connect_app(tmp / "app", base, "m")
         on = Runtime(app, storage_path=tmp / "on", db=url, history=True)
         off = Runtime(app, storage_path=tmp / "off", history=False)
         times: dict[str, list[float]] = {"on": [], "off": []}

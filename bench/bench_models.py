@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from _servers import model_server
+from _servers import connect_app, model_server
 from modrun import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,25 +34,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args()
     with model_server() as base, tempfile.TemporaryDirectory() as tmp:
-        app = Path(tmp) / "app"
-        app.mkdir()
-        shutil.copy(REPO / "examples/connect-as/build/release.wasm", app / "connect.wasm")
-        shutil.copy(REPO / "examples/connect-as/modrun.schema.json", app / "connect.schema.json")
-        (app / "modrun.json").write_text(
-            json.dumps(
-                {
-                    "connections": {"llm": {"type": "http", "baseUrl": f"{base}/v1/"}},
-                    "models": {
-                        "assistant": {
-                            "provider": "openai",
-                            "sourceModel": "bench",
-                            "connection": "llm",
-                            "path": "chat/completions",
-                        }
-                    },
-                }
-            )
-        )
+        app = connect_app(Path(tmp) / "app", base, "bench")
         runtime = Runtime(app, storage_path=Path(tmp) / "storage")
         client = httpx.Client(timeout=30)
         prompt = "How far is the moon?"
