@@ -8,7 +8,7 @@ import uuid
 import boto3
 import pytest
 
-from apps import fetch
+from apps import fetch, make_app
 from modrun.plugins.wasmbin import append_custom_section
 from support import HELLO_AS, TEXTKIT_C, ModrunServer, wait_until
 
@@ -83,19 +83,18 @@ def test_secrets_from_secrets_manager_rotate_without_restart(aws, app_dir, stora
     sm = boto3.client("secretsmanager")
     name = f"api-{uuid.uuid4().hex[:6]}"
     sm.create_secret(Name=name, SecretString=json.dumps({"AUTH_TOKEN": "from-aws-1"}))
-    (app_dir / "bridge.wasm").write_bytes(bridge_wasm.read_bytes())
-    (app_dir / "modrun.json").write_text(
-        json.dumps(
-            {
-                "connections": {
-                    name: {
-                        "type": "http",
-                        "baseUrl": f"{api_server}/echo/",
-                        "headers": {"Authorization": "Bearer {{AUTH_TOKEN}}", "X-Key": "{{API_KEY}}"},
-                    }
+    make_app(
+        app_dir,
+        bridge_wasm,
+        {
+            "connections": {
+                name: {
+                    "type": "http",
+                    "baseUrl": f"{api_server}/echo/",
+                    "headers": {"Authorization": "Bearer {{AUTH_TOKEN}}", "X-Key": "{{API_KEY}}"},
                 }
             }
-        )
+        },
     )
 
     def sent() -> dict:
@@ -118,19 +117,18 @@ def test_environment_still_wins_over_secrets_manager(aws, app_dir, storage, brid
     sm = boto3.client("secretsmanager")
     name = f"api-{uuid.uuid4().hex[:6]}"
     sm.create_secret(Name=name, SecretString="plain-model-key")  # a plain secret is an API_KEY
-    (app_dir / "bridge.wasm").write_bytes(bridge_wasm.read_bytes())
-    (app_dir / "modrun.json").write_text(
-        json.dumps(
-            {
-                "connections": {
-                    name: {
-                        "type": "http",
-                        "baseUrl": f"{api_server}/echo/",
-                        "headers": {"X-Key": "{{API_KEY}}", "X-Other": "{{OTHER}}"},
-                    }
+    make_app(
+        app_dir,
+        bridge_wasm,
+        {
+            "connections": {
+                name: {
+                    "type": "http",
+                    "baseUrl": f"{api_server}/echo/",
+                    "headers": {"X-Key": "{{API_KEY}}", "X-Other": "{{OTHER}}"},
                 }
             }
-        )
+        },
     )
     env = {**aws, f"MODRUN_{name.upper().replace('-', '_')}_OTHER": "from-env"}
     with (
