@@ -82,6 +82,26 @@ class Node:
             self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
         )
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
+        self.agent = self._agent()
+
+    def _agent(self) -> Any:
+        """The fleet agent when the node joins an orchestrator (--orchestrator)."""
+        s = self.settings
+        if not s.orchestrator:
+            return None
+        from modrun.agent.join import APIS, FleetAgent, JoinSettings
+
+        return FleetAgent(
+            self,
+            JoinSettings(
+                orchestrator=s.orchestrator,
+                mqtt=s.mqtt,
+                name=s.runtime_name,
+                apis=s.apis or list(APIS),
+                max_modules=s.max_modules,
+                url=s.advertise_url,
+            ),
+        )
 
     def _storage(self) -> Storage:
         s = self.settings
@@ -180,9 +200,13 @@ class Node:
         reloader = None
         if not self.settings.noreload and self.settings.refresh > 0:
             reloader = asyncio.create_task(self._reload_forever(), name="modrun-reload")
+        if self.agent is not None:
+            self.agent.start()
         try:
             yield
         finally:
+            if self.agent is not None:
+                await asyncio.to_thread(self.agent.stop)
             if reloader is not None:
                 reloader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -188,6 +188,35 @@ def serve(
             help="Allow creating, changing and deleting registry models at run time.",
         ),
     ] = False,
+    orchestrator: Annotated[
+        str | None,
+        typer.Option(
+            "--orchestrator",
+            envvar="MODRUN_ORCHESTRATOR",
+            help="Join this orchestrator's fleet (http://HOST:8000): register, keep alive, run its modules.",
+        ),
+    ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt", envvar="MODRUN_MQTT", help="Broker to use when joining (default: the orchestrator's)."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Runtime name in the fleet (default HOSTNAME-PORT).")
+    ] = None,
+    apis: Annotated[
+        str | None,
+        typer.Option(
+            "--apis", help="APIs this runtime offers, comma-separated (default wasm,wasi,extism,channels)."
+        ),
+    ] = None,
+    max_modules: Annotated[
+        int, typer.Option("--maxModules", help="Most modules this runtime takes (0 = unlimited).")
+    ] = 0,
+    advertise: Annotated[
+        str | None, typer.Option("--advertise", help="URL the fleet gateway uses to reach this node.")
+    ] = None,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -219,6 +248,12 @@ def serve(
         use_aws_storage=use_aws_storage or bool(s3bucket),
         use_aws_secrets=use_aws_secrets,
         allow_runtime_changes=allow_runtime_changes,
+        orchestrator=orchestrator,
+        mqtt=mqtt,
+        runtime_name=name,
+        apis=[a.strip() for a in apis.split(",") if a.strip()] if apis else None,
+        max_modules=max_modules,
+        advertise_url=advertise,
     )
     setup_logging(jsonlogs, log_level)
     try:
@@ -448,6 +483,11 @@ def repl(
                 break
     finally:
         backend.close()
+
+
+from modrun.cli.fleet import register as _register_fleet  # noqa: E402
+
+_register_fleet(app)
 
 
 @app.command()

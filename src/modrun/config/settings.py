@@ -47,6 +47,12 @@ class ServeSettings:
         )
     )
     environment: str = field(default_factory=lambda: os.environ.get("ENVIRONMENT", "dev"))
+    orchestrator: str | None = None  # join this fleet (modrun.agent)
+    mqtt: str | None = None  # broker override when joining
+    runtime_name: str | None = None
+    apis: list[str] | None = None
+    max_modules: int = 0
+    advertise_url: str | None = None
 
     @property
     def limits(self) -> Limits:

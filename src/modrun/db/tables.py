@@ -86,3 +86,82 @@ model_weights = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("model", "version", name="uq_model_weights_version"),
 )
+
+# -- the orchestrator's fleet state (modrun orchestrator) -------------------
+
+fleet_managers = sa.Table(
+    "fleet_managers",
+    metadata,
+    sa.Column("uuid", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+)
+
+fleet_runtimes = sa.Table(
+    "fleet_runtimes",
+    metadata,
+    sa.Column("uuid", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("runtime_type", sa.Text, nullable=False),
+    sa.Column("max_nmodules", sa.Integer, nullable=False),
+    sa.Column("apis", JSONType, nullable=False),
+    sa.Column("platform", JSONType),
+    sa.Column("metadata", JSONType),
+    sa.Column("ka_interval_sec", sa.Float, nullable=False),
+    sa.Column("ka_ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("parent", sa.Text, comment="manager uuid"),
+)
+
+fleet_modules = sa.Table(
+    "fleet_modules",
+    metadata,
+    sa.Column("index", sa.Integer, primary_key=True, autoincrement=False, comment="queue order"),
+    sa.Column("uuid", sa.Text, nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("parent", sa.Text),
+    sa.Column("pinned", sa.Boolean, nullable=False),
+    sa.Column("sha256", sa.Text),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("apis", JSONType, nullable=False),
+    sa.Column("args", JSONType, nullable=False),
+    sa.Column("channels", JSONType, nullable=False),
+    sa.Column("restart", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Index("ix_fleet_modules_status", "status"),
+)
+
+fleet_module_events = sa.Table(
+    "fleet_module_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("module", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("runtime", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("ix_fleet_module_events_module", "module", "id"),
+)
+
+fleet_files = sa.Table(
+    "fleet_files",
+    metadata,
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+fleet_settings = sa.Table(
+    "fleet_settings",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", JSONType),
+)

@@ -36,7 +36,22 @@ class PluginManager:
         self.catalog = Catalog({}, {})
         self._stamps: dict[str, tuple] = {}
         self._failed: dict[str, tuple[tuple, str]] = {}
+        self._extra: dict[str, PluginSource] = {}
         self._lock = threading.Lock()
+
+    def set_extra(self, name: str, source: PluginSource | None) -> None:
+        """Serve a plugin that is not in the plugins directory (a module the
+        orchestrator placed here), or stop serving it (None). Applied by the
+        next refresh; a directory plugin of the same name keeps its name."""
+        with self._lock:
+            if source is None:
+                self._extra.pop(name, None)
+            else:
+                self._extra[name] = source
+
+    def names(self) -> set[str]:
+        """Names of the plugins in the directory and the extra ones."""
+        return set(self.catalog.plugins) | set(self._extra)
 
     def set_options(self, options: PluginOptions) -> None:
         """New node-wide options (e.g. a reloaded manifest); applied by the next
@@ -69,6 +84,12 @@ class PluginManager:
     def _refresh(self) -> bool:
         current = self.catalog
         sources, problems = discover(self.path)
+        taken = {s.name for s in sources}
+        for name, source in sorted(self._extra.items()):
+            if name in taken:
+                problems[name] = f"module plugin {name!r} not served: a plugin in the directory has that name"
+            else:
+                sources.append(source)
         plugins: dict[str, Plugin] = {}
         errors: dict[str, str] = dict(problems)
         changed = False

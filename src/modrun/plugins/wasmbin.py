@@ -1,4 +1,4 @@
-"""Just enough of the wasm binary format to read custom sections."""
+"""Just enough of the wasm binary format to read custom sections and exports."""
 
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ def _uleb128(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def custom_sections(wasm: bytes) -> dict[str, bytes]:
-    """Custom sections by name (the last one wins when a name repeats)."""
+def sections(wasm: bytes):
+    """(section id, payload) of every section, in order."""
     if wasm[:4] != MAGIC:
         raise ValueError("not a WebAssembly binary (bad magic number)")
-    sections: dict[str, bytes] = {}
     pos = 8
     while pos < len(wasm):
         section_id = wasm[pos]
@@ -30,12 +29,53 @@ def custom_sections(wasm: bytes) -> dict[str, bytes]:
         end = pos + size
         if end > len(wasm):
             raise ValueError("truncated section")
-        if section_id == 0:
-            name_len, name_at = _uleb128(wasm, pos)
-            name = wasm[name_at : name_at + name_len].decode("utf-8", "replace")
-            sections[name] = wasm[name_at + name_len : end]
+        yield section_id, wasm[pos:end]
         pos = end
-    return sections
+
+
+def _name(data: bytes, pos: int) -> tuple[str, int]:
+    length, pos = _uleb128(data, pos)
+    return data[pos : pos + length].decode("utf-8", "replace"), pos + length
+
+
+def custom_sections(wasm: bytes) -> dict[str, bytes]:
+    """Custom sections by name (the last one wins when a name repeats)."""
+    found: dict[str, bytes] = {}
+    for section_id, payload in sections(wasm):
+        if section_id == 0:
+            name, at = _name(payload, 0)
+            found[name] = payload[at:]
+    return found
+
+
+EXPORT_SECTION = 7
+FUNC_EXPORT = 0
+
+
+def exported_functions(wasm: bytes) -> list[str]:
+    """Names of the functions a module exports."""
+    names: list[str] = []
+    for section_id, payload in sections(wasm):
+        if section_id != EXPORT_SECTION:
+            continue
+        count, pos = _uleb128(payload, 0)
+        for _ in range(count):
+            name, pos = _name(payload, pos)
+            kind = payload[pos]
+            _index, pos = _uleb128(payload, pos + 1)
+            if kind == FUNC_EXPORT:
+                names.append(name)
+    return names
+
+
+def module_kind(wasm: bytes) -> str:
+    """``wasi`` for a WASI command (exports ``_start`` and no public function),
+    ``plugin`` for anything exporting public functions (Extism plugins)."""
+    functions = exported_functions(wasm)
+    public = [f for f in functions if not f.startswith("_")]
+    if "_start" in functions and not public:
+        return "wasi"
+    return "plugin"
 
 
 def append_custom_section(wasm: bytes, name: str, payload: bytes) -> bytes:

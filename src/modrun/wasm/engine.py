@@ -27,7 +27,7 @@ TICK = 0.01
 """Seconds per epoch tick: the granularity of timeouts."""
 
 
-def _engine_config() -> Config:
+def engine_config() -> Config:
     config = Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"
@@ -38,7 +38,7 @@ class WasmEngine:
     """The shared engine plus what every plugin instance links against."""
 
     def __init__(self, cache_dir: Path | None = None) -> None:
-        self.engine = Engine(_engine_config())
+        self.engine = Engine(engine_config())
         self.kernel = compile_kernel(self.engine)
         self.kernel_exports = frozenset(e.name for e in self.kernel.exports)
         self.cache_dir = cache_dir
@@ -69,6 +69,19 @@ class WasmEngine:
         if path is not None:
             self._store(path, module)
         return module, False
+
+    def compile_into(self, engine: Engine, wasm: bytes) -> Module:
+        """``wasm`` compiled for another engine of the same configuration
+        (a WASI command's own engine), through the same on-disk cache."""
+        path = self._cache_path(wasm)
+        if path is None:
+            return Module(engine, wasm)
+        if not path.exists():
+            self.compile(wasm)
+        try:
+            return Module.deserialize_file(engine, str(path))
+        except Exception:
+            return Module(engine, wasm)
 
     def _cache_path(self, wasm: bytes) -> Path | None:
         if self.cache_dir is None:

@@ -1,0 +1,55 @@
+"""Fetching module files from the orchestrator's file store, cached by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+
+class FetchError(Exception):
+    pass
+
+
+class FileCache:
+    def __init__(self, orchestrator: str, root: Path) -> None:
+        self.orchestrator = orchestrator.rstrip("/")
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.http = httpx.Client(timeout=httpx.Timeout(60, connect=5))
+
+    def get(self, path: str, sha256: str | None) -> tuple[Path, str]:
+        """The file's local copy and digest; downloads unless ``sha256`` is cached."""
+        if sha256:
+            cached = self.root / f"{sha256}.wasm"
+            if cached.is_file():
+                return cached, sha256
+        url = f"{self.orchestrator}/api/files/{quote(path)}"
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, self.http.stream("GET", url) as response:
+                if response.status_code == 404:
+                    raise FetchError(f"file {path!r} is not in the orchestrator's file store")
+                if response.status_code != 200:
+                    raise FetchError(f"fetching {path!r}: HTTP {response.status_code}")
+                for chunk in response.iter_bytes(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+            got = digest.hexdigest()
+            if sha256 and got != sha256:
+                raise FetchError(f"file {path!r} has SHA-256 {got}, the module expects {sha256}")
+            target = self.root / f"{got}.wasm"
+            os.replace(tmp, target)
+            return target, got
+        except httpx.HTTPError as exc:
+            raise FetchError(f"fetching {path!r}: {exc}") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,436 @@
+"""``modrun serve --orchestrator URL``: the node as a SilverLine runtime.
+
+It learns the broker and realm from ``GET /api/config`` (``--mqtt``
+overrides the broker), registers on ``{realm}/proc/reg/{uuid}`` with a Last
+Will that deregisters it, keeps alive with per-module stats, its load and
+the functions it serves, and runs the modules it is sent. When the
+orchestrator or the broker goes away it keeps serving what it has,
+reconnects with backoff and registers again. The runtime uuid is kept in
+``--storagePath``, so a restarted node comes back as the same runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from modrun import __version__
+from modrun.agent.files import FetchError, FileCache
+from modrun.agent.modules import (
+    Hosted,
+    command_spec,
+    kind_of,
+    start_plugin,
+    stop_plugin,
+)
+from modrun.mqtt.client import MqttLink
+from modrun.mqtt.url import BrokerAddress
+from modrun.orchestrator import protocol as P
+from modrun.wasm.command import CommandRun
+
+if TYPE_CHECKING:
+    from modrun.services import Node
+
+log = logging.getLogger("modrun.agent")
+
+APIS = ["wasm", "wasi", "extism", "channels"]
+
+
+@dataclass
+class JoinSettings:
+    orchestrator: str
+    mqtt: str | None = None
+    name: str | None = None
+    apis: list[str] = field(default_factory=lambda: list(APIS))
+    max_modules: int = 0
+    url: str | None = None  # how the orchestrator's gateway reaches this node
+
+
+class FleetAgent:
+    def __init__(self, node: Node, settings: JoinSettings) -> None:
+        self.node = node
+        self.settings = settings
+        storage = Path(node.settings.storage_path).expanduser()
+        self.uuid = _runtime_id(storage / "runtime-id")
+        self.name = settings.name or f"{socket.gethostname()}-{node.settings.port}"
+        self.url = (settings.url or f"http://{_reachable(node.settings.host)}:{node.settings.port}").rstrip(
+            "/"
+        )
+        self.files = FileCache(settings.orchestrator, storage / "fleet" / "files")
+        self.hosted: dict[str, Hosted] = {}
+        self.realm = "realm"
+        self.topics = P.Topics(self.realm)
+        self.ka_interval = 5.0
+        self.link: MqttLink | None = None
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._cpu = (time.monotonic(), time.process_time())
+        self._threads = [
+            threading.Thread(target=self._join_then_work, name="modrun-agent", daemon=True),
+            threading.Thread(target=self._keepalive_loop, name="modrun-keepalive", daemon=True),
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Leave the fleet: stop commands, deregister (modules move at once), disconnect."""
+        self._stop.set()
+        self._wake.set()
+        self._work.put(None)
+        for hosted in list(self.hosted.values()):
+            if hosted.run is not None:
+                hosted.run.kill()
+        if self.link is not None:
+            if self.link.connected.is_set():
+                self.link.publish(self.topics.registration(self.uuid), self._deregistration())
+                time.sleep(0.1)
+            self.link.stop()
+        self.files.close()
+
+    def _join_then_work(self) -> None:
+        config = self._fetch_config()
+        if config is None:
+            return
+        self.realm = str(config.get("realm", "realm"))
+        self.topics = P.Topics(self.realm)
+        self.ka_interval = float(config.get("ka_interval_sec") or 5.0)
+        broker = BrokerAddress.parse(self.settings.mqtt or str(config["mqtt"]))
+        will = (self.topics.registration(self.uuid), json.dumps(self._deregistration()).encode())
+        self.link = MqttLink(
+            broker,
+            client_id=f"modrun-node-{self.uuid}",
+            keepalive=max(2, int(self.ka_interval * 2)),
+            will=will,
+            on_connect=lambda: self._work.put(("register",)),
+        )
+        self.link.subscribe(self.topics.runtime_control(self.uuid), self._on_control)
+        self.link.subscribe(self.topics.registration(self.uuid), self._on_registration)
+        self.link.start()
+        log.info(
+            "joining the fleet at %s as runtime %s (%s) over %s",
+            self.settings.orchestrator,
+            self.name,
+            self.uuid,
+            broker,
+        )
+        self._work_loop()
+
+    def _fetch_config(self) -> dict | None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                response = httpx.get(self.settings.orchestrator.rstrip("/") + "/api/config", timeout=5)
+                if response.status_code == 200:
+                    return response.json()
+                log.warning(
+                    "orchestrator %s answered %d to /api/config",
+                    self.settings.orchestrator,
+                    response.status_code,
+                )
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning(
+                    "orchestrator %s not reachable (%s); retrying in %.1f s",
+                    self.settings.orchestrator,
+                    exc,
+                    delay,
+                )
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10)
+        return None
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _on_control(self, topic: str, payload: bytes) -> None:
+        self._work.put(("control", topic, payload))
+
+    def _on_registration(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = P.decode(topic, payload)
+        except P.ProtocolError:
+            return
+        if msg.is_request or not isinstance(msg.data, dict):
+            return
+        details = msg.data.get("details") if isinstance(msg.data.get("details"), dict) else {}
+        if msg.data.get("result") == "ok" and details.get("uuid") == self.uuid:
+            interval = details.get("ka_interval_sec")
+            if isinstance(interval, int | float) and interval > 0:
+                self.ka_interval = float(interval)
+            log.info("registered with the orchestrator (keepalive every %gs)", self.ka_interval)
+            self._wake.set()
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._work.get()
+            if item is None:
+                return
+            try:
+                if item[0] == "register":
+                    self._register()
+                elif item[0] == "control":
+                    self._control(item[1], item[2])
+                elif item[0] == "exited":
+                    self._report_exit(item[1])
+            except Exception:  # the agent must keep working whatever one message does
+                log.exception("fleet agent: %s failed", item[0])
+
+    def _register(self) -> None:
+        data = {
+            "type": "runtime",
+            "uuid": self.uuid,
+            "name": self.name,
+            "runtime_type": "modrun",
+            "max_nmodules": self.settings.max_modules,
+            "apis": self.settings.apis,
+            "platform": _platform(),
+            "metadata": {"url": self.url, "version": __version__},
+        }
+        assert self.link is not None
+        self.link.publish(self.topics.registration(self.uuid), P.envelope("create", data))
+
+    def _deregistration(self) -> dict:
+        return P.envelope("delete", {"type": "runtime", "uuid": self.uuid, "name": self.name})
+
+    def _control(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = P.decode(topic, payload)
+        except P.ProtocolError as exc:
+            log.warning("ignored a control message: %s", exc.desc)
+            return
+        if not msg.is_request or not isinstance(msg.data, dict):
+            return
+        if msg.action == "create":
+            self._create(msg)
+        elif msg.action == "delete":
+            self._delete(str(msg.data.get("uuid", "")))
+
+    def _reply(self, msg: P.Message, ok: bool, details: dict) -> None:
+        assert self.link is not None
+        self.link.publish(self.topics.runtime_control(self.uuid), P.response(msg, details, ok))
+
+    # -- modules ------------------------------------------------------------------------------
+
+    def _create(self, msg: P.Message) -> None:
+        data = msg.data
+        module_id = str(data.get("uuid") or "")
+        name = str(data.get("name") or "module")
+        if not module_id:
+            self._reply(msg, False, {"error": "no module uuid"})
+            return
+        if module_id in self.hosted:
+            self._reply(msg, True, {"uuid": module_id, "note": "already running"})
+            return
+        try:
+            path, _digest = self.files.get(str(data.get("file", "")), data.get("sha256"))
+            wasm = path.read_bytes()
+            hosted = Hosted(module_id, name, kind_of(wasm, data))
+            if hosted.kind == "plugin":
+                functions = start_plugin(self.node, hosted, path)
+                self.hosted[module_id] = hosted
+                details = {
+                    "uuid": module_id,
+                    "kind": "plugin",
+                    "plugin": hosted.plugin,
+                    "functions": functions,
+                }
+            else:
+                self._start_command(hosted, wasm, data)
+                details = {"uuid": module_id, "kind": "wasi"}
+        except (FetchError, RuntimeError, ValueError, OSError) as exc:
+            log.error("module %s (%s) did not start: %s", name, module_id, exc)
+            self._reply(msg, False, {"uuid": module_id, "error": str(exc)})
+            return
+        log.info("module %s (%s) started: %s", name, module_id, details.get("kind"))
+        self._reply(msg, True, details)
+        self._wake.set()  # report the new functions now, not at the next keepalive
+
+    def _start_command(self, hosted: Hosted, wasm: bytes, data: dict) -> None:
+        spec = command_spec(wasm, data, self.node.settings.limits)
+        channels = [c for c in data.get("channels") or [] if isinstance(c, dict)]
+        topics = self.topics
+
+        def output(stream: str, line: bytes) -> None:
+            hosted.last_active = time.time()
+            if self.link is None:
+                return
+            if stream in ("stdout", "stderr"):
+                self.link.publish(getattr(topics, stream)(hosted.uuid), line, qos=1)
+            for channel in channels:
+                if "w" in channel.get("mode", "rw") and channel.get("path") in (stream, "/" + stream):
+                    self.link.publish(channel["topic"], line, qos=1)
+
+        run = CommandRun(spec, self.node.engine, output)
+        hosted.run = run
+        for channel in channels:
+            if "r" in channel.get("mode", "rw") and channel.get("path") == "/stdin" and self.link is not None:
+
+                def feed(_topic: str, payload: bytes, run: CommandRun = run) -> None:
+                    run.write_stdin(payload if payload.endswith(b"\n") else payload + b"\n")
+
+                self.link.subscribe(channel["topic"], feed)
+        self.hosted[hosted.uuid] = hosted
+        run.start()
+        threading.Thread(target=self._await_exit, args=(hosted,), daemon=True).start()
+
+    def _await_exit(self, hosted: Hosted) -> None:
+        assert hosted.run is not None
+        hosted.run.wait()
+        self._work.put(("exited", hosted))
+
+    def _report_exit(self, hosted: Hosted) -> None:
+        result = hosted.run.result if hosted.run else None
+        self.hosted.pop(hosted.uuid, None)
+        details = result.as_dict() if result else {"exit_code": None, "reason": "deleted", "message": None}
+        if hosted.deleting and details["reason"] == "killed":
+            details["reason"] = "deleted"
+        log.info("module %s (%s) exited: %s", hosted.name, hosted.uuid, details)
+        if self.link is not None:
+            self.link.publish(
+                self.topics.control, P.envelope("exited", {"type": "module", "uuid": hosted.uuid, **details})
+            )
+        self._wake.set()
+
+    def _delete(self, module_id: str) -> None:
+        hosted = self.hosted.get(module_id)
+        if hosted is None:
+            # not here (any more): confirm, so the orchestrator does not wait
+            if self.link is not None:
+                self.link.publish(
+                    self.topics.control,
+                    P.envelope(
+                        "exited",
+                        {"type": "module", "uuid": module_id, "reason": "deleted", "exit_code": None},
+                    ),
+                )
+            return
+        hosted.deleting = True
+        if hosted.run is not None:
+            hosted.run.kill()  # its exit is reported when the thread ends
+            return
+        stop_plugin(self.node, hosted)
+        self._report_exit(hosted)
+
+    # -- keepalive ---------------------------------------------------------------------------
+
+    def _keepalive_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.ka_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            link = self.link
+            if link is None or not link.connected.is_set():
+                continue
+            try:
+                link.publish(self.topics.runtime_keepalive(self.uuid), P.envelope("update", self.keepalive()))
+            except Exception:
+                log.exception("keepalive failed")
+
+    def keepalive(self) -> dict:
+        return {
+            "type": "runtime",
+            "uuid": self.uuid,
+            "name": self.name,
+            "apis": self.settings.apis,
+            "children": [h.stats(self.node) for h in list(self.hosted.values())],
+            "load": self._load(),
+            "functions": self._functions(),
+            "url": self.url,
+        }
+
+    def _functions(self) -> list[dict]:
+        catalog = self.node.manager.catalog
+        modules = {h.plugin: h.uuid for h in self.hosted.values() if h.plugin}
+        out = []
+        for fn in sorted(catalog.by_key.values(), key=lambda f: f.key):
+            described = catalog.describe_function(fn)
+            out.append(
+                {
+                    "name": fn.name,
+                    "plugin": fn.plugin,
+                    "module": modules.get(fn.plugin),
+                    "path": described["path"],
+                    "signature": described["signature"],
+                    "description": described["description"],
+                }
+            )
+        return out
+
+    def _load(self) -> dict:
+        moment, cpu = time.monotonic(), time.process_time()
+        then, cpu_then = self._cpu
+        self._cpu = (moment, cpu)
+        cores = os.cpu_count() or 1
+        share = (cpu - cpu_then) / (moment - then) / cores * 100 if moment > then else 0.0
+        total, available = _meminfo()
+        rss = _rss()
+        return {
+            "cpu_percent": round(share, 2),
+            "cores": cores,
+            "mem_used": rss,
+            "mem_total": total,
+            "mem_percent": round(rss / total * 100, 2) if total else 0.0,
+            "mem_available": available,
+            "modules": len(self.hosted),
+        }
+
+
+def _runtime_id(path: Path) -> str:
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except OSError:
+        pass
+    value = str(uuidlib.uuid4())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+    return value
+
+
+def _reachable(host: str) -> str:
+    return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+
+
+def _platform() -> dict:
+    import platform
+
+    total, _ = _meminfo()
+    return {
+        "cpu": {"arch": platform.machine(), "cores": os.cpu_count()},
+        "mem": {"total": total},
+        "os": platform.system(),
+    }
+
+
+def _meminfo() -> tuple[int, int]:
+    values: dict[str, int] = {}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return values.get("MemTotal", 0), values.get("MemAvailable", 0)
+
+
+def _rss() -> int:
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -1,0 +1,134 @@
+"""Modules the orchestrator placed on this node, by kind.
+
+* An Extism plugin joins the node's catalog under the module's name and is
+  served like a local plugin until the module is deleted.
+* A WASI command runs to its exit on a thread (``modrun.wasm.command``);
+  its stdout/stderr lines go to ``{realm}/proc/stdout|stderr/{uuid}`` and to
+  any ``w`` channel, ``r`` channels on ``/stdin`` feed its stdin, and its end
+  is reported with ``exited`` (exit code, reason, message, duration).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modrun.plugins.discovery import PluginSource
+from modrun.plugins.wasmbin import module_kind
+from modrun.wasm.command import CommandRun, CommandSpec
+from modrun.wasm.limits import Limits
+
+if TYPE_CHECKING:
+    from modrun.services import Node
+
+log = logging.getLogger("modrun.agent")
+
+Publish = Callable[[str, Any], None]
+
+
+@dataclass
+class Hosted:
+    uuid: str
+    name: str
+    kind: str
+    started: float = field(default_factory=time.monotonic)
+    plugin: str | None = None  # the catalog name of a plugin module
+    run: CommandRun | None = None
+    deleting: bool = False
+    last_cpu: tuple[float, float] = (0.0, 0.0)  # (monotonic, busy seconds) at the last keepalive
+    last_active: float | None = None
+
+    def busy_seconds(self, node: Node) -> tuple[float, int]:
+        if self.run is not None:
+            return self.run.cpu_seconds(), 0
+        calls, seconds = 0, 0.0
+        for (plugin, _fn), rec in list(node.metrics.recorders.items()):
+            if plugin == self.plugin:
+                calls += rec.calls
+                seconds += rec.total_seconds
+        return seconds, calls
+
+    def stats(self, node: Node) -> dict:
+        moment = time.monotonic()
+        busy, calls = self.busy_seconds(node)
+        then, busy_then = self.last_cpu
+        span = moment - then if then else moment - self.started
+        cpu = max(0.0, (busy - busy_then) / span * 100) if span > 0 else 0.0
+        self.last_cpu = (moment, busy)
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "kind": self.kind,
+            "active": self.last_active if self.last_active is not None else -1,
+            "cpu_usage_percent": round(cpu, 3),
+            "mem_usage": 0,
+            "calls": calls,
+            "running_sec": round(moment - self.started, 3),
+        }
+
+
+def plugin_name(node: Node, module: str, uuid: str) -> str:
+    """The module's name, unless a local plugin or another module has it."""
+    name = module
+    if name in node.manager.names():
+        name = f"{module}-{uuid[:8]}"
+    return name
+
+
+def start_plugin(node: Node, hosted: Hosted, path: Any) -> list[str]:
+    """Add a plugin module to the catalog; returns its functions (raises on a load error)."""
+    name = plugin_name(node, hosted.name, hosted.uuid)
+    source = PluginSource(name, path, None)
+    node.manager.set_extra(name, source)
+    node.manager.refresh()
+    plugin = node.manager.catalog.plugins.get(name)
+    if plugin is None:
+        error = node.manager.catalog.load_errors.get(name, "the plugin did not load")
+        node.manager.set_extra(name, None)
+        node.manager.refresh()
+        raise RuntimeError(error)
+    hosted.plugin = name
+    return sorted(plugin.functions)
+
+
+def stop_plugin(node: Node, hosted: Hosted) -> None:
+    if hosted.plugin is not None:
+        node.manager.set_extra(hosted.plugin, None)
+        node.manager.refresh()
+
+
+def command_spec(wasm: bytes, data: dict, limits: Limits) -> CommandSpec:
+    args = data.get("args") if isinstance(data.get("args"), dict) else {}
+    argv_list = data.get("args") if isinstance(data.get("args"), list) else None
+    argv = args.get("argv") or argv_list or [str(data.get("file", "module.wasm")).rsplit("/", 1)[-1]]
+    env = []
+    for item in args.get("env") or []:
+        key, _, value = str(item).partition("=")
+        env.append((key, value))
+    if "timeout" in args:
+        from modrun.config.units import parse_duration
+
+        limits = Limits(timeout=parse_duration(str(args["timeout"])), max_memory=limits.max_memory)
+    channels = [c for c in data.get("channels") or [] if isinstance(c, dict)]
+    files = [
+        c["path"]
+        for c in channels
+        if "w" in c.get("mode", "rw")
+        and c.get("path") not in ("/stdout", "/stderr", "/stdin")
+        and str(c.get("path", "")).startswith("/")
+    ]
+    stdin = any("r" in c.get("mode", "rw") and c.get("path") == "/stdin" for c in channels)
+    return CommandSpec(
+        wasm=wasm, argv=[str(a) for a in argv], env=env, limits=limits, stdin=stdin, files=files
+    )
+
+
+def kind_of(wasm: bytes, data: dict) -> str:
+    args = data.get("args") if isinstance(data.get("args"), dict) else {}
+    wanted = args.get("kind") or data.get("kind")
+    if wanted in ("plugin", "wasi"):
+        return wanted
+    return module_kind(wasm)

@@ -1,0 +1,54 @@
+"""Broker addresses: ``mqtt://[user[:pass]@]host:port`` (``mqtts://`` for TLS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+from modrun.errors import ConfigError
+
+DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int = DEFAULT_PORT
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        if "://" not in url:
+            url = "mqtt://" + url
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"broker URL {url!r}: bad port") from None
+        if not parts.hostname:
+            raise ConfigError(f"broker URL {url!r}: no host")
+        return cls(
+            host=parts.hostname,
+            port=port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    def url(self, with_password: bool = False) -> str:
+        auth = ""
+        if self.username:
+            auth = quote(self.username, safe="")
+            if self.password:
+                auth += ":" + (quote(self.password, safe="") if with_password else "***")
+            auth += "@"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{auth}{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url()

@@ -1,0 +1,381 @@
+"""The orchestrator's HTTP API.
+
+SilverLine's read API in its shapes (``/api/runtimes/``, ``/api/modules/``,
+``/api/queued/``: ``{"count", "start", "results"}``; lookups by full uuid,
+then name, then uuid suffix; 404 when none), plus what SilverLine lacks:
+creating and deleting modules, filters, the file store, the fleet's function
+list, ``GET /api/config`` for joining nodes, and the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from modrun import __version__
+from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
+from modrun.orchestrator import protocol as P
+from modrun.orchestrator.files import BadPath, TooLarge, clean_path
+from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.gateway import NoReplica, forwarded_headers
+from modrun.orchestrator.state import Module, Runtime
+
+if TYPE_CHECKING:
+    from modrun.orchestrator.service import Orchestrator
+
+JSON_TYPE = b"application/json"
+MAX_GATEWAY_BODY = 64 * 1024 * 1024
+STATUS_FILTERS = {"all", *P.STATES}
+
+
+def _orch(request: Request) -> Orchestrator:
+    return request.app.state.orchestrator
+
+
+def _error(exc: P.ProtocolError) -> JSONResponse:
+    return JSONResponse({"error": exc.desc, "kind": exc.kind, "data": exc.data}, status_code=exc.status)
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _listing(results: list[dict]) -> JSONResponse:
+    return JSONResponse({"count": len(results), "start": 0, "results": results})
+
+
+def _status_filter(request: Request, default: str) -> str | None:
+    wanted = request.query_params.get("status", default)
+    if wanted not in STATUS_FILTERS:
+        raise P.InvalidArgument("status", wanted)
+    return None if wanted == "all" else wanted
+
+
+def lookup(items: list, query: str) -> Any:
+    """SilverLine's lookup: full uuid (any state), then name, then uuid suffix (alive ones)."""
+    for item in items:
+        if item.uuid == query:
+            return item
+    alive = [i for i in items if i.status == P.ALIVE]
+    for item in alive:
+        if item.name == query:
+            return item
+    for item in alive:
+        if item.uuid.endswith(query):
+            return item
+    return None
+
+
+def _runtime_entry(fleet: Fleet, runtime: Runtime, full: bool) -> dict:
+    entry = runtime.detail() if full else runtime.short()
+    modules = [m for m in fleet.modules.values() if m.parent == runtime.uuid]
+    entry["children"] = [m.short() for m in modules if m.status == P.ALIVE]
+    entry["queued"] = [m.short() for m in modules if m.status == P.QUEUED]
+    return entry
+
+
+# -- runtimes and modules ----------------------------------------------------------------
+
+
+async def list_runtimes(request: Request) -> JSONResponse:
+    try:
+        status = _status_filter(request, P.ALIVE)
+    except P.ProtocolError as exc:
+        return _error(exc)
+
+    def collect(fleet: Fleet) -> list[dict]:
+        chosen = [r for r in fleet.runtimes.values() if status is None or r.status == status]
+        return [_runtime_entry(fleet, r, full=False) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
+
+    return _listing(_orch(request).control.snapshot(collect))
+
+
+async def get_runtime(request: Request) -> JSONResponse:
+    query = request.path_params["query"]
+
+    def find(fleet: Fleet) -> dict | None:
+        runtime = lookup(list(fleet.runtimes.values()), query)
+        return _runtime_entry(fleet, runtime, full=True) if runtime else None
+
+    found = _orch(request).control.snapshot(find)
+    return JSONResponse(found) if found else _problem(404, f"no runtime {query!r}")
+
+
+def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dict]]:
+    status = _status_filter(request, default)
+    runtime_ref = request.query_params.get("runtime")
+
+    def collect(fleet: Fleet) -> list[dict]:
+        parent = None
+        if runtime_ref:
+            runtime = lookup(list(fleet.runtimes.values()), runtime_ref)
+            if runtime is None:
+                return []
+            parent = runtime.uuid
+        chosen = [
+            m
+            for m in fleet.modules.values()
+            if (status is None or m.status == status) and (parent is None or m.parent == parent)
+        ]
+        return [m.short() | {"status": m.status} for m in sorted(chosen, key=lambda m: m.index)]
+
+    return collect
+
+
+async def list_modules(request: Request) -> JSONResponse:
+    try:
+        collect = _module_filter(request, P.ALIVE)
+    except P.ProtocolError as exc:
+        return _error(exc)
+    return _listing(_orch(request).control.snapshot(collect))
+
+
+async def list_queued(request: Request) -> JSONResponse:
+    return _listing(_orch(request).control.snapshot(_module_filter(request, P.QUEUED)))
+
+
+async def get_module(request: Request) -> JSONResponse:
+    query = request.path_params["query"]
+
+    def find(fleet: Fleet) -> dict | None:
+        module = lookup(list(fleet.modules.values()), query)
+        return module.detail() if module else None
+
+    found = _orch(request).control.snapshot(find)
+    return JSONResponse(found) if found else _problem(404, f"no module {query!r}")
+
+
+async def create_module(request: Request) -> JSONResponse:
+    try:
+        data = json.loads(await request.body() or b"null")
+    except ValueError:
+        return _problem(400, "the body must be a JSON object: the module (SilverLine's create data)")
+    orch = _orch(request)
+    try:
+        module: Module = await asyncio.wrap_future(orch.control.call(orch.control.modules.create, data))
+    except P.ProtocolError as exc:
+        return _error(exc)
+    return JSONResponse(orch.control.snapshot(lambda _f: module.detail()), status_code=201)
+
+
+async def delete_module(request: Request) -> JSONResponse:
+    query = request.path_params["query"]
+    orch = _orch(request)
+
+    def delete(fleet: Fleet) -> Module:
+        module = lookup(list(fleet.modules.values()), query)
+        if module is None:
+            raise P.UUIDNotFound(query, "module")
+        return orch.control.modules.delete(module.uuid)
+
+    try:
+        module = await asyncio.wrap_future(orch.control.call(delete, orch.control.fleet))
+    except P.ProtocolError as exc:
+        return _error(exc)
+    return JSONResponse(orch.control.snapshot(lambda _f: module.detail()))
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+async def list_files(request: Request) -> JSONResponse:
+    files = await asyncio.to_thread(_orch(request).files.list, request.query_params.get("prefix", ""))
+    return _listing([f.as_dict() for f in files])
+
+
+def _path(request: Request) -> str:
+    return clean_path(request.path_params["path"])
+
+
+async def put_file(request: Request) -> JSONResponse:
+    files = _orch(request).files
+    try:
+        path = _path(request)
+    except BadPath as exc:
+        return _problem(400, str(exc))
+    receiver = files.receiver()
+    try:
+        async for chunk in request.stream():
+            receiver.write(chunk)
+        receiver.finish()
+        existed = await asyncio.to_thread(files.info, path)
+        info = await asyncio.to_thread(files.commit, path, receiver)
+    except TooLarge as exc:
+        receiver.abort()
+        return _problem(413, str(exc))
+    except BaseException:
+        receiver.abort()
+        raise
+    return JSONResponse(info.as_dict(), status_code=200 if existed else 201)
+
+
+async def get_file(request: Request) -> Response:
+    files = _orch(request).files
+    try:
+        path = _path(request)
+    except BadPath as exc:
+        return _problem(400, str(exc))
+    info = await asyncio.to_thread(files.info, path)
+    if info is None:
+        return _problem(404, f"no file {path!r}")
+    headers = {"etag": f'"{info.sha256}"', "x-checksum-sha256": info.sha256}
+    local = files.blobs.local_path(path)
+    if local is not None:
+        return FileResponse(local, headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(files.blobs.read(path), headers=headers, media_type="application/octet-stream")
+
+
+async def delete_file(request: Request) -> Response:
+    try:
+        path = _path(request)
+    except BadPath as exc:
+        return _problem(400, str(exc))
+    if not await asyncio.to_thread(_orch(request).files.delete, path):
+        return _problem(404, f"no file {path!r}")
+    return Response(status_code=204)
+
+
+# -- fleet-wide ------------------------------------------------------------------------------
+
+
+async def config(request: Request) -> JSONResponse:
+    orch = _orch(request)
+    return JSONResponse(
+        {
+            "realm": orch.settings.realm,
+            "mqtt": orch.advertised_broker(request.url.hostname or "127.0.0.1"),
+            "ka_interval_sec": orch.settings.keepalive,
+            "keepalive_timeout_sec": orch.settings.ka_timeout,
+            "files": "/api/files/",
+            "version": __version__,
+        }
+    )
+
+
+async def functions(request: Request) -> JSONResponse:
+    return _listing(_orch(request).gateway.functions())
+
+
+async def health(request: Request) -> JSONResponse:
+    orch = _orch(request)
+
+    def count(fleet: Fleet) -> dict:
+        states: dict[str, int] = {}
+        for m in fleet.modules.values():
+            states[P.STATES[m.status]] = states.get(P.STATES[m.status], 0) + 1
+        alive = sum(1 for r in fleet.runtimes.values() if r.alive)
+        return {"runtimes": {"alive": alive, "dead": len(fleet.runtimes) - alive}, "modules": states}
+
+    return JSONResponse(
+        {
+            "status": "ok" if orch.mqtt.connected.is_set() else "degraded: no MQTT broker",
+            "version": __version__,
+            "mqtt": str(orch.settings.broker),
+            "embeddedBroker": orch.broker is not None,
+            "realm": orch.settings.realm,
+            "scheduler": orch.control.policy.name,
+            **orch.control.snapshot(count),
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(_orch(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def index(request: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "name": "modrun orchestrator",
+            "version": __version__,
+            "endpoints": {
+                "runtimes": "/api/runtimes/",
+                "modules": "/api/modules/",
+                "queued": "/api/queued/",
+                "files": "/api/files/",
+                "functions": "/api/functions",
+                "config": "/api/config",
+                "gateway": "/functions/{name}",
+                "health": "/health",
+                "metrics": "/metrics",
+            },
+        }
+    )
+
+
+def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
+    """SilverLine's paths end in '/'; accept them without it too."""
+    return [Route(path, endpoint, methods=methods), Route(path.rstrip("/"), endpoint, methods=methods)]
+
+
+def build_router(orchestrator: Orchestrator, lifespan: Any) -> Starlette:
+    routes = [
+        Route("/", index),
+        Route("/health", health),
+        Route("/metrics", metrics),
+        Route("/api/config", config),
+        Route("/api/functions", functions),
+        *_both("/api/runtimes/", list_runtimes, ["GET"]),
+        *_both("/api/runtimes/{query}/", get_runtime, ["GET"]),
+        *_both("/api/modules/", list_modules, ["GET"]),
+        *_both("/api/modules/", create_module, ["POST"]),
+        *_both("/api/modules/{query}/", get_module, ["GET"]),
+        *_both("/api/modules/{query}/", delete_module, ["DELETE"]),
+        *_both("/api/queued/", list_queued, ["GET"]),
+        *_both("/api/files/", list_files, ["GET"]),
+        Route("/api/files/{path:path}", get_file, methods=["GET"]),
+        Route("/api/files/{path:path}", put_file, methods=["PUT"]),
+        Route("/api/files/{path:path}", delete_file, methods=["DELETE"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.redirect_slashes = False
+    app.state.orchestrator = orchestrator
+    return app
+
+
+class OrchestratorApp:
+    """ASGI entry point: gateway calls on a fast path, else the router."""
+
+    def __init__(self, orchestrator: Orchestrator, lifespan: Any = None) -> None:
+        self.orchestrator = orchestrator
+        self.router = build_router(orchestrator, lifespan)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
+            await self.gateway(scope, receive, send)
+        else:
+            await self.router(scope, receive, send)
+
+    async def gateway(self, scope: dict, receive: Any, send: Any) -> None:
+        key = scope["path"][len(PREFIX) :]
+        metrics = self.orchestrator.metrics
+        try:
+            body = await read_body(receive, MAX_GATEWAY_BODY)
+        except BodyTooLarge:
+            await respond(send, 413, b'{"error": "request body too large"}', JSON_TYPE)
+            return
+        try:
+            replica, answer = await self.orchestrator.gateway.forward(
+                key, body, forwarded_headers(scope["headers"])
+            )
+        except NoReplica:
+            metrics.gateway_calls.labels("unavailable").inc()
+            message = {"error": f"no live node serves function {key!r}", "function": key}
+            await respond(send, 503 if self._known(key) else 404, json.dumps(message).encode(), JSON_TYPE)
+            return
+        metrics.gateway_calls.labels(str(answer.status_code)).inc()
+        extra = [(b"x-modrun-node", replica.name.encode())]
+        content_type = answer.headers.get("content-type", "application/octet-stream").encode()
+        await respond(send, answer.status_code, answer.content, content_type, extra)
+
+    def _known(self, key: str) -> bool:
+        return self.orchestrator.gateway.known(key)

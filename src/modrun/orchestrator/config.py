@@ -1,0 +1,95 @@
+"""Settings of ``modrun orchestrator``: flags over seed 003's ``config.json``.
+
+config.json keys (SilverLine's): ``http``, ``http_port``, ``realm``, ``mqtt``,
+``mqtt_port``, ``use_ssl``, ``mqtt_username``, ``pwd`` (a file holding the
+broker password), ``log_dir``. A config that names a broker means "use it";
+with neither it nor ``--mqtt`` the orchestrator starts an embedded broker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modrun.config.settings import default_storage_path
+from modrun.errors import ConfigError
+from modrun.mqtt.url import BrokerAddress
+
+DEFAULT_PORT = 8000
+DEFAULT_BROKER_PORT = 1883
+DEFAULT_KEEPALIVE = 5.0
+DEFAULT_MAX_FILE = 256 * 1024 * 1024
+
+
+@dataclass
+class OrchestratorSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    realm: str = "realm"
+    mqtt: BrokerAddress | None = None  # None: embedded broker
+    broker_host: str = "127.0.0.1"
+    broker_port: int = DEFAULT_BROKER_PORT
+    storage_path: Path = field(default_factory=default_storage_path)
+    db: str | None = None
+    migrate: bool = False
+    keepalive: float = DEFAULT_KEEPALIVE
+    keepalive_timeout: float | None = None
+    scheduler: str = "least-loaded"
+    files_s3: str | None = None  # s3://bucket/prefix for the file store
+    max_file_size: int = DEFAULT_MAX_FILE
+    gateway_wait: float = 10.0
+    log_dir: Path | None = None
+    jsonlogs: bool = False
+    log_level: str = "info"
+
+    @property
+    def ka_timeout(self) -> float:
+        return self.keepalive_timeout if self.keepalive_timeout else 3 * self.keepalive
+
+    @property
+    def broker(self) -> BrokerAddress:
+        """The broker the orchestrator itself connects to."""
+        return self.mqtt or BrokerAddress(self.broker_host, self.broker_port)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Seed 003's config.json as settings keywords (only the keys it has)."""
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--config {path}: not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object")
+    out: dict[str, Any] = {}
+    if "http" in raw:
+        out["host"] = str(raw["http"])
+    if "http_port" in raw:
+        out["port"] = _int(raw["http_port"], "http_port", path)
+    if "realm" in raw:
+        out["realm"] = str(raw["realm"])
+    if "log_dir" in raw:
+        out["log_dir"] = (path.parent / str(raw["log_dir"])).resolve()
+    if "mqtt" in raw:
+        password = None
+        if raw.get("pwd"):
+            pwd = path.parent / str(raw["pwd"])
+            if pwd.is_file():
+                password = pwd.read_text().strip()
+        out["mqtt"] = BrokerAddress(
+            host=str(raw["mqtt"]),
+            port=_int(raw.get("mqtt_port", DEFAULT_BROKER_PORT), "mqtt_port", path),
+            tls=bool(raw.get("use_ssl", False)),
+            username=str(raw["mqtt_username"]) if raw.get("mqtt_username") and password else None,
+            password=password,
+        )
+    return out
+
+
+def _int(value: Any, key: str, path: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ConfigError(f"--config {path}: {key} must be a port number, not {value!r}")
+    return int(value)

@@ -1,0 +1,131 @@
+"""The orchestrator's file store: where module files live (``/api/files``).
+
+Blobs sit in a local directory under ``--storagePath`` or in S3; the metadata
+database indexes them (path, SHA-256, size), so a module created from a stored
+file carries its digest and nodes can verify and cache what they fetch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from modrun.db.tables import fleet_files
+from modrun.orchestrator.state import iso, now
+from modrun.storage.blobs import BlobStore
+
+MAX_PATH = 512
+
+
+class BadPath(ValueError):
+    pass
+
+
+class TooLarge(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    sha256: str
+    size: int
+    updated_at: datetime
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "updated_at": iso(self.updated_at),
+        }
+
+
+def clean_path(path: str) -> str:
+    """A relative, normalized path, or BadPath: no absolute paths, ``..``,
+    backslashes, control characters or empty segments."""
+    if not path or len(path) > MAX_PATH:
+        raise BadPath(f"file path must be 1 to {MAX_PATH} characters")
+    if path.startswith("/") or "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise BadPath(f"file path {path!r} must be relative, with '/' separators and no control characters")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise BadPath(f"file path {path!r} must not contain empty, '.' or '..' segments")
+    return path
+
+
+class FileStore:
+    def __init__(self, blobs: BlobStore, engine: Engine, scratch: Path, max_size: int) -> None:
+        self.blobs = blobs
+        self.engine = engine
+        self.scratch = scratch
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.max_size = max_size
+
+    def receiver(self) -> Receiver:
+        return Receiver(self.scratch, self.max_size)
+
+    def commit(self, path: str, received: Receiver) -> FileInfo:
+        """Store a fully received upload under ``path`` and index it."""
+        path = clean_path(path)
+        info = FileInfo(path, received.sha256, received.size, now())
+        self.blobs.put(path, received.path)
+        with self.engine.begin() as conn:
+            from modrun.orchestrator.store import upsert
+
+            upsert(conn, fleet_files, [info.__dict__], ["path"])
+        return info
+
+    def info(self, path: str) -> FileInfo | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(fleet_files).where(fleet_files.c.path == path)).first()
+        return FileInfo(row.path, row.sha256, row.size, row.updated_at) if row else None
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        query = sa.select(fleet_files).order_by(fleet_files.c.path)
+        if prefix:
+            query = query.where(fleet_files.c.path.startswith(prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return [FileInfo(r.path, r.sha256, r.size, r.updated_at) for r in conn.execute(query)]
+
+    def delete(self, path: str) -> bool:
+        with self.engine.begin() as conn:
+            gone = conn.execute(fleet_files.delete().where(fleet_files.c.path == path)).rowcount
+        if gone:
+            self.blobs.delete(path)
+        return bool(gone)
+
+
+class Receiver:
+    """Takes an upload chunk by chunk into a scratch file, hashing as it goes."""
+
+    def __init__(self, scratch: Path, max_size: int) -> None:
+        fd, name = tempfile.mkstemp(dir=scratch, suffix=".upload")
+        self.path = Path(name)
+        self._file = open(fd, "wb")  # noqa: SIM115 - closed by finish/abort
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.max_size = max_size
+        self.sha256 = ""
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_size:
+            raise TooLarge(f"file is larger than the {self.max_size}-byte limit")
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def finish(self) -> Receiver:
+        self._file.close()
+        self.sha256 = self._hash.hexdigest()
+        return self
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)

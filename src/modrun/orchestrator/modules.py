@@ -1,0 +1,264 @@
+"""Modules: create, place, queue, delete, exit, restart.
+
+Placement: an explicit ``parent`` (name, then uuid) pins a module to that
+runtime; otherwise the policy picks among runtimes that are alive, whose
+``apis`` cover the module's and that have a free slot. With none free the
+module is queued (Q) and placed when room appears. On exit or runtime death
+the module's ``restart`` policy decides: ``always`` (default for Extism
+plugins), ``on-failure``, ``never`` (default for WASI commands). A restarted
+module keeps its uuid; repeated failures back off (0.5 s doubling to 30 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from modrun.orchestrator import protocol as P
+from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.scheduler import Policy
+from modrun.orchestrator.state import DEFAULT_APIS, RESTART_POLICIES, Module, Runtime, now
+
+log = logging.getLogger("modrun.orchestrator")
+
+MODRUN_RUNTIME = "modrun"
+FAULT_CRASH = {"restart": "on-failure", "ignore": "never"}
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+FAILURE_REASONS = {"trap", "limit", "error", "timeout"}
+
+FileLookup = Callable[[str], tuple[str, str] | None]
+"""file path -> (sha256, kind) when the file is in the orchestrator's store."""
+
+
+class ModuleControl:
+    def __init__(self, fleet: Fleet, policy: Policy, lookup_file: FileLookup) -> None:
+        self.fleet = fleet
+        self.policy = policy
+        self.lookup_file = lookup_file
+
+    # -- create -------------------------------------------------------------------
+
+    def create(self, data: Any, parent_override: str | None = None) -> Module:
+        if not isinstance(data, dict):
+            raise P.InvalidArgument("data", data)
+        module_id = data.get("uuid")
+        if module_id is not None and (not isinstance(module_id, str) or not module_id.strip()):
+            raise P.InvalidArgument("uuid", module_id)
+        existing = self.fleet.modules.get(module_id) if module_id else None
+        if existing is not None and existing.status != P.DEAD:
+            raise P.DuplicateUUID(module_id, "module")
+        module = self.fleet.new_module(module_id or _uuid())
+        if existing is not None:
+            module.index, module.restarts = existing.index, 0
+            module.history = existing.history
+        self._fill(module, data)
+        parent_ref = parent_override or data.get("parent")
+        target: Runtime | None = None
+        if parent_ref not in (None, ""):
+            target = self.fleet.runtime_by_ref(parent_ref)
+            module.pinned = True
+            if target.runtime_type == MODRUN_RUNTIME and module.sha256 is None:
+                raise P.FileNotFound(module.file)
+        elif not self._fitting(module, ignore_capacity=True):
+            if module.sha256 is None and self._fitting(module, ignore_capacity=True, ignore_file=True):
+                raise P.FileNotFound(module.file)
+            raise P.NoSuitableRuntime({"name": module.name, "apis": module.apis})
+        module.status = ""  # not yet placed: transition() below records the first state
+        self.fleet.add_module(module)
+        self._place(module, target, "created")
+        return module
+
+    def _fill(self, module: Module, data: dict) -> None:
+        file = data.get("file", data.get("filename"))
+        if file is None:
+            raise P.MissingField("data", "file")
+        if not isinstance(file, str) or not file:
+            raise P.InvalidArgument("file", file)
+        module.file = file
+        name = data.get("name", "module")
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise P.InvalidArgument("name", name)
+        module.name = name
+        apis = data.get("apis", DEFAULT_APIS)
+        if not isinstance(apis, list) or not all(isinstance(a, str) for a in apis):
+            raise P.InvalidArgument("apis", apis)
+        module.apis = list(apis)
+        args = data.get("args", [])
+        if not isinstance(args, dict | list):
+            raise P.InvalidArgument("args", args)
+        if isinstance(args, dict):
+            for key in ("argv", "env"):
+                value = args.get(key, [])
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise P.InvalidArgument(f"args/{key}", value)
+        module.args = args
+        channels = data.get("channels", [])
+        if not isinstance(channels, list) or not all(_channel_ok(c) for c in channels):
+            raise P.InvalidArgument("channels", channels)
+        module.channels = channels
+        known = self.lookup_file(file)
+        module.sha256, module.kind = known if known else (None, "unknown")
+        wanted_kind = args.get("kind") if isinstance(args, dict) else None
+        if wanted_kind is not None:
+            if wanted_kind not in ("plugin", "wasi"):
+                raise P.InvalidArgument("args/kind", wanted_kind)
+            module.kind = wanted_kind
+        restart = data.get("restart")
+        if restart is None and "fault_crash" in data:
+            restart = FAULT_CRASH.get(data["fault_crash"], data["fault_crash"])
+        if restart is None:
+            restart = "always" if module.kind == "plugin" else "never"
+        if restart not in RESTART_POLICIES:
+            raise P.InvalidArgument("restart", restart)
+        module.restart = restart
+
+    def create_batch(self, data: Any) -> list[Module]:
+        if not isinstance(data, dict):
+            raise P.InvalidArgument("data", data)
+        items = data.get("modules")
+        if not isinstance(items, list):
+            raise P.MissingField("data", "modules")
+        parent = data.get("parent")
+        created = []
+        for item in items:
+            try:
+                created.append(self.create(item, parent_override=parent))
+            except P.ProtocolError as exc:  # one bad module does not sink the batch
+                self.fleet.error(exc)
+        return created
+
+    # -- placement -----------------------------------------------------------------
+
+    def _fitting(
+        self, module: Module, ignore_capacity: bool = False, ignore_file: bool = False
+    ) -> list[Runtime]:
+        wanted = set(module.apis)
+        counts = self.fleet.counts
+        return [
+            r
+            for r in self.fleet.runtimes.values()
+            if r.alive
+            and wanted.issubset(r.apis)
+            and (ignore_capacity or r.max_nmodules <= 0 or counts.get(r.uuid, 0) < r.max_nmodules)
+            and (ignore_file or module.sha256 is not None or r.runtime_type != MODRUN_RUNTIME)
+        ]
+
+    def _place(self, module: Module, target: Runtime | None, reason: str) -> bool:
+        """Start ``module`` on ``target`` (pinned) or where the policy says;
+        queue it when nothing fits now. True when placed."""
+        if target is None and module.pinned and module.parent:
+            target = self.fleet.runtimes.get(module.parent)
+        if module.pinned:
+            if target is not None and target in self._fitting(module):
+                return self._start(module, target, reason)
+            self._queue(module, target.uuid if target else None, reason)
+            return False
+        candidates = self._fitting(module)
+        if not candidates:
+            self._queue(module, None, reason)
+            return False
+        return self._start(module, self.policy.choose(candidates, self.fleet.counts), reason)
+
+    def _start(self, module: Module, runtime: Runtime, reason: str) -> bool:
+        self.fleet.transition(module, P.ALIVE, runtime.uuid, f"{reason}: placed on {runtime.name}")
+        self.fleet.send_to_runtime(runtime.uuid, "create", module.spec())
+        return True
+
+    def _queue(self, module: Module, parent: str | None, reason: str) -> None:
+        if module.status == P.QUEUED and module.parent == parent:
+            return
+        self.fleet.transition(module, P.QUEUED, parent, f"{reason}: queued, no runtime has room")
+
+    def place_queued(self) -> None:
+        """Try every queued module whose backoff has passed, oldest first."""
+        if not self.fleet.queued:
+            return
+        moment = time.monotonic()
+        for module in sorted(self.fleet.queued.values(), key=lambda m: m.index):
+            if module.retry_at <= moment and module.status == P.QUEUED:
+                target = self.fleet.runtimes.get(module.parent) if module.pinned and module.parent else None
+                if module.pinned or self._fitting(module):
+                    self._place(module, target, "dequeued")
+
+    # -- delete and exit -------------------------------------------------------------
+
+    def delete(self, ref: Any) -> Module:
+        module = self.fleet.module_by_ref(ref)
+        runtime = self.fleet.runtimes.get(module.parent) if module.parent else None
+        if module.status in (P.ALIVE, P.EXITING) and runtime is not None and runtime.alive:
+            if module.status == P.ALIVE:
+                self.fleet.transition(module, P.EXITING, module.parent, "delete requested")
+            self.fleet.send_to_runtime(runtime.uuid, "delete", {"type": "module", "uuid": module.uuid})
+        elif module.status != P.DEAD:
+            self.fleet.transition(module, P.DEAD, module.parent, "deleted")
+            self.place_queued()
+        return module
+
+    def exited(self, data: Any) -> Module:
+        if not isinstance(data, dict):
+            raise P.InvalidArgument("data", data)
+        if "uuid" not in data:
+            raise P.MissingField("data", "uuid")
+        module = self.fleet.module_by_ref(data["uuid"])
+        code = data.get("exit_code", data.get("code"))
+        module.exit_code = code if isinstance(code, int) else None
+        reason = data.get("reason") if isinstance(data.get("reason"), str) else "exit"
+        message = data.get("message") if isinstance(data.get("message"), str) else None
+        duration = data.get("duration_sec")
+        summary = f"exited ({reason}" + (f", code {module.exit_code}" if module.exit_code is not None else "")
+        summary += f", {duration:.3f} s)" if isinstance(duration, int | float) else ")"
+        if message:
+            summary += f": {message}"
+            module.last_error = message
+        failed = (module.exit_code not in (0, None)) or reason in FAILURE_REASONS
+        if module.status == P.EXITING:
+            self.fleet.transition(module, P.DEAD, module.parent, f"deleted; {summary}")
+        elif module.status == P.ALIVE:
+            self.after_failure(module, summary, failed, runtime_lost=False)
+        else:
+            self.fleet.record(module, summary)
+        self.place_queued()
+        return module
+
+    def after_failure(self, module: Module, summary: str, failed: bool, runtime_lost: bool) -> None:
+        """A running module stopped (it exited, or its runtime died): restart it per its policy."""
+        restart = module.restart == "always" or (module.restart == "on-failure" and failed)
+        if not restart:
+            status = P.KILLED if runtime_lost else P.DEAD
+            self.fleet.transition(module, status, module.parent, summary)
+            return
+        if runtime_lost:
+            module.retry_at = 0.0  # the module did nothing wrong: move it now
+        else:
+            module.retry_at = time.monotonic() + min(
+                BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(module.restarts, 10)
+            )
+        module.restarts += 1
+        module.updated_at = now()
+        parent = module.parent if module.pinned else None
+        self.fleet.transition(module, P.QUEUED, parent, f"{summary}; restart ({module.restart})")
+
+    def confirm_stale_deletes(self, timeout: float) -> None:
+        """A runtime that never confirms a delete (no ``exited``) is not waited for forever."""
+        moment = time.monotonic()
+        for uuid, since in list(self.fleet.exiting.items()):
+            if moment - since > timeout:
+                module = self.fleet.modules[uuid]
+                self.fleet.transition(module, P.DEAD, module.parent, "deleted; the runtime never confirmed")
+
+
+def _channel_ok(channel: Any) -> bool:
+    return (
+        isinstance(channel, dict)
+        and isinstance(channel.get("path"), str)
+        and isinstance(channel.get("topic"), str)
+        and channel.get("mode", "rw") in ("r", "w", "rw")
+    )
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

@@ -1,0 +1,217 @@
+"""Runtimes and managers: registration, keepalives, death and revival.
+
+A runtime is dead on its Last Will (a ``delete`` on its registration topic)
+or when no keepalive arrived for the keepalive timeout. Its modules then
+follow their restart policy (moved to live runtimes, keeping their uuid) or
+wait, killed (K), for it to come back. Keepalives also reconcile: a module the
+runtime reports but no longer owns (moved while it was away) is deleted on it,
+so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from modrun.orchestrator import protocol as P
+from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.modules import ModuleControl
+from modrun.orchestrator.state import Manager, Runtime, now
+
+log = logging.getLogger("modrun.orchestrator")
+
+PERSIST_KEEPALIVE_EVERY = 10.0
+"""Seconds between database writes of a runtime's last keepalive time."""
+RESEND_AFTER = 5.0
+
+
+class RuntimeControl:
+    def __init__(self, fleet: Fleet, modules: ModuleControl, ka_interval: float, ka_timeout: float) -> None:
+        self.fleet = fleet
+        self.modules = modules
+        self.ka_interval = ka_interval
+        self.ka_timeout = ka_timeout
+        self._persisted: dict[str, float] = {}
+        self._resent: dict[tuple[str, str], float] = {}
+        moment = time.monotonic()
+        for runtime in fleet.runtimes.values():
+            runtime.last_seen = moment  # after a restart every runtime gets a full timeout to speak
+
+    # -- registration ----------------------------------------------------------------
+
+    def register(self, msg: P.Message) -> None:
+        data = msg.data if isinstance(msg.data, dict) else None
+        if data is None:
+            raise P.InvalidArgument("data", msg.data)
+        kind = data.get("type")
+        match (msg.action, kind):
+            case ("create", "runtime"):
+                runtime = self._create_runtime(data, msg.topic)
+                self.fleet.send(msg.topic, P.response(msg, runtime.detail()))
+            case ("delete", "runtime"):
+                runtime = self.fleet.runtime_by_ref(_uuid_of(data, msg.topic))
+                if runtime.alive:
+                    self.die(runtime, "deregistered (delete request or Last Will)")
+            case ("create", "manager"):
+                manager = self._create_manager(data, msg.topic)
+                self.fleet.send(msg.topic, P.response(msg, vars(manager)))
+            case ("delete", "manager"):
+                self._delete_manager(_uuid_of(data, msg.topic))
+            case _:
+                raise P.InvalidArgument("action/type", [msg.action, kind])
+
+    def _create_runtime(self, data: dict, topic: str) -> Runtime:
+        uuid = _uuid_of(data, topic)
+        name = data.get("name", "runtime")
+        if not isinstance(name, str) or not name:
+            raise P.InvalidArgument("name", name)
+        max_nmodules = data.get("max_nmodules", 0)
+        if not isinstance(max_nmodules, int) or isinstance(max_nmodules, bool) or max_nmodules < 0:
+            raise P.InvalidArgument("max_nmodules", max_nmodules)
+        apis = data.get("apis", ["wasm", "wasi"])
+        if not isinstance(apis, list) or not all(isinstance(a, str) for a in apis):
+            raise P.InvalidArgument("apis", apis)
+        runtime = self.fleet.runtimes.get(uuid)
+        revived = runtime is not None
+        if runtime is None:
+            runtime = Runtime(uuid=uuid)
+            self.fleet.runtimes[uuid] = runtime
+        runtime.name = name
+        runtime.runtime_type = str(data.get("runtime_type", runtime.runtime_type))
+        runtime.max_nmodules = max_nmodules
+        runtime.apis = list(apis)
+        runtime.platform = data.get("platform", runtime.platform)
+        runtime.metadata = data.get("metadata", runtime.metadata)
+        parent = data.get("parent")
+        runtime.parent = parent if isinstance(parent, str) and parent in self.fleet.managers else None
+        runtime.ka_interval_sec = self.ka_interval
+        self._alive(runtime)
+        log.info("runtime %s %s (%s)", runtime.name, "re-registered" if revived else "registered", uuid)
+        for module in self.fleet.modules_on(uuid, P.KILLED):
+            module.retry_at = 0.0
+            self.fleet.transition(module, P.QUEUED, uuid, f"runtime {runtime.name} is back")
+        self.modules.place_queued()
+        return runtime
+
+    def _alive(self, runtime: Runtime) -> None:
+        runtime.status = P.ALIVE
+        runtime.last_seen = time.monotonic()
+        runtime.ka_ts = runtime.updated_at = now()
+        self._persisted[runtime.uuid] = runtime.last_seen
+        self.fleet.touch_runtime(runtime)
+
+    def _create_manager(self, data: dict, topic: str) -> Manager:
+        uuid = _uuid_of(data, topic)
+        name = data.get("name", "manager")
+        manager = Manager(uuid, name if isinstance(name, str) else "manager")
+        self.fleet.managers[uuid] = manager
+        self.fleet.changes.managers[uuid] = manager
+        return manager
+
+    def _delete_manager(self, uuid: str) -> None:
+        manager = self.fleet.managers.get(uuid)
+        if manager is None:
+            raise P.UUIDNotFound(uuid, "manager")
+        manager.status = P.DEAD
+        self.fleet.changes.managers[uuid] = manager
+        for runtime in list(self.fleet.runtimes.values()):
+            if runtime.parent == uuid and runtime.alive:
+                self.die(runtime, f"its manager {manager.name} exited")
+
+    # -- death -----------------------------------------------------------------------
+
+    def die(self, runtime: Runtime, reason: str) -> None:
+        runtime.status = P.DEAD
+        runtime.updated_at = now()
+        runtime.functions = []
+        self.fleet.touch_runtime(runtime)
+        log.warning("runtime %s (%s) is dead: %s", runtime.name, runtime.uuid, reason)
+        why = f"runtime {runtime.name} dead: {reason}"
+        for module in self.fleet.modules_on(runtime.uuid, P.ALIVE, P.EXITING, P.QUEUED):
+            if module.status == P.EXITING:
+                self.fleet.transition(module, P.DEAD, module.parent, f"deleted; {why}")
+            elif module.status == P.QUEUED:
+                if module.pinned:
+                    self.fleet.transition(module, P.KILLED, module.parent, why)
+            elif module.pinned:
+                self.fleet.transition(module, P.KILLED, module.parent, why)
+            else:
+                self.modules.after_failure(module, why, failed=True, runtime_lost=True)
+        self.modules.place_queued()
+
+    def check_liveness(self) -> None:
+        moment = time.monotonic()
+        for runtime in list(self.fleet.runtimes.values()):
+            if runtime.alive and moment - runtime.last_seen > self.ka_timeout:
+                self.die(runtime, f"no keepalive for {moment - runtime.last_seen:.1f} s")
+
+    # -- keepalive -------------------------------------------------------------------
+
+    def keepalive(self, msg: P.Message) -> None:
+        data = msg.data if isinstance(msg.data, dict) else None
+        if data is None:
+            raise P.InvalidArgument("data", msg.data)
+        uuid = _uuid_of(data, msg.topic)
+        runtime = self.fleet.runtimes.get(uuid)
+        if runtime is None:
+            raise P.UUIDNotFound(uuid, "runtime")
+        if not runtime.alive:
+            log.warning("runtime %s (%s) speaks again: alive", runtime.name, uuid)
+            self._alive(runtime)
+            self.modules.place_queued()
+        moment = time.monotonic()
+        runtime.last_seen = moment
+        runtime.ka_ts = now()
+        if isinstance(data.get("load"), dict):
+            runtime.load = data["load"]
+        children = data.get("children")
+        if isinstance(children, list):
+            runtime.children = [c for c in children if isinstance(c, dict)]
+            self._reconcile(runtime, moment)
+        functions = data.get("functions")
+        if isinstance(functions, list) and functions != runtime.functions:
+            runtime.functions = [
+                f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)
+            ]
+            self.fleet.version += 1
+        if moment - self._persisted.get(uuid, 0.0) > PERSIST_KEEPALIVE_EVERY:
+            self._persisted[uuid] = moment
+            self.fleet.changes.runtimes[uuid] = runtime
+
+    def _reconcile(self, runtime: Runtime, moment: float) -> None:
+        reported = {c.get("uuid") for c in runtime.children}
+        for uuid in reported:
+            module = self.fleet.modules.get(uuid) if isinstance(uuid, str) else None
+            owned = (
+                module is not None and module.parent == runtime.uuid and module.status in (P.ALIVE, P.EXITING)
+            )
+            if not owned and isinstance(uuid, str) and self._due((runtime.uuid, uuid), moment):
+                log.info("runtime %s runs module %s it no longer owns: deleting it there", runtime.name, uuid)
+                self.fleet.send_to_runtime(runtime.uuid, "delete", {"type": "module", "uuid": uuid})
+        if runtime.runtime_type != "modrun":
+            return  # only modrun nodes are known to list every child
+        grace = max(2 * self.ka_interval, RESEND_AFTER)
+        for module in self.fleet.modules_on(runtime.uuid, P.ALIVE):
+            if (
+                module.uuid not in reported
+                and module.kind == "plugin"
+                and (now() - module.updated_at).total_seconds() > grace
+                and self._due((runtime.uuid, module.uuid), moment)
+            ):
+                self.fleet.record(module, f"runtime {runtime.name} does not run it: create sent again")
+                self.fleet.send_to_runtime(runtime.uuid, "create", module.spec())
+
+    def _due(self, key: tuple[str, str], moment: float) -> bool:
+        if moment - self._resent.get(key, -RESEND_AFTER) < RESEND_AFTER:
+            return False
+        self._resent[key] = moment
+        return True
+
+
+def _uuid_of(data: dict, topic: str) -> str:
+    uuid = data.get("uuid")
+    if uuid is None:
+        uuid = topic.rsplit("/", 1)[-1]
+    if not isinstance(uuid, str) or not uuid or "/" in uuid or "+" in uuid or "#" in uuid:
+        raise P.InvalidArgument("uuid", uuid)
+    return uuid

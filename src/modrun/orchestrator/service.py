@@ -1,0 +1,182 @@
+"""``modrun orchestrator``: the one place its parts start and stop.
+
+Start: logging -> database (migrated) -> file store -> control loop (state
+loaded) -> embedded broker (unless --mqtt) -> MQTT link -> gateway -> HTTP.
+Stop is the reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modrun.db.engine import database_url, make_engine
+from modrun.db.migrate import ensure_schema
+from modrun.mqtt.broker import EmbeddedBroker
+from modrun.mqtt.client import MqttLink
+from modrun.orchestrator import protocol as P
+from modrun.orchestrator.config import OrchestratorSettings
+from modrun.orchestrator.engine import ControlLoop
+from modrun.orchestrator.files import FileStore
+from modrun.orchestrator.gateway import Gateway
+from modrun.orchestrator.scheduler import make_policy
+from modrun.orchestrator.store import FleetStore
+from modrun.plugins.wasmbin import module_kind
+from modrun.storage.blobs import BlobStore, LocalBlobs, S3Blobs
+
+log = logging.getLogger("modrun.orchestrator")
+
+
+class Orchestrator:
+    def __init__(self, settings: OrchestratorSettings) -> None:
+        self.settings = settings
+        storage = Path(settings.storage_path).expanduser()
+        self.db_url = database_url(settings.db, storage)
+        self.db = make_engine(self.db_url)
+        ensure_schema(self.db, self.db_url, settings.migrate)
+        self.files = FileStore(self._blobs(storage), self.db, storage / "tmp", settings.max_file_size)
+        self._kinds: dict[str, str] = {}
+        self.topics = P.Topics(settings.realm)
+        self.broker = None if settings.mqtt else EmbeddedBroker(settings.broker_host, settings.broker_port)
+        self.mqtt = MqttLink(settings.broker, client_id=f"modrun-orchestrator-{settings.realm}", keepalive=10)
+        self.control = ControlLoop(
+            FleetStore(self.db),
+            self.topics,
+            make_policy(settings.scheduler),
+            self._lookup_file,
+            self.mqtt.publish,
+            settings.keepalive,
+            settings.ka_timeout,
+        )
+        for topic in (f"{self.topics.reg}/+", f"{self.topics.control}/#", f"{self.topics.keepalive}/+"):
+            self.mqtt.subscribe(topic, self.control.on_mqtt)
+        self.gateway = Gateway(self.control, settings.gateway_wait)
+        self.metrics = OrchestratorMetrics(self.control)
+
+    def _blobs(self, storage: Path) -> BlobStore:
+        target = self.settings.files_s3
+        if target:
+            bucket, _, prefix = target.removeprefix("s3://").partition("/")
+            return S3Blobs(bucket, prefix)
+        return LocalBlobs(storage / "files")
+
+    def _lookup_file(self, path: str) -> tuple[str, str] | None:
+        """(sha256, kind) of a stored module file; kinds are cached by digest."""
+        info = self.files.info(path)
+        if info is None:
+            return None
+        kind = self._kinds.get(info.sha256)
+        if kind is None:
+            head = b"".join(self.files.blobs.read(path))
+            try:
+                kind = module_kind(head)
+            except ValueError:
+                kind = "unknown"
+            self._kinds[info.sha256] = kind
+        return info.sha256, kind
+
+    def advertised_broker(self, request_host: str) -> str:
+        """The broker URL joining nodes should use (no password: nodes bring their own)."""
+        if self.settings.mqtt is not None:
+            return self.settings.mqtt.url(with_password=False).replace(":***@", "@")
+        host = self.settings.broker_host
+        if host in ("0.0.0.0", "::", ""):
+            host = request_host
+        return f"mqtt://{host}:{self.settings.broker_port}"
+
+    # -- running ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.broker is not None:
+            self.broker.start()
+        self.control.start()
+        self.mqtt.start()
+        if not self.mqtt.wait_connected(10):
+            log.warning("MQTT broker %s not reachable yet; retrying in the background", self.settings.broker)
+
+    def stop(self) -> None:
+        self.mqtt.stop()
+        self.control.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        self.db.dispose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.gateway.close()
+
+    def asgi(self) -> Any:
+        from modrun.orchestrator.api import OrchestratorApp
+
+        return OrchestratorApp(self, lifespan=self.lifespan)
+
+    def serve(self) -> None:
+        import uvicorn
+
+        self.start()
+        log.info(
+            "orchestrator on http://%s:%d, realm %r, MQTT %s%s, keepalive %gs (timeout %gs), scheduler %s",
+            self.settings.host,
+            self.settings.port,
+            self.settings.realm,
+            self.settings.broker,
+            " (embedded)" if self.broker else "",
+            self.settings.keepalive,
+            self.settings.ka_timeout,
+            self.control.policy.name,
+        )
+        config = uvicorn.Config(
+            self.asgi(),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            server_header=False,
+        )
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            self.stop()
+
+
+class OrchestratorMetrics:
+    def __init__(self, control: ControlLoop) -> None:
+        self.registry = CollectorRegistry()
+        self.gateway_calls = Counter(
+            "modrun_gateway_calls",
+            "Calls forwarded by the gateway, by answer status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.registry.register(_FleetCollector(control))
+
+
+class _FleetCollector(Collector):
+    def __init__(self, control: ControlLoop) -> None:
+        self.control = control
+
+    def collect(self):
+        runtimes = GaugeMetricFamily("modrun_fleet_runtimes", "Runtimes by state", labels=["state"])
+        modules = GaugeMetricFamily("modrun_fleet_modules", "Modules by state", labels=["state"])
+        counts = self.control.snapshot(
+            lambda fleet: (
+                [P.STATES[r.status] for r in fleet.runtimes.values()],
+                [P.STATES.get(m.status, m.status) for m in fleet.modules.values()],
+            )
+        )
+        for family, states in zip((runtimes, modules), counts, strict=True):
+            for state in P.STATES.values():
+                family.add_metric([state], states.count(state))
+            yield family
