@@ -9,6 +9,7 @@ packages=(
   postgresql                                   # tests: private clusters via initdb/pg_ctl
   mariadb-server                               # tests: MySQL connections (or a private mariadbd)
   openssh-server                               # tests: a private sshd for the ssh executor
+  mosquitto mosquitto-clients                  # tests: a private MQTT broker for the fleet
   wrk                                          # benchmarks: HTTP load
 )
 

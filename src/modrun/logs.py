@@ -43,6 +43,7 @@ def setup_logging(json_logs: bool = False, level: str = "info", log_file: Path |
     root = logging.getLogger()
     root.handlers[:] = handlers
     root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -199,6 +199,7 @@ class FleetAgent:
             "apis": self.settings.apis,
             "platform": _platform(),
             "metadata": {"url": self.url, "version": __version__},
+            "children": [{"uuid": h.uuid} for h in list(self.hosted.values())],
         }
         assert self.link is not None
         self.link.publish(self.topics.registration(self.uuid), P.envelope("create", data))

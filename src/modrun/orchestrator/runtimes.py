@@ -90,8 +90,24 @@ class RuntimeControl:
         for module in self.fleet.modules_on(uuid, P.KILLED):
             module.retry_at = 0.0
             self.fleet.transition(module, P.QUEUED, uuid, f"runtime {runtime.name} is back")
+        if revived and isinstance(data.get("children"), list):
+            self._restore_children(runtime, data["children"])
         self.modules.place_queued()
         return runtime
+
+    def _restore_children(self, runtime: Runtime, children: list) -> None:
+        """A runtime that registers again says what it still runs: plugins it
+        lost are sent again, commands it lost follow their restart policy."""
+        running = {c.get("uuid") for c in children if isinstance(c, dict)}
+        for module in self.fleet.modules_on(runtime.uuid, P.ALIVE):
+            if module.uuid in running:
+                continue
+            if module.kind == "plugin":
+                self.fleet.record(module, f"runtime {runtime.name} registered again without it: sent again")
+                self.fleet.send_to_runtime(runtime.uuid, "create", module.spec())
+            else:
+                why = f"runtime {runtime.name} restarted and lost it"
+                self.modules.after_failure(module, why, failed=True, runtime_lost=False)
 
     def _alive(self, runtime: Runtime) -> None:
         runtime.status = P.ALIVE
@@ -136,7 +152,7 @@ class RuntimeControl:
             elif module.pinned:
                 self.fleet.transition(module, P.KILLED, module.parent, why)
             else:
-                self.modules.after_failure(module, why, failed=True, runtime_lost=True)
+                self.modules.after_failure(module, why, failed=True, runtime_lost=False)
         self.modules.place_queued()
 
     def check_liveness(self) -> None:

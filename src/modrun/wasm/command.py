@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -144,37 +145,14 @@ class CommandRun:
 
     def _run(self) -> None:
         self.thread_id = threading.get_native_id()
-        tailer = None
+        timer = threading.Thread(target=self._deadline, daemon=True)
+        tailer = threading.Thread(target=self._tail_files, daemon=True) if self.spec.files else None
         try:
-            store = Store(self.engine)
-            store.set_limits(memory_size=self.spec.limits.max_memory)
-            store.set_wasi(self._wasi())
-            store.set_epoch_deadline(1)
-            for reader in self._readers:
-                reader.start()
-            if self.spec.files:
-                tailer = threading.Thread(target=self._tail_files, daemon=True)
-                tailer.start()
-            timer = threading.Thread(target=self._deadline, daemon=True)
-            timer.start()
-            linker = Linker(self.engine)
-            linker.define_wasi()
-            instance = linker.instantiate(store, self.module)
-            start = instance.exports(store).get("_start")
-            if start is None:
-                self.result = self._finish(None, "error", "the module exports no _start: not a WASI command")
-                return
-            start(store)  # type: ignore[operator]
-            self.result = self._finish(0, "exit", None)
-        except ExitTrap as exc:
-            self.result = self._finish(exc.code, "exit", None)
-        except Trap as exc:
-            self.result = self._trapped(str(exc))
-        except WasmtimeError as exc:
-            self.result = self._finish(None, "error", _first_line(str(exc)))
+            self.result = self._execute(timer, tailer)
         except Exception as exc:  # the run must always report an end
             self.result = self._finish(None, "error", f"{type(exc).__name__}: {exc}")
         finally:
+            # The store is gone with _execute's frame, so the pipes' write ends are closed.
             self.close_stdin()
             for reader in self._readers:
                 reader.join(2)
@@ -182,9 +160,30 @@ class CommandRun:
             if tailer is not None:
                 tailer.join(2)
             self._done.set()
-            import shutil
-
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _execute(self, timer: threading.Thread, tailer: threading.Thread | None) -> CommandResult:
+        store = Store(self.engine)
+        store.set_limits(memory_size=self.spec.limits.max_memory)
+        store.set_wasi(self._wasi())
+        store.set_epoch_deadline(1)
+        for thread in (*self._readers, timer, *([tailer] if tailer else [])):
+            thread.start()
+        linker = Linker(self.engine)
+        linker.define_wasi()
+        try:
+            instance = linker.instantiate(store, self.module)
+            start = instance.exports(store).get("_start")
+            if start is None:
+                return self._finish(None, "error", "the module exports no _start: not a WASI command")
+            start(store)  # type: ignore[operator]
+            return self._finish(0, "exit", None)
+        except ExitTrap as exc:
+            return self._finish(exc.code, "exit", None)
+        except Trap as exc:
+            return self._trapped(str(exc))
+        except WasmtimeError as exc:
+            return self._finish(None, "error", _first_line(str(exc)))
 
     def _finish(self, code: int | None, reason: str, message: str | None) -> CommandResult:
         return CommandResult(code, reason, message, time.monotonic() - self.started)

@@ -1,0 +1,266 @@
+"""Fleet test parts: a private Mosquitto, real ``modrun orchestrator``
+processes, and a raw MQTT client that behaves like a SilverLine runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid as uuidlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+
+from support import free_port, modrun_cmd, wait_until
+
+
+class PrivateMosquitto:
+    """``mosquitto -c`` with a temporary config on a free loopback port."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(binary):
+            raise RuntimeError("mosquitto not found: install it (apt-get install mosquitto)")
+        self.dir = Path(tempfile.mkdtemp(prefix="modrun-mosquitto-"))
+        self.port = free_port()
+        config = self.dir / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 100000\nmax_inflight_messages 0\n"
+        )
+        self.log = open(self.dir / "log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([binary, "-c", str(config)], stdout=self.log, stderr=self.log)
+        wait_until(self._up, timeout=10, what="mosquitto")
+
+    def _up(self) -> bool:
+        import socket
+
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OrchestratorProcess:
+    """A real ``modrun orchestrator`` on free ports."""
+
+    def __init__(self, storage: Path, *extra: str, broker_port: int | None = None, port: int | None = None):
+        self.storage = storage
+        self.port = port or free_port()
+        self.broker_port = broker_port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [
+            "orchestrator",
+            "--port",
+            str(self.port),
+            "--storagePath",
+            str(storage),
+            "--brokerPort",
+            str(self.broker_port),
+            *extra,
+        ]
+        self.log_path = storage / f"orchestrator-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> OrchestratorProcess:
+        self.storage.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(modrun_cmd(*self.args), stdout=out, stderr=out)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"orchestrator exited early:\n{self.log()}")
+            try:
+                return httpx.get(self.url + "/health", timeout=1).json()["status"] == "ok"
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
+
+        wait_until(up, timeout=30, what="orchestrator")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> OrchestratorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def envelope(action: str, data: Any, kind: str = "req") -> dict:
+    return {"object_id": str(uuidlib.uuid4()), "action": action, "type": kind, "data": data}
+
+
+class RawClient:
+    """A paho client recording every message on the topics it subscribes to."""
+
+    def __init__(self, port: int, client_id: str | None = None, will: tuple[str, dict] | None = None) -> None:
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=client_id or uuidlib.uuid4().hex
+        )
+        if will:
+            self.client.will_set(will[0], json.dumps(will[1]), qos=1)
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.seen: list[tuple[str, Any]] = []
+        self.client.on_message = lambda _c, _u, m: self.inbox.put((m.topic, m.payload))
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+
+    def subscribe(self, *topics: str) -> RawClient:
+        for topic in topics:
+            result, _mid = self.client.subscribe(topic, qos=1)
+            assert result == paho.MQTT_ERR_SUCCESS
+        time.sleep(0.2)  # let the SUBACK land before anything is published
+        return self
+
+    def publish(self, topic: str, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes | str) else json.dumps(payload)
+        self.client.publish(topic, data, qos=1).wait_for_publish(5)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                topic, raw = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+            self.seen.append((topic, value))
+
+    def wait_for(self, predicate, timeout: float = 10, what: str = "message") -> tuple[str, Any]:
+        deadline = time.monotonic() + timeout
+        checked = 0
+        while time.monotonic() < deadline:
+            self._drain()
+            for topic, value in self.seen[checked:]:
+                if predicate(topic, value):
+                    return topic, value
+            checked = len(self.seen)
+            time.sleep(0.01)
+        raise AssertionError(f"no {what} within {timeout}s; got {self.seen[-10:]}")
+
+    def messages(self, topic_prefix: str) -> list[Any]:
+        self._drain()
+        return [v for t, v in self.seen if t.startswith(topic_prefix)]
+
+    def kill(self) -> None:
+        """Drop the connection without DISCONNECT: the broker sends the Last Will."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class RawRuntime(RawClient):
+    """Registers like a SilverLine runtime and records what it is sent."""
+
+    def __init__(
+        self,
+        port: int,
+        realm: str = "realm",
+        name: str = "rt",
+        max_nmodules: int = 0,
+        apis: list[str] | None = None,
+        runtime_type: str = "linux",
+        kind: str = "req",
+    ) -> None:
+        self.uuid = str(uuidlib.uuid4())
+        self.realm = realm
+        self.name = name
+        self.reg_topic = f"{realm}/proc/reg/{self.uuid}"
+        super().__init__(
+            port,
+            client_id=f"rt-{self.uuid}",
+            will=(self.reg_topic, envelope("delete", {"type": "runtime", "uuid": self.uuid})),
+        )
+        self.subscribe(f"{realm}/proc/control/{self.uuid}", self.reg_topic)
+        self.data = {
+            "type": "runtime",
+            "uuid": self.uuid,
+            "name": name,
+            "runtime_type": runtime_type,
+            "max_nmodules": max_nmodules,
+            "apis": apis or ["wasm", "wasi"],
+        }
+        self.kind = kind
+
+    def register(self) -> dict:
+        request = envelope("create", self.data, self.kind)
+        self.publish(self.reg_topic, request)
+        reply_type = "resp" if self.kind == "req" else "arts_resp"
+        _, reply = self.wait_for(
+            lambda t, v: (
+                t == self.reg_topic
+                and isinstance(v, dict)
+                and v.get("type") == reply_type
+                and v.get("object_id") == request["object_id"]
+            ),
+            what="registration reply",
+        )
+        return reply
+
+    def keepalive(self, children: list[dict] | None = None, **extra: Any) -> None:
+        data = {
+            "type": "runtime",
+            "uuid": self.uuid,
+            "name": self.name,
+            "apis": self.data["apis"],
+            "children": children or [],
+            **extra,
+        }
+        self.publish(f"{self.realm}/proc/keepalive/{self.uuid}", envelope("update", data))
+
+    def creates(self) -> list[dict]:
+        return [
+            v["data"]
+            for v in self.messages(f"{self.realm}/proc/control/{self.uuid}")
+            if isinstance(v, dict) and v.get("action") == "create" and v.get("type") == "req"
+        ]
+
+    def deletes(self) -> list[dict]:
+        return [
+            v["data"]
+            for v in self.messages(f"{self.realm}/proc/control/{self.uuid}")
+            if isinstance(v, dict) and v.get("action") == "delete" and v.get("type") == "req"
+        ]
+
+    def exited(self, module: str, **data: Any) -> None:
+        self.publish(
+            f"{self.realm}/proc/control", envelope("exited", {"type": "module", "uuid": module, **data})
+        )
