@@ -128,7 +128,7 @@ def build_wat(source: Path, out: Path) -> Path:
     return out
 
 
-def build_c(source: Path, out: Path) -> Path:
+def build_c(source: Path, out: Path, model: str = "reactor") -> Path:
     clang = shutil.which("clang")
     if clang is None:
         raise RuntimeError("clang is required to build C test plugins (make test installs it)")
@@ -136,7 +136,7 @@ def build_c(source: Path, out: Path) -> Path:
         [
             clang,
             "--target=wasm32-wasi",
-            "-mexec-model=reactor",
+            f"-mexec-model={model}",
             "-O2",
             "-Wl,--strip-debug",
             "-o",

@@ -297,7 +297,7 @@ class FleetAgent:
         result = hosted.run.result if hosted.run else None
         self.hosted.pop(hosted.uuid, None)
         details = result.as_dict() if result else {"exit_code": None, "reason": "deleted", "message": None}
-        if hosted.deleting and details["reason"] == "killed":
+        if hosted.deleting:  # stopped because it was deleted, whether by trap or by exiting on EOF
             details["reason"] = "deleted"
         log.info("module %s (%s) exited: %s", hosted.name, hosted.uuid, details)
         if self.link is not None:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -367,6 +368,12 @@ class OrchestratorApp:
             replica, answer = await self.orchestrator.gateway.forward(
                 key, body, forwarded_headers(scope["headers"])
             )
+        except httpx.TransportError as exc:
+            # the node went away during the call: it may have run, so it is not retried
+            metrics.gateway_calls.labels("502").inc()
+            message = {"error": f"node lost during the call: {exc!r}", "function": key}
+            await respond(send, 502, json.dumps(message).encode(), JSON_TYPE)
+            return
         except NoReplica:
             metrics.gateway_calls.labels("unavailable").inc()
             message = {"error": f"no live node serves function {key!r}", "function": key}
