@@ -8,6 +8,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -33,15 +34,13 @@ class PrivateMosquitto:
         config = self.dir / "mosquitto.conf"
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100000\nmax_inflight_messages 0\n"
+            "max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
         )
         self.log = open(self.dir / "log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([binary, "-c", str(config)], stdout=self.log, stderr=self.log)
         wait_until(self._up, timeout=10, what="mosquitto")
 
     def _up(self) -> bool:
-        import socket
-
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
@@ -134,6 +133,7 @@ class RawClient:
         self.seen: list[tuple[str, Any]] = []
         self.client.on_message = lambda _c, _u, m: self.inbox.put((m.topic, m.payload))
         self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
 
     def subscribe(self, *topics: str) -> RawClient:

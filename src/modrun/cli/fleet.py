@@ -83,6 +83,9 @@ def orchestrator(
     gateway_wait: Annotated[
         str, typer.Option("--gatewayWait", help="How long a gateway call waits for a module being re-placed.")
     ] = "10s",
+    gateway_timeout: Annotated[
+        str, typer.Option("--gatewayTimeout", help="Longest a gateway call may take on a node.")
+    ] = "60s",
     jsonlogs: Annotated[bool, typer.Option("--jsonlogs", help="Log one JSON object per line.")] = False,
     log_level: Annotated[str, typer.Option("--logLevel", help="debug, info, warning, error.")] = "info",
 ) -> None:
@@ -113,6 +116,7 @@ def orchestrator(
             files_s3=files_s3,
             max_file_size=parse_size(max_file_size),
             gateway_wait=_seconds(gateway_wait, "--gatewayWait") or 0.0,
+            gateway_timeout=_seconds(gateway_timeout, "--gatewayTimeout") or 60.0,
             jsonlogs=jsonlogs,
             log_level=log_level,
         )

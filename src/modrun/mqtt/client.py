@@ -8,8 +8,10 @@ only hand work off (to a queue), never block.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -96,6 +98,10 @@ class MqttLink:
         if reason.is_failure:
             log.warning("MQTT broker %s refused the connection: %s", self.address, reason)
             return
+        sock = client.socket()
+        if sock is not None:  # small control messages must not wait for Nagle + delayed ACKs (~40 ms a hop)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for topic, qos in self._subscriptions.items():
             client.subscribe(topic, qos)
         self.connected.set()

@@ -25,7 +25,7 @@ from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.files import BadPath, TooLarge, clean_path
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.gateway import NoReplica, forwarded_headers
+from modrun.orchestrator.gateway import NodeDied, NoReplica, forwarded_headers
 from modrun.orchestrator.state import Module, Runtime
 
 if TYPE_CHECKING:
@@ -368,10 +368,10 @@ class OrchestratorApp:
             replica, answer = await self.orchestrator.gateway.forward(
                 key, body, forwarded_headers(scope["headers"])
             )
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, NodeDied) as exc:
             # the node went away during the call: it may have run, so it is not retried
             metrics.gateway_calls.labels("502").inc()
-            message = {"error": f"node lost during the call: {exc!r}", "function": key}
+            message = {"error": f"node lost during the call: {exc}", "function": key}
             await respond(send, 502, json.dumps(message).encode(), JSON_TYPE)
             return
         except NoReplica:

@@ -40,6 +40,7 @@ class OrchestratorSettings:
     files_s3: str | None = None  # s3://bucket/prefix for the file store
     max_file_size: int = DEFAULT_MAX_FILE
     gateway_wait: float = 10.0
+    gateway_timeout: float = 60.0
     log_dir: Path | None = None
     jsonlogs: bool = False
     log_level: str = "info"

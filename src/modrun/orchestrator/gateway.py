@@ -29,6 +29,7 @@ log = logging.getLogger("modrun.gateway")
 
 SUSPECT_FOR = 3.0
 POLL = 0.02
+WATCH = 0.25  # how often a call in flight checks that its node is alive
 _FORWARDED = ("content-type", "accept", "authorization", "x-api-key", "x-request-id")
 
 
@@ -44,7 +45,7 @@ class NoReplica(Exception):
 
 
 class Gateway:
-    def __init__(self, loop: ControlLoop, wait: float) -> None:
+    def __init__(self, loop: ControlLoop, wait: float, timeout: float = 60.0) -> None:
         self.loop = loop
         self.wait = wait
         self._version = -1
@@ -53,7 +54,7 @@ class Gateway:
         self._turns: dict[str, Iterator[int]] = {}
         self._suspect: dict[str, float] = {}
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=2.0),
+            timeout=httpx.Timeout(timeout, connect=2.0),
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )
 
@@ -143,12 +144,28 @@ class Gateway:
 
     # -- forwarding -------------------------------------------------------------------
 
+    def _alive(self, runtime: str) -> bool:
+        found = self.loop.snapshot(lambda fleet: fleet.runtimes.get(runtime))
+        return found is not None and found.alive
+
+    async def _post(self, replica: Replica, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """The call, abandoned if its node is declared dead meanwhile (a hung
+        node would otherwise hold it until the read timeout)."""
+        call = asyncio.ensure_future(self.client.post(replica.url, content=body, headers=headers))
+        while True:
+            done, _ = await asyncio.wait({call}, timeout=WATCH)
+            if done:
+                return call.result()
+            if not self._alive(replica.runtime):
+                call.cancel()
+                raise NodeDied(f"node {replica.name} was declared dead during the call")
+
     async def forward(self, key: str, body: bytes, headers: dict[str, str]) -> tuple[Replica, httpx.Response]:
         tried: set[str] = set()
         for attempt in range(2):
             replica = await self._replica(key, tried)
             try:
-                return replica, await self.client.post(replica.url, content=body, headers=headers)
+                return replica, await self._post(replica, body, headers)
             except httpx.ConnectError as exc:
                 tried.add(replica.runtime)
                 self._suspect[replica.runtime] = time.monotonic() + SUSPECT_FOR
@@ -156,6 +173,10 @@ class Gateway:
                     "node %s refused %s (%s)%s", replica.name, key, exc, "; retrying" if not attempt else ""
                 )
         raise NoReplica(key)
+
+
+class NodeDied(Exception):
+    pass
 
 
 def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -57,7 +57,7 @@ class Orchestrator:
         )
         for topic in (f"{self.topics.reg}/+", f"{self.topics.control}/#", f"{self.topics.keepalive}/+"):
             self.mqtt.subscribe(topic, self.control.on_mqtt)
-        self.gateway = Gateway(self.control, settings.gateway_wait)
+        self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
         self.metrics = OrchestratorMetrics(self.control)
 
     def _blobs(self, storage: Path) -> BlobStore:
