@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test install system-deps examples lint format bench clean
+.PHONY: run test test-fast install system-deps examples lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,17 @@ format: install
 test: install system-deps examples lint
 	$(BIN)/pytest
 
+## The suite without the slow fleet tests (CI runs them all).
+test-fast: install system-deps lint
+	$(BIN)/pytest -m "not slow"
+
 bench: install
 	$(BIN)/python bench/bench_calls.py
 	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_history.py
 	$(BIN)/python bench/bench_executors.py
+	$(BIN)/python bench/bench_fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules

@@ -6,7 +6,6 @@ import sqlalchemy as sa
 
 from support import TEXTKIT_C, ModrunServer, run_cli
 
-
 FLEET_TABLES = (
     "fleet_runtimes",
     "fleet_managers",

@@ -6,7 +6,8 @@ Will that deregisters it, keeps alive with per-module stats, its load and
 the functions it serves, and runs the modules it is sent. When the
 orchestrator or the broker goes away it keeps serving what it has,
 reconnects with backoff and registers again. The runtime uuid is kept in
-``--storagePath``, so a restarted node comes back as the same runtime.
+``--storagePath`` per port, so a node restarted on the same port comes back as
+the same runtime, and two nodes sharing a storage path stay two runtimes.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class FleetAgent:
         self.node = node
         self.settings = settings
         storage = Path(node.settings.storage_path).expanduser()
-        self.uuid = _runtime_id(storage / "runtime-id")
+        self.uuid = _runtime_id(storage / "fleet" / f"runtime-{node.settings.port}.id")
         self.name = settings.name or f"{socket.gethostname()}-{node.settings.port}"
         self.url = (settings.url or f"http://{_reachable(node.settings.host)}:{node.settings.port}").rstrip(
             "/"
