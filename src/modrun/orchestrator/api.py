@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -27,6 +26,7 @@ from modrun.orchestrator.files import BadPath, TooLarge, clean_path
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.gateway import NodeDied, NoReplica, forwarded_headers
 from modrun.orchestrator.state import Module, Runtime
+from modrun.orchestrator.upstream import Lost
 
 if TYPE_CHECKING:
     from modrun.orchestrator.service import Orchestrator
@@ -368,7 +368,7 @@ class OrchestratorApp:
             replica, answer = await self.orchestrator.gateway.forward(
                 key, body, forwarded_headers(scope["headers"])
             )
-        except (httpx.TransportError, NodeDied) as exc:
+        except (Lost, NodeDied) as exc:
             # the node went away during the call: it may have run, so it is not retried
             metrics.gateway_calls.labels("502").inc()
             message = {"error": f"node lost during the call: {exc}", "function": key}
@@ -379,10 +379,10 @@ class OrchestratorApp:
             message = {"error": f"no live node serves function {key!r}", "function": key}
             await respond(send, 503 if self._known(key) else 404, json.dumps(message).encode(), JSON_TYPE)
             return
-        metrics.gateway_calls.labels(str(answer.status_code)).inc()
+        metrics.gateway_calls.labels(str(answer.status)).inc()
         extra = [(b"x-modrun-node", replica.name.encode())]
-        content_type = answer.headers.get("content-type", "application/octet-stream").encode()
-        await respond(send, answer.status_code, answer.content, content_type, extra)
+        content_type = answer.headers.get(b"content-type", b"application/octet-stream")
+        await respond(send, answer.status, answer.body, content_type, extra)
 
     def _known(self, key: str) -> bool:
         return self.orchestrator.gateway.known(key)

@@ -19,18 +19,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
-
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.upstream import Answer, Refused, UpstreamPool
 
 log = logging.getLogger("modrun.gateway")
 
 SUSPECT_FOR = 3.0
 POLL = 0.02
 WATCH = 0.25  # how often a call in flight checks that its node is alive
-_FORWARDED = ("content-type", "accept", "authorization", "x-api-key", "x-request-id")
+_FORWARDED = frozenset({b"content-type", b"accept", b"authorization", b"x-api-key", b"x-request-id"})
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,15 @@ class Gateway:
         self._providers: dict[str, str] = {}  # function key -> module uuid last seen providing it
         self._turns: dict[str, Iterator[int]] = {}
         self._suspect: dict[str, float] = {}
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=2.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        )
+        self.upstream = UpstreamPool(timeout)
+        self._inflight: dict[asyncio.Task, Replica] = {}
+        self._doomed: set[asyncio.Task] = set()
+        self._watchdog: asyncio.Task | None = None
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await self.upstream.close()
 
     # -- the index ------------------------------------------------------------------
 
@@ -144,29 +145,49 @@ class Gateway:
 
     # -- forwarding -------------------------------------------------------------------
 
-    def _alive(self, runtime: str) -> bool:
-        found = self.loop.snapshot(lambda fleet: fleet.runtimes.get(runtime))
-        return found is not None and found.alive
-
-    async def _post(self, replica: Replica, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """The call, abandoned if its node is declared dead meanwhile (a hung
-        node would otherwise hold it until the read timeout)."""
-        call = asyncio.ensure_future(self.client.post(replica.url, content=body, headers=headers))
+    async def _watch(self) -> None:
+        """Abandon calls held by nodes declared dead (a hung node would hold
+        them until the read timeout)."""
         while True:
-            done, _ = await asyncio.wait({call}, timeout=WATCH)
-            if done:
-                return call.result()
-            if not self._alive(replica.runtime):
-                call.cancel()
-                raise NodeDied(f"node {replica.name} was declared dead during the call")
+            await asyncio.sleep(WATCH)
+            if not self._inflight:
+                continue
+            dead = self.loop.snapshot(
+                lambda fleet: {
+                    u for u in {r.runtime for r in self._inflight.values()} if not _alive(fleet, u)
+                }
+            )
+            for task, replica in list(self._inflight.items()):
+                if replica.runtime in dead and task not in self._doomed:
+                    self._doomed.add(task)
+                    task.cancel()
 
-    async def forward(self, key: str, body: bytes, headers: dict[str, str]) -> tuple[Replica, httpx.Response]:
+    async def _post(self, replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]) -> Answer:
+        if self._watchdog is None:
+            self._watchdog = asyncio.ensure_future(self._watch())
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight[task] = replica
+        try:
+            return await self.upstream.post(replica.url, body, headers)
+        except asyncio.CancelledError:
+            if task not in self._doomed:
+                raise
+            task.uncancel()
+            raise NodeDied(f"node {replica.name} was declared dead during the call") from None
+        finally:
+            self._inflight.pop(task, None)
+            self._doomed.discard(task)
+
+    async def forward(
+        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[Replica, Answer]:
         tried: set[str] = set()
         for attempt in range(2):
             replica = await self._replica(key, tried)
             try:
                 return replica, await self._post(replica, body, headers)
-            except httpx.ConnectError as exc:
+            except Refused as exc:
                 tried.add(replica.runtime)
                 self._suspect[replica.runtime] = time.monotonic() + SUSPECT_FOR
                 log.warning(
@@ -175,14 +196,15 @@ class Gateway:
         raise NoReplica(key)
 
 
+def _alive(fleet: Fleet, runtime: str) -> bool:
+    found = fleet.runtimes.get(runtime)
+    return found is not None and found.alive
+
+
 class NodeDied(Exception):
     pass
 
 
-def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    out = {}
-    for name, value in raw:
-        lowered = name.decode("latin-1").lower()
-        if lowered in _FORWARDED:
-            out[lowered] = value.decode("latin-1")
-    return out
+def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The request headers a node needs (ASGI gives them lower-cased)."""
+    return [(name, value) for name, value in raw if name in _FORWARDED]
