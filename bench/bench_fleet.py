@@ -124,7 +124,8 @@ def control_plane(args: argparse.Namespace, tmp: Path) -> None:
                 for rt in runtimes:
                     rt.register()
                 stop = threading.Event()
-                threading.Thread(target=keep_alive, args=(runtimes, stop), daemon=True).start()
+                beating = threading.Thread(target=keep_alive, args=(runtimes, stop), daemon=True)
+                beating.start()
                 scheduled = placement(broker.port, runtimes, args.modules, explicit=False)
                 spread = sorted(rt.count() for rt in runtimes)
                 print(
@@ -145,6 +146,7 @@ def control_plane(args: argparse.Namespace, tmp: Path) -> None:
                         f"p50 {pct(rtt, 0.5) * 1000:.2f} ms, p99 {pct(rtt, 0.99) * 1000:.2f} ms"
                     )
                 stop.set()
+                beating.join()
                 for rt in runtimes:
                     rt.close()
     finally:
