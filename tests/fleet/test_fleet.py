@@ -72,6 +72,24 @@ def test_failover_restart_and_commands(tmp_path: Path, command_wasm: Path):
         with nodes[host].client() as direct:
             assert direct.post("/functions/greet", content=b"Bo").text == "Hello, Bo!"
 
+        # GraphQL through the gateway goes to a node whose schema has every field asked for
+        query = {
+            "query": 'query Q { greet(input: "Ada") shout: greet(input: "Bo") ...F }'
+            " fragment F on Query { __typename }"
+        }
+        answered = api.post("/graphql", json=query)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["data"] == {
+            "greet": "Hello, Ada!",
+            "shout": "Hello, Bo!",
+            "__typename": "Query",
+        }
+        assert answered.headers["x-modrun-node"] == host
+        missing = api.post("/graphql", json={"query": '{ greet(input: "x") noSuchField }'})
+        assert missing.status_code == 503 and "query.noSuchField" in missing.json()["errors"][0]["message"]
+        assert api.post("/graphql", content=b"{not json").status_code == 400
+        assert api.post("/graphql", json={"query": "{ broken"}).status_code == 400
+
         # SIGKILL the node serving it while clients call through the gateway
         results: list[tuple[float, int]] = []
         stop = threading.Event()

@@ -352,6 +352,7 @@ class FleetAgent:
             "children": [h.stats(self.node) for h in list(self.hosted.values())],
             "load": self._load(),
             "functions": self._functions(),
+            "graphql": self._graphql_fields(),
             "url": self.url,
         }
 
@@ -367,11 +368,19 @@ class FleetAgent:
                     "plugin": fn.plugin,
                     "module": modules.get(fn.plugin),
                     "path": described["path"],
+                    "operation": described["graphql"]["operation"],
+                    "field": described["graphql"]["field"],
                     "signature": described["signature"],
                     "description": described["description"],
                 }
             )
         return out
+
+    def _graphql_fields(self) -> list[str]:
+        """Root fields of this node's GraphQL schema (``query.x``, ``mutation.y``),
+        so the gateway can send a query to a node that has all it asks for."""
+        catalog = self.node.manager.catalog
+        return sorted([f"query.{f}" for f in catalog.queries] + [f"mutation.{f}" for f in catalog.mutations])
 
     def _load(self) -> dict:
         moment, cpu = time.monotonic(), time.process_time()

@@ -24,7 +24,7 @@ from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.files import BadPath, TooLarge, clean_path
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.gateway import NodeDied, NoReplica, forwarded_headers
+from modrun.orchestrator.gateway import BadGraphQL, NodeDied, NoReplica, forwarded_headers
 from modrun.orchestrator.state import Module, Runtime
 from modrun.orchestrator.upstream import Lost
 
@@ -306,6 +306,7 @@ async def index(request: Request) -> JSONResponse:
                 "functions": "/api/functions",
                 "config": "/api/config",
                 "gateway": "/functions/{name}",
+                "graphql": "/graphql",
                 "health": "/health",
                 "metrics": "/metrics",
             },
@@ -344,45 +345,62 @@ def build_router(orchestrator: Orchestrator, lifespan: Any) -> Starlette:
 
 
 class OrchestratorApp:
-    """ASGI entry point: gateway calls on a fast path, else the router."""
+    """ASGI entry point: gateway calls (``POST /functions/*``, ``POST /graphql``)
+    on a fast path, everything else through the router."""
 
     def __init__(self, orchestrator: Orchestrator, lifespan: Any = None) -> None:
         self.orchestrator = orchestrator
         self.router = build_router(orchestrator, lifespan)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-            await self.gateway(scope, receive, send)
-        else:
-            await self.router(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path.startswith(PREFIX):
+                await self.gateway(scope, receive, send, path[len(PREFIX) :])
+                return
+            if path == "/graphql":
+                await self.gateway(scope, receive, send, None)
+                return
+        await self.router(scope, receive, send)
 
-    async def gateway(self, scope: dict, receive: Any, send: Any) -> None:
-        key = scope["path"][len(PREFIX) :]
+    async def gateway(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:
+        """A function call (``key``) or a GraphQL request (``None``) sent on to a node."""
         metrics = self.orchestrator.metrics
+        gateway = self.orchestrator.gateway
         try:
             body = await read_body(receive, MAX_GATEWAY_BODY)
         except BodyTooLarge:
             await respond(send, 413, b'{"error": "request body too large"}', JSON_TYPE)
             return
+        headers = forwarded_headers(scope["headers"])
         try:
-            replica, answer = await self.orchestrator.gateway.forward(
-                key, body, forwarded_headers(scope["headers"])
-            )
+            if key is None:
+                replica, answer = await gateway.graphql(body, headers)
+            else:
+                replica, answer = await gateway.forward(key, body, headers)
+        except BadGraphQL as exc:
+            await respond(send, 400, _graphql_error(str(exc)), JSON_TYPE)
+            return
         except (Lost, NodeDied) as exc:
             # the node went away during the call: it may have run, so it is not retried
             metrics.gateway_calls.labels("502").inc()
-            message = {"error": f"node lost during the call: {exc}", "function": key}
+            message = {"error": f"node lost during the call: {exc}", "function": key or "graphql"}
             await respond(send, 502, json.dumps(message).encode(), JSON_TYPE)
             return
-        except NoReplica:
+        except NoReplica as exc:
             metrics.gateway_calls.labels("unavailable").inc()
-            message = {"error": f"no live node serves function {key!r}", "function": key}
-            await respond(send, 503 if self._known(key) else 404, json.dumps(message).encode(), JSON_TYPE)
+            if key is None:
+                await respond(send, 503, _graphql_error(f"no live node serves all of: {exc}"), JSON_TYPE)
+            else:
+                message = {"error": f"no live node serves function {key!r}", "function": key}
+                status = 503 if gateway.known(key) else 404
+                await respond(send, status, json.dumps(message).encode(), JSON_TYPE)
             return
         metrics.gateway_calls.labels(str(answer.status)).inc()
         extra = [(b"x-modrun-node", replica.name.encode())]
         content_type = answer.headers.get(b"content-type", b"application/octet-stream")
         await respond(send, answer.status, answer.body, content_type, extra)
 
-    def _known(self, key: str) -> bool:
-        return self.orchestrator.gateway.known(key)
+
+def _graphql_error(message: str) -> bytes:
+    return json.dumps({"errors": [{"message": message}]}).encode()

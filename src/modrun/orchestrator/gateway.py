@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from modrun.orchestrator import protocol as P
@@ -43,12 +43,16 @@ class NoReplica(Exception):
     pass
 
 
+Picker = Callable[[set[str]], "Replica | None"]
+
+
 class Gateway:
     def __init__(self, loop: ControlLoop, wait: float, timeout: float = 60.0) -> None:
         self.loop = loop
         self.wait = wait
         self._version = -1
         self._index: dict[str, list[Replica]] = {}
+        self._graphql: list[tuple[Replica, frozenset[str]]] = []
         self._providers: dict[str, str] = {}  # function key -> module uuid last seen providing it
         self._turns: dict[str, Iterator[int]] = {}
         self._suspect: dict[str, float] = {}
@@ -67,13 +71,20 @@ class Gateway:
     def _refresh(self) -> None:
         if self.loop.fleet.version == self._version:
             return
-        self._version, self._index = self.loop.snapshot(self._build)
+        self._version, self._index, self._graphql = self.loop.snapshot(self._build)
 
-    def _build(self, fleet: Fleet) -> tuple[int, dict[str, list[Replica]]]:
+    def _build(
+        self, fleet: Fleet
+    ) -> tuple[int, dict[str, list[Replica]], list[tuple[Replica, frozenset[str]]]]:
         index: dict[str, list[Replica]] = {}
+        graphql: list[tuple[Replica, frozenset[str]]] = []
         for runtime in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid)):
             if not runtime.alive or runtime.url is None:
                 continue
+            graphql.append((Replica(runtime.uuid, runtime.name, runtime.url + "/graphql"), runtime.graphql))
+            for fn in runtime.functions:
+                if isinstance(fn.get("module"), str) and isinstance(fn.get("field"), str):
+                    self._providers[f"{fn.get('operation', 'query')}.{fn['field']}"] = fn["module"]
             for fn in runtime.functions:
                 path = fn.get("path") or f"/functions/{fn['name']}"
                 replica = Replica(runtime.uuid, runtime.name, runtime.url + path)
@@ -82,7 +93,7 @@ class Gateway:
                     index.setdefault(key, []).append(replica)
                     if isinstance(fn.get("module"), str):
                         self._providers[key] = fn["module"]
-        return fleet.version, index
+        return fleet.version, index, graphql
 
     def functions(self) -> list[dict]:
         """Every function in the fleet and where it runs (``GET /api/functions``)."""
@@ -106,7 +117,16 @@ class Gateway:
 
     def _pick(self, key: str, exclude: set[str]) -> Replica | None:
         self._refresh()
-        replicas = self._index.get(key, ())
+        return self._rotate(key, self._index.get(key, ()), exclude)
+
+    def _pick_graphql(self, fields: frozenset[str], exclude: set[str]) -> Replica | None:
+        """A node whose schema has every root field the query asks for."""
+        self._refresh()
+        fitting = [replica for replica, have in self._graphql if fields <= have]
+        return self._rotate("graphql:" + ",".join(sorted(fields)), fitting, exclude)
+
+    def _rotate(self, key: str, replicas: Sequence[Replica], exclude: set[str]) -> Replica | None:
+        """Round-robin over ``replicas``, skipping excluded and (if possible) suspect nodes."""
         if not replicas:
             return None
         moment = time.monotonic()
@@ -131,17 +151,19 @@ class Gateway:
         found = self.loop.snapshot(lambda fleet: fleet.modules.get(module))
         return found is not None and found.status in (P.ALIVE, P.QUEUED)
 
-    async def _replica(self, key: str, exclude: set[str]) -> Replica:
-        replica = self._pick(key, exclude)
+    async def _replica(self, pick: Picker, keys: Iterable[str], exclude: set[str]) -> Replica:
+        """A replica now, or, while a module providing one of ``keys`` is being
+        placed again, one as soon as it appears (up to ``--gatewayWait``)."""
+        replica = pick(exclude)
         if replica is not None:
             return replica
         deadline = time.monotonic() + self.wait
-        while self._being_placed(key) and time.monotonic() < deadline:
+        while any(self._being_placed(k) for k in keys) and time.monotonic() < deadline:
             await asyncio.sleep(POLL)
-            replica = self._pick(key, exclude)
+            replica = pick(exclude)
             if replica is not None:
                 return replica
-        raise NoReplica(key)
+        raise NoReplica(", ".join(keys))
 
     # -- forwarding -------------------------------------------------------------------
 
@@ -182,18 +204,83 @@ class Gateway:
     async def forward(
         self, key: str, body: bytes, headers: list[tuple[bytes, bytes]]
     ) -> tuple[Replica, Answer]:
+        """``POST /functions/{key}`` to a node serving the function."""
+        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers)
+
+    async def graphql(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[Replica, Answer]:
+        """``POST /graphql`` to a node whose schema has every root field asked for."""
+        fields = root_fields(body)
+        return await self._send(lambda ex: self._pick_graphql(fields, ex), sorted(fields), body, headers)
+
+    async def _send(
+        self, pick: Picker, keys: list[str], body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[Replica, Answer]:
         tried: set[str] = set()
         for attempt in range(2):
-            replica = await self._replica(key, tried)
+            replica = await self._replica(pick, keys, tried)
             try:
                 return replica, await self._post(replica, body, headers)
             except Refused as exc:
                 tried.add(replica.runtime)
                 self._suspect[replica.runtime] = time.monotonic() + SUSPECT_FOR
                 log.warning(
-                    "node %s refused %s (%s)%s", replica.name, key, exc, "; retrying" if not attempt else ""
+                    "node %s refused a call (%s)%s", replica.name, exc, "; retrying" if not attempt else ""
                 )
-        raise NoReplica(key)
+        raise NoReplica(", ".join(keys))
+
+
+class BadGraphQL(Exception):
+    pass
+
+
+def root_fields(body: bytes) -> frozenset[str]:
+    """``operation.field`` of every root field the request's operation selects
+    (fragments followed, introspection fields left out)."""
+    import json
+
+    from graphql import (
+        FieldNode,
+        FragmentSpreadNode,
+        GraphQLError,
+        InlineFragmentNode,
+        get_operation_ast,
+        parse,
+    )
+
+    try:
+        params = json.loads(body or b"null")
+    except ValueError:
+        raise BadGraphQL("the body must be JSON: {query, variables, operationName}") from None
+    query = params.get("query") if isinstance(params, dict) else None
+    if not isinstance(query, str) or not query.strip():
+        raise BadGraphQL('missing "query"')
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        raise BadGraphQL(exc.message) from None
+    operation = get_operation_ast(document, params.get("operationName") or None)
+    if operation is None:
+        raise BadGraphQL("no operation to run (name it with operationName)")
+    fragments = {
+        d.name.value: d for d in document.definitions if getattr(d, "kind", "") == "fragment_definition"
+    }
+    kind = operation.operation.value
+    found: set[str] = set()
+    pending = list(operation.selection_set.selections)
+    seen: set[str] = set()
+    while pending:
+        node = pending.pop()
+        if isinstance(node, FieldNode):
+            if not node.name.value.startswith("__"):
+                found.add(f"{kind}.{node.name.value}")
+        elif isinstance(node, InlineFragmentNode):
+            pending.extend(node.selection_set.selections)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
+            seen.add(node.name.value)
+            fragment = fragments.get(node.name.value)
+            if fragment is not None:
+                pending.extend(fragment.selection_set.selections)
+    return frozenset(found)
 
 
 def _alive(fleet: Fleet, runtime: str) -> bool:

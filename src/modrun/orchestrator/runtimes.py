@@ -140,6 +140,7 @@ class RuntimeControl:
         runtime.status = P.DEAD
         runtime.updated_at = now()
         runtime.functions = []
+        runtime.graphql = frozenset()
         self.fleet.touch_runtime(runtime)
         log.warning("runtime %s (%s) is dead: %s", runtime.name, runtime.uuid, reason)
         why = f"runtime {runtime.name} dead: {reason}"
@@ -190,6 +191,12 @@ class RuntimeControl:
                 f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)
             ]
             self.fleet.version += 1
+        fields = data.get("graphql")
+        if isinstance(fields, list):
+            graphql = frozenset(f for f in fields if isinstance(f, str))
+            if graphql != runtime.graphql:
+                runtime.graphql = graphql
+                self.fleet.version += 1
         if moment - self._persisted.get(uuid, 0.0) > PERSIST_KEEPALIVE_EVERY:
             self._persisted[uuid] = moment
             self.fleet.changes.runtimes[uuid] = runtime

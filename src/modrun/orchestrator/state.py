@@ -63,6 +63,7 @@ class Runtime:
     load: dict = field(default_factory=dict)
     children: list[dict] = field(default_factory=list)
     functions: list[dict] = field(default_factory=list)
+    graphql: frozenset[str] = frozenset()
 
     @property
     def alive(self) -> bool:
