@@ -240,6 +240,29 @@ def test_wasi_command_stdin_channel_and_delete(tmp_path: Path, command_wasm: Pat
         )
         assert exited["data"]["reason"] == "deleted"
         wait_until(lambda: api.get(f"/api/modules/{created['uuid']}/").json()["status"] == "D", what="dead")
+
+        # a file channel: what the module writes to /out/log.txt is published line by line
+        watcher.subscribe("file/topic")
+        writer = api.post(
+            "/api/modules/",
+            json={
+                "name": "writer",
+                "file": "cmd.wasm",
+                "args": {"argv": ["writer", "5", "/out/log.txt"]},
+                "channels": [{"path": "/out/log.txt", "mode": "w", "topic": "file/topic"}],
+            },
+        ).json()
+        _, done = watcher.wait_for(
+            lambda t, v: (
+                isinstance(v, dict)
+                and v.get("action") == "exited"
+                and v["data"].get("uuid") == writer["uuid"]
+            ),
+            what="writer exited",
+        )
+        assert done["data"]["exit_code"] == 5
+        wait_until(lambda: len(watcher.messages("file/topic")) == 2, what="file lines")
+        assert watcher.messages("file/topic") == [b"written 1", b"written 2"]
         watcher.close()
     finally:
         worker.stop()

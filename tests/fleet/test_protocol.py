@@ -318,3 +318,22 @@ def test_file_store(api):
     assert api.delete("/api/files/dir/sub/mod.wasm").status_code == 404
     r = api.post("/api/modules/", json={"name": "m", "file": "missing.wasm", "parent": "nope"})
     assert r.status_code == 404
+
+
+def test_nodes_fetch_files_checked_and_cached(orchestrator, api, tmp_path):
+    from modrun.agent.files import FetchError, FileCache
+
+    data = HELLO_AS.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    api.put("/api/files/cached/hello.wasm", content=data)
+    cache = FileCache(orchestrator.url, tmp_path / "cache")
+    with pytest.raises(FetchError, match="expects"):
+        cache.get("cached/hello.wasm", "0" * 64)
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-kept
+    path, got = cache.get("cached/hello.wasm", digest)
+    assert got == digest and path.read_bytes() == data
+    api.delete("/api/files/cached/hello.wasm")
+    assert cache.get("cached/hello.wasm", digest)[0] == path  # from the cache, no request
+    with pytest.raises(FetchError, match="not in the orchestrator's file store"):
+        cache.get("cached/hello.wasm", None)
+    cache.close()
