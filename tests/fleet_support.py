@@ -171,6 +171,17 @@ class RawClient:
             time.sleep(0.01)
         raise AssertionError(f"no {what} within {timeout}s; got {self.seen[-10:]}")
 
+    def wait_exited(self, module: str, timeout: float = 10) -> dict:
+        """The ``exited`` report of ``module`` (subscribe to ``{realm}/proc/control`` first)."""
+        _, message = self.wait_for(
+            lambda _t, v: (
+                isinstance(v, dict) and v.get("action") == "exited" and v["data"].get("uuid") == module
+            ),
+            timeout,
+            what=f"exited of {module}",
+        )
+        return message
+
     def messages(self, topic_prefix: str) -> list[Any]:
         self._drain()
         return [v for t, v in self.seen if t.startswith(topic_prefix)]

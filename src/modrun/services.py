@@ -231,7 +231,7 @@ class Node:
         return NodeApp(self, lifespan=self.lifespan)
 
     def serve(self) -> None:
-        import uvicorn
+        from modrun.api.server import run_http
 
         self.reload()
         catalog = self.manager.catalog
@@ -245,18 +245,7 @@ class Node:
             self.settings.limits.describe(),
             "off" if self.settings.noreload else f"every {self.settings.refresh:g}s",
         )
-        config = uvicorn.Config(
-            self.asgi(),
-            host=self.settings.host,
-            port=self.settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-            proxy_headers=self.settings.proxy_headers,
-            server_header=False,
-        )
-        uvicorn.Server(config).run()
+        run_http(self.asgi(), self.settings.host, self.settings.port, self.settings.proxy_headers)
 
 
 def _plugin_level(level: str) -> str:

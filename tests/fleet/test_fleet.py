@@ -171,12 +171,7 @@ def test_failover_restart_and_commands(tmp_path: Path, command_wasm: Path):
         assert created.returncode == 0, created.stderr.decode()
         cmd = json.loads(created.stdout)
         assert cmd["kind"] == "wasi" and cmd["restart"] == "never"
-        _, exited = watcher.wait_for(
-            lambda t, v: (
-                isinstance(v, dict) and v.get("action") == "exited" and v["data"].get("uuid") == cmd["uuid"]
-            ),
-            what="exited",
-        )
+        exited = watcher.wait_exited(cmd["uuid"])
         assert exited["data"]["exit_code"] == 3 and exited["data"]["reason"] == "exit"
         lines = [
             v if isinstance(v, bytes) else str(v).encode()
@@ -230,14 +225,7 @@ def test_wasi_command_stdin_channel_and_delete(tmp_path: Path, command_wasm: Pat
         watcher.publish("in/topic", b"shout this")
         watcher.wait_for(lambda t, v: t == "out/topic" and "SHOUT THIS" in str(v), what="echoed input")
         assert api.delete(f"/api/modules/{created['uuid']}/").json()["status"] == "E"
-        _, exited = watcher.wait_for(
-            lambda t, v: (
-                isinstance(v, dict)
-                and v.get("action") == "exited"
-                and v["data"].get("uuid") == created["uuid"]
-            ),
-            what="exited after delete",
-        )
+        exited = watcher.wait_exited(created["uuid"])
         assert exited["data"]["reason"] == "deleted"
         wait_until(lambda: api.get(f"/api/modules/{created['uuid']}/").json()["status"] == "D", what="dead")
 
@@ -252,14 +240,7 @@ def test_wasi_command_stdin_channel_and_delete(tmp_path: Path, command_wasm: Pat
                 "channels": [{"path": "/out/log.txt", "mode": "w", "topic": "file/topic"}],
             },
         ).json()
-        _, done = watcher.wait_for(
-            lambda t, v: (
-                isinstance(v, dict)
-                and v.get("action") == "exited"
-                and v["data"].get("uuid") == writer["uuid"]
-            ),
-            what="writer exited",
-        )
+        done = watcher.wait_exited(writer["uuid"])
         assert done["data"]["exit_code"] == 5
         wait_until(lambda: len(watcher.messages("file/topic")) == 2, what="file lines")
         assert watcher.messages("file/topic") == [b"written 1", b"written 2"]

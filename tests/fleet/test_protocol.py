@@ -35,6 +35,15 @@ def unique_api() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
+def registered_pair(mosquitto) -> tuple[str, list[RawRuntime]]:
+    """Runtimes ``a-X`` and ``b-X`` offering an api ``X`` no other test's runtimes have."""
+    api_name = unique_api()
+    pair = [RawRuntime(mosquitto.port, name=f"{n}-{api_name}", apis=["wasm", "wasi", api_name]) for n in "ab"]
+    for rt in pair:
+        rt.register()
+    return api_name, pair
+
+
 def deletes(mid: str):
     return lambda _t, v: v.get("action") == "delete" and v.get("data", {}).get("uuid") == mid
 
@@ -122,11 +131,7 @@ def test_scheduler_spreads_and_refuses_unsuitable(mosquitto, api, watcher):
 
 
 def test_last_will_moves_modules_keeping_their_uuid(mosquitto, api):
-    api_name = unique_api()
-    a = RawRuntime(mosquitto.port, name=f"a-{api_name}", apis=["wasm", "wasi", api_name])
-    b = RawRuntime(mosquitto.port, name=f"b-{api_name}", apis=["wasm", "wasi", api_name])
-    a.register()
-    b.register()
+    api_name, (a, b) = registered_pair(mosquitto)
     r = api.post("/api/modules/", json={"name": "svc", "file": "hello.wasm", "apis": [api_name]})
     created = r.json()
     assert created["kind"] == "plugin" and created["restart"] == "always"
@@ -164,11 +169,7 @@ def test_keepalive_timeout_kills_silent_runtimes_only(mosquitto, api):
 
 
 def test_returning_runtime_is_told_to_drop_moved_modules(mosquitto, api):
-    api_name = unique_api()
-    a = RawRuntime(mosquitto.port, name=f"a-{api_name}", apis=["wasm", "wasi", api_name])
-    b = RawRuntime(mosquitto.port, name=f"b-{api_name}", apis=["wasm", "wasi", api_name])
-    a.register()
-    b.register()
+    api_name, (a, b) = registered_pair(mosquitto)
     mid = api.post("/api/modules/", json={"name": "svc", "file": "hello.wasm", "apis": [api_name]}).json()[
         "uuid"
     ]
@@ -305,6 +306,7 @@ def test_file_store(api):
     put = api.put("/api/files/dir/sub/mod.wasm", content=data)
     assert put.status_code == 201
     assert put.json()["sha256"] == hashlib.sha256(data).hexdigest() and put.json()["size"] == len(data)
+    assert put.json()["kind"] == "unknown"  # a wasm header without exports or code
     assert api.put("/api/files/dir/sub/mod.wasm", content=data).status_code == 200
     got = api.get("/api/files/dir/sub/mod.wasm")
     assert got.content == data and got.headers["x-checksum-sha256"] == put.json()["sha256"]

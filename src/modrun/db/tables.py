@@ -157,6 +157,7 @@ fleet_files = sa.Table(
     sa.Column("sha256", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, comment="plugin, wasi or unknown (from its exports)"),
 )
 
 fleet_settings = sa.Table(

@@ -1,7 +1,7 @@
 """The orchestrator's file store: where module files live (``/api/files``).
 
 Blobs sit in a local directory under ``--storagePath`` or in S3; the metadata
-database indexes them (path, SHA-256, size), so a module created from a stored
+database indexes them (path, SHA-256, size, kind), so a module created from a stored
 file carries its digest and nodes can verify and cache what they fetch.
 """
 
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from modrun.db.tables import fleet_files
 from modrun.orchestrator.state import iso, now
+from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore
 
 MAX_PATH = 512
@@ -37,9 +38,11 @@ class FileInfo:
     sha256: str
     size: int
     updated_at: datetime
+    kind: str = "unknown"
 
     def as_dict(self) -> dict:
         return {
+            "kind": self.kind,
             "path": self.path,
             "sha256": self.sha256,
             "size": self.size,
@@ -74,7 +77,7 @@ class FileStore:
     def commit(self, path: str, received: Receiver) -> FileInfo:
         """Store a fully received upload under ``path`` and index it."""
         path = clean_path(path)
-        info = FileInfo(path, received.sha256, received.size, now())
+        info = FileInfo(path, received.sha256, received.size, now(), _kind(received.path))
         self.blobs.put(path, received.path)
         with self.engine.begin() as conn:
             from modrun.orchestrator.store import upsert
@@ -85,14 +88,14 @@ class FileStore:
     def info(self, path: str) -> FileInfo | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(fleet_files).where(fleet_files.c.path == path)).first()
-        return FileInfo(row.path, row.sha256, row.size, row.updated_at) if row else None
+        return FileInfo(row.path, row.sha256, row.size, row.updated_at, row.kind) if row else None
 
     def list(self, prefix: str = "") -> list[FileInfo]:
         query = sa.select(fleet_files).order_by(fleet_files.c.path)
         if prefix:
             query = query.where(fleet_files.c.path.startswith(prefix, autoescape=True))
         with self.engine.connect() as conn:
-            return [FileInfo(r.path, r.sha256, r.size, r.updated_at) for r in conn.execute(query)]
+            return [FileInfo(r.path, r.sha256, r.size, r.updated_at, r.kind) for r in conn.execute(query)]
 
     def delete(self, path: str) -> bool:
         with self.engine.begin() as conn:
@@ -100,6 +103,14 @@ class FileStore:
         if gone:
             self.blobs.delete(path)
         return bool(gone)
+
+
+def _kind(path: Path) -> str:
+    """What a module made from this file is: read once, at upload."""
+    try:
+        return module_kind(path.read_bytes())
+    except ValueError:  # not WebAssembly: runtimes of other kinds may still use it
+        return "unknown"
 
 
 class Receiver:

@@ -225,8 +225,11 @@ class RuntimeControl:
                 self.fleet.send_to_runtime(runtime.uuid, "create", module.spec())
 
     def _due(self, key: tuple[str, str], moment: float) -> bool:
+        """Resend at most every RESEND_AFTER seconds per (runtime, module)."""
         if moment - self._resent.get(key, -RESEND_AFTER) < RESEND_AFTER:
             return False
+        if len(self._resent) > 10_000:  # forget what is past its quiet period
+            self._resent = {k: t for k, t in self._resent.items() if moment - t < RESEND_AFTER}
         self._resent[key] = moment
         return True
 

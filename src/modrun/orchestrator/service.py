@@ -28,7 +28,6 @@ from modrun.orchestrator.files import FileStore
 from modrun.orchestrator.gateway import Gateway
 from modrun.orchestrator.scheduler import make_policy
 from modrun.orchestrator.store import FleetStore
-from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore, LocalBlobs, S3Blobs
 
 log = logging.getLogger("modrun.orchestrator")
@@ -42,7 +41,6 @@ class Orchestrator:
         self.db = make_engine(self.db_url)
         ensure_schema(self.db, self.db_url, settings.migrate)
         self.files = FileStore(self._blobs(storage), self.db, storage / "tmp", settings.max_file_size)
-        self._kinds: dict[str, str] = {}
         self.topics = P.Topics(settings.realm)
         self.broker = None if settings.mqtt else EmbeddedBroker(settings.broker_host, settings.broker_port)
         self.mqtt = MqttLink(settings.broker, client_id=f"modrun-orchestrator-{settings.realm}", keepalive=10)
@@ -68,19 +66,10 @@ class Orchestrator:
         return LocalBlobs(storage / "files")
 
     def _lookup_file(self, path: str) -> tuple[str, str] | None:
-        """(sha256, kind) of a stored module file; kinds are cached by digest."""
+        """(sha256, kind) of a stored module file: one indexed row, no file I/O
+        (the control thread calls it)."""
         info = self.files.info(path)
-        if info is None:
-            return None
-        kind = self._kinds.get(info.sha256)
-        if kind is None:
-            head = b"".join(self.files.blobs.read(path))
-            try:
-                kind = module_kind(head)
-            except ValueError:
-                kind = "unknown"
-            self._kinds[info.sha256] = kind
-        return info.sha256, kind
+        return (info.sha256, info.kind) if info else None
 
     def advertised_broker(self, request_host: str) -> str:
         """The broker URL joining nodes should use (no password: nodes bring their own)."""
@@ -121,7 +110,7 @@ class Orchestrator:
         return OrchestratorApp(self, lifespan=self.lifespan)
 
     def serve(self) -> None:
-        import uvicorn
+        from modrun.api.server import run_http
 
         self.start()
         log.info(
@@ -135,18 +124,8 @@ class Orchestrator:
             self.settings.ka_timeout,
             self.control.policy.name,
         )
-        config = uvicorn.Config(
-            self.asgi(),
-            host=self.settings.host,
-            port=self.settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-            server_header=False,
-        )
         try:
-            uvicorn.Server(config).run()
+            run_http(self.asgi(), self.settings.host, self.settings.port)
         finally:
             self.stop()
 
