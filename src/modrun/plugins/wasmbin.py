@@ -69,13 +69,12 @@ def exported_functions(wasm: bytes) -> list[str]:
 
 
 def module_kind(wasm: bytes) -> str:
-    """``wasi`` for a WASI command (exports ``_start`` and no public function),
-    ``plugin`` for anything exporting public functions (Extism plugins)."""
+    """``plugin`` for a module exporting public functions (Extism plugins),
+    ``wasi`` for a WASI command (``_start`` and no public function), else ``unknown``."""
     functions = exported_functions(wasm)
-    public = [f for f in functions if not f.startswith("_")]
-    if "_start" in functions and not public:
-        return "wasi"
-    return "plugin"
+    if any(not f.startswith("_") for f in functions):
+        return "plugin"
+    return "wasi" if "_start" in functions else "unknown"
 
 
 def append_custom_section(wasm: bytes, name: str, payload: bytes) -> bytes:
