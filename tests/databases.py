@@ -68,6 +68,19 @@ class PrivatePostgres:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def fresh_database(self, name: str) -> str:
+        """An empty database ``name`` in the cluster (dropped first if it exists); its URL."""
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(
+            self.dsn.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return self.dsn.rsplit("/", 1)[0] + f"/{name}"
+
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(

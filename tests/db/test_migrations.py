@@ -51,20 +51,8 @@ def test_round_trip_sqlite(storage):
     _round_trip(["--storagePath", str(storage)], f"sqlite:///{storage}/modrun.db")
 
 
-def _fresh_database(postgres, name: str) -> str:
-    """An empty database ``name`` in the private cluster; its URL."""
-    admin = sa.create_engine(
-        postgres.dsn.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres.dsn.rsplit("/", 1)[0] + f"/{name}"
-
-
 def test_round_trip_postgresql(postgres):
-    url = _fresh_database(postgres, "migrations_rt")
+    url = postgres.fresh_database("migrations_rt")
     _round_trip(["--db", url], url)
 
 
@@ -77,7 +65,7 @@ def test_serve_creates_and_migrates_sqlite_on_first_start(app_dir, storage):
 
 
 def test_serve_refuses_unmigrated_postgresql_unless_told(app_dir, storage, postgres):
-    url = _fresh_database(postgres, "serve_check")
+    url = postgres.fresh_database("serve_check")
     (app_dir / "t.wasm").write_bytes(TEXTKIT_C.read_bytes())
     refused = run_cli("serve", "--plugins", str(app_dir), "--db", url, "--storagePath", str(storage))
     assert refused.returncode == 2

@@ -76,3 +76,41 @@ def test_config_json_round_robin_and_batches(mosquitto, tmp_path: Path):
         user.close()
         a.close()
         b.close()
+
+
+def test_fleet_state_on_postgresql_survives_a_restart(mosquitto, postgres, tmp_path: Path):
+    url = postgres.fresh_database("fleet_state")
+    orch = OrchestratorProcess(
+        tmp_path / "state",
+        "--mqtt",
+        mosquitto.url,
+        "--db",
+        url,
+        "--migrate",
+        "--keepalive",
+        "1s",
+        "--keepaliveTimeout",
+        "30s",
+    )
+    with orch:
+        api = orch.api()
+        rt = RawRuntime(mosquitto.port, name="pg-rt", max_nmodules=1)
+        rt.register()
+        first = api.post(
+            "/api/modules/", json={"name": "pg1", "file": "x.wasm", "args": {"argv": ["a"]}}
+        ).json()
+        queued = api.post("/api/modules/", json={"name": "pg2", "file": "x.wasm"}).json()
+        assert (first["status"], queued["status"]) == ("A", "Q")
+    with orch:  # same database, new process
+        api = orch.api()
+        again = api.get(f"/api/modules/{first['uuid']}/").json()
+        assert again["status"] == "A" and again["parent"] == rt.uuid and again["args"] == {"argv": ["a"]}
+        assert [m["uuid"] for m in api.get("/api/queued/").json()["results"]] == [queued["uuid"]]
+        assert api.get(f"/api/runtimes/{rt.uuid}/").json()["status"] == "A"
+        rt.exited(first["uuid"], exit_code=0)
+        wait_until(
+            lambda: api.get(f"/api/modules/{queued['uuid']}/").json()["status"] == "A", what="dequeued"
+        )
+        history = api.get(f"/api/modules/{queued['uuid']}/").json()["history"]
+        assert [e["status"] for e in history] == ["Q", "A"]
+    rt.close()
