@@ -58,7 +58,15 @@ class PrivateMosquitto:
 class OrchestratorProcess:
     """A real ``modrun orchestrator`` on free ports."""
 
-    def __init__(self, storage: Path, *extra: str, broker_port: int | None = None, port: int | None = None):
+    def __init__(
+        self,
+        storage: Path,
+        *extra: str,
+        broker_port: int | None = None,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        self.env = {**os.environ, **(env or {})}
         self.storage = storage
         self.port = port or free_port()
         self.broker_port = broker_port or free_port()
@@ -79,7 +87,7 @@ class OrchestratorProcess:
     def start(self) -> OrchestratorProcess:
         self.storage.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(modrun_cmd(*self.args), stdout=out, stderr=out)
+            self.proc = subprocess.Popen(modrun_cmd(*self.args), stdout=out, stderr=out, env=self.env)
 
         def up() -> bool:
             assert self.proc is not None

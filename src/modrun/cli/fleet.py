@@ -86,6 +86,16 @@ def orchestrator(
     gateway_timeout: Annotated[
         str, typer.Option("--gatewayTimeout", help="Longest a gateway call may take on a node.")
     ] = "60s",
+    auth: Annotated[
+        str, typer.Option("--auth", help="basic (users, tokens, API keys) or none (trusted network only).")
+    ] = "basic",
+    no_signup: Annotated[bool, typer.Option("--noSignup", help="Only admins create users.")] = False,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="Token issuer (iss); default http://HOST:PORT.")
+    ] = None,
+    max_key_lifetime: Annotated[
+        str, typer.Option("--maxKeyLifetime", help="Longest an API key may live (Go duration).")
+    ] = "2160h",
     jsonlogs: Annotated[bool, typer.Option("--jsonlogs", help="Log one JSON object per line.")] = False,
     log_level: Annotated[str, typer.Option("--logLevel", help="debug, info, warning, error.")] = "info",
 ) -> None:
@@ -119,6 +129,10 @@ def orchestrator(
             gateway_timeout=_seconds(gateway_timeout, "--gatewayTimeout") or 60.0,
             jsonlogs=jsonlogs,
             log_level=log_level,
+            auth=_auth_mode(auth),
+            signup=not no_signup,
+            issuer=issuer,
+            max_key_lifetime=_seconds(max_key_lifetime, "--maxKeyLifetime") or 90 * 86400,
         )
         settings.broker_host = settings.host
         log_file = settings.log_dir / "orchestrator.log" if settings.log_dir else None
@@ -128,6 +142,12 @@ def orchestrator(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     node.serve()
+
+
+def _auth_mode(value: str) -> str:
+    if value not in ("basic", "none"):
+        raise typer.BadParameter("basic or none (OIDC is not available yet)", param_hint="--auth")
+    return value
 
 
 # -- client commands ------------------------------------------------------------------------

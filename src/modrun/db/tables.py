@@ -166,3 +166,84 @@ fleet_settings = sa.Table(
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("value", JSONType),
 )
+
+# -- the control plane (modrun orchestrator, /api/v2) ----------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False, unique=True),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, comment="argon2id; NULL for users who only sign in through OIDC"),
+    sa.Column("admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "tokens_valid_after",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        comment="tokens issued before this are revoked",
+    ),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+user_teams = sa.Table(
+    "user_teams",
+    metadata,
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("is_team_admin", sa.Boolean, nullable=False),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True, comment="SHA-256 of the token"),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used", sa.Boolean, nullable=False),
+)
+
+revoked_tokens = sa.Table(
+    "revoked_tokens",
+    metadata,
+    sa.Column("jti", sa.Text, primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True, comment="SHA-256 of the whole key"),
+    sa.Column("prefix", sa.Text, nullable=False, comment="first characters, to recognise a key in lists"),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("scopes", JSONType, nullable=False),
+    sa.Column("all_artifacts", sa.Boolean, nullable=False),
+    sa.Column("artifact_ids", JSONType, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.Text, comment="user:<id>, key:<id> or anonymous; never a secret"),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text),
+    sa.Column("outcome", sa.Text, nullable=False, comment="ok, denied or error"),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("ip", sa.Text),
+    sa.Index("ix_audit_log_at", "at"),
+)

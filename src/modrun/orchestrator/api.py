@@ -309,6 +309,8 @@ async def index(request: Request) -> JSONResponse:
                 "graphql": "/graphql",
                 "health": "/health",
                 "metrics": "/metrics",
+                "control": "/api/v2",
+                "jwks": "/.well-known/jwks.json",
             },
         }
     )
@@ -337,6 +339,7 @@ def build_router(orchestrator: Orchestrator, lifespan: Any) -> Starlette:
         Route("/api/files/{path:path}", get_file, methods=["GET"]),
         Route("/api/files/{path:path}", put_file, methods=["PUT"]),
         Route("/api/files/{path:path}", delete_file, methods=["DELETE"]),
+        *orchestrator.control_plane.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.redirect_slashes = False

@@ -42,6 +42,10 @@ class OrchestratorSettings:
     gateway_wait: float = 10.0
     gateway_timeout: float = 60.0
     log_dir: Path | None = None
+    auth: str = "basic"  # basic | none
+    signup: bool = True
+    issuer: str | None = None  # default: http://host:port
+    max_key_lifetime: float = 90 * 86400
     jsonlogs: bool = False
     log_level: str = "info"
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modrun.control.plane import ControlPlane
 from modrun.db.engine import database_url, make_engine
 from modrun.db.migrate import ensure_schema
 from modrun.mqtt.broker import EmbeddedBroker
@@ -55,6 +56,14 @@ class Orchestrator:
         )
         for topic in (f"{self.topics.reg}/+", f"{self.topics.control}/#", f"{self.topics.keepalive}/+"):
             self.mqtt.subscribe(topic, self.control.on_mqtt)
+        self.control_plane = ControlPlane(
+            self.db,
+            storage,
+            settings.issuer or f"http://{settings.host}:{settings.port}",
+            auth=settings.auth,
+            signup=settings.signup,
+            max_key_lifetime=settings.max_key_lifetime,
+        )
         self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
         self.metrics = OrchestratorMetrics(self.control)
 

@@ -1,0 +1,424 @@
+"""The control plane's routes (``/api/v2``), declared in one table.
+
+Every route names its access rule and its audit action; ``endpoints()`` is
+what the authorization-matrix tests walk, so a route cannot be added without
+a policy. Rules: ``public`` (anyone), ``user`` (a user token or an API key),
+``session`` (a user token: account and key management are not for API keys),
+``admin`` (a global admin's token). A ``target`` rule (team admin, team
+member) is checked by the handler against the path's team: 403. Mutating and denied requests are audited after
+the outcome is known.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modrun.control.accounts import AccountError
+from modrun.control.auth import Principal, Unauthenticated
+from modrun.control.keys import SCOPES, key_hash, new_key
+from modrun.control.tokens import InvalidToken, now
+
+if TYPE_CHECKING:
+    from modrun.control.plane import ControlPlane
+
+PREFIX = "/api/v2"
+RULES = ("public", "user", "session", "admin")
+
+
+class Denied(Exception):
+    def __init__(self, message: str, status: int = 403, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass
+class Call:
+    request: Request
+    plane: ControlPlane
+    principal: Principal | None
+
+    @property
+    def who(self) -> Principal:
+        assert self.principal is not None
+        return self.principal
+
+    async def json(self) -> dict:
+        try:
+            body = json.loads(await self.request.body() or b"{}")
+        except ValueError:
+            raise AccountError("the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise AccountError("the body must be a JSON object")
+        return body
+
+    def uuid_param(self, name: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.request.path_params[name])
+        except ValueError:
+            raise AccountError(f"{name}: not an id", 404) from None
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    rule: str
+    action: str
+    target: str = ""  # a further rule on the path's team: "team-admin" or "team-member"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"{self.method} {self.path}: unknown access rule {self.rule!r}")
+        if self.target not in ("", "team-admin", "team-member"):
+            raise ValueError(f"{self.method} {self.path}: unknown target rule {self.target!r}")
+
+
+# -- users -----------------------------------------------------------------------------
+
+
+async def signup(call: Call) -> Any:
+    if not call.plane.signup:
+        raise Denied("sign-up is disabled here; ask an admin for an account")
+    body = await call.json()
+    user = await run_in_threadpool(
+        call.plane.accounts.create_user, body.get("username"), body.get("email"), body.get("password")
+    )
+    return JSONResponse({"user_id": str(user.id)}, status_code=201)
+
+
+def _basic(request: Request) -> tuple[str, str]:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise Denied("log in with HTTP Basic (username or email, password)", 401, _BASIC)
+    try:
+        login, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Denied("malformed Basic credentials", 401, _BASIC) from None
+    if not sep:
+        raise Denied("malformed Basic credentials", 401, _BASIC)
+    return login, password
+
+
+_BASIC = {"www-authenticate": 'Basic realm="modrun"'}
+
+
+async def login(call: Call) -> Any:
+    login_name, password = _basic(call.request)
+    plane = call.plane
+    name, address = login_name.lower(), _ip(call.request)
+    wait = max(plane.login_limiter.retry_after(name), plane.address_limiter.retry_after(address))
+    if wait > 0:
+        raise Denied("too many failed logins; try again later", 429, {"retry-after": str(int(wait) + 1)})
+    user = await run_in_threadpool(call.plane.accounts.authenticate, login_name, password)
+    if user is None:
+        plane.login_limiter.failed(name)
+        plane.address_limiter.failed(address)
+        raise Denied("wrong username, email or password", 401, _BASIC)
+    return await run_in_threadpool(call.plane.tokens.issue, user.id)
+
+
+async def refresh(call: Call) -> Any:
+    token = (await call.json()).get("refresh_token")
+    if not isinstance(token, str):
+        raise AccountError("refresh_token: missing")
+    try:
+        return await run_in_threadpool(call.plane.tokens.refresh, token)
+    except InvalidToken as exc:
+        raise Denied(str(exc), 401) from None
+
+
+async def logout(call: Call) -> Any:
+    if call.who.claims is not None:
+        await run_in_threadpool(call.plane.tokens.revoke, call.who.claims)
+    return Response(status_code=204)
+
+
+async def info(call: Call) -> Any:
+    user = call.who.user
+    names = {t["id"]: t["name"] for t in call.plane.accounts.teams(set(user.teams))}
+    out = user.public() | {
+        "teams": [{"id": str(t), "name": names.get(str(t)), "team_admin": a} for t, a in user.teams.items()]
+    }
+    if call.who.key is not None:
+        out["api_key"] = {"id": str(call.who.key.id), "scopes": sorted(call.who.key.scopes)}
+    return out
+
+
+async def list_users(call: Call) -> Any:
+    admin = call.who.user.admin
+    return {"users": [u.public(with_email=admin) for u in await run_in_threadpool(call.plane.accounts.list)]}
+
+
+async def create_user(call: Call) -> Any:
+    body = await call.json()
+    user = await run_in_threadpool(
+        call.plane.accounts.create_user,
+        body.get("username"),
+        body.get("email"),
+        body.get("password"),
+        bool(body.get("admin", False)),
+    )
+    return JSONResponse({"user_id": str(user.id)}, status_code=201)
+
+
+async def delete_user(call: Call) -> Any:
+    user_id = call.uuid_param("id")
+    if user_id == call.who.user.id:
+        raise AccountError("you cannot delete yourself", 422)
+    await run_in_threadpool(call.plane.tokens.revoke_user, user_id)
+    await run_in_threadpool(call.plane.accounts.delete, user_id)
+    return Response(status_code=204)
+
+
+async def promote(call: Call) -> Any:
+    await run_in_threadpool(call.plane.accounts.set_admin, call.uuid_param("id"), True)
+    return Response(status_code=204)
+
+
+async def demote(call: Call) -> Any:
+    await run_in_threadpool(call.plane.accounts.set_admin, call.uuid_param("id"), False)
+    return Response(status_code=204)
+
+
+# -- teams -----------------------------------------------------------------------------
+
+
+async def create_team(call: Call) -> Any:
+    body = await call.json()
+    return JSONResponse(
+        await run_in_threadpool(call.plane.accounts.create_team, body.get("name")), status_code=201
+    )
+
+
+async def list_teams(call: Call) -> Any:
+    user = call.who.user
+    only = None if user.admin else set(user.teams)
+    return {"teams": await run_in_threadpool(call.plane.accounts.teams, only)}
+
+
+async def delete_team(call: Call) -> Any:
+    await run_in_threadpool(call.plane.accounts.delete_team, call.uuid_param("id"))
+    return Response(status_code=204)
+
+
+def _team_admin(call: Call) -> uuid.UUID:
+    """The team in the path, when the caller administers it (global or team admin)."""
+    team_id = call.uuid_param("id")
+    user = call.who.user
+    if not (user.admin or user.teams.get(team_id)):
+        raise Denied("only a global admin or this team's admins may do that")
+    return team_id
+
+
+async def _set_membership(call: Call, member: bool, team_admin: bool = False) -> Response:
+    team_id = _team_admin(call)
+    await run_in_threadpool(
+        call.plane.accounts.set_member, team_id, call.uuid_param("uid"), member, team_admin
+    )
+    return Response(status_code=204)
+
+
+async def add_member(call: Call) -> Any:
+    """Add a member, or make a team admin a plain member again."""
+    return await _set_membership(call, True)
+
+
+async def remove_member(call: Call) -> Any:
+    return await _set_membership(call, False)
+
+
+async def add_team_admin(call: Call) -> Any:
+    return await _set_membership(call, True, team_admin=True)
+
+
+async def team_users(call: Call) -> Any:
+    team_id = call.uuid_param("id")
+    user = call.who.user
+    if not (user.admin or team_id in user.teams):
+        raise Denied("only members of this team may list it")
+    return {"users": await run_in_threadpool(call.plane.accounts.members, team_id)}
+
+
+# -- API keys ---------------------------------------------------------------------------
+
+
+def _rfc3339(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise AccountError("exp: an RFC 3339 time, e.g. 2026-12-31T00:00:00Z")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise AccountError(f"exp: {value!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise AccountError("exp: give a time zone (Z or +hh:mm)")
+    return moment
+
+
+async def create_key(call: Call) -> Any:
+    body = await call.json()
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise AccountError("name: 1 to 200 characters")
+    scopes = body.get("scopes", ["invoke"])
+    if not isinstance(scopes, list) or not scopes or not set(scopes) <= set(SCOPES):
+        raise AccountError(f"scopes: a non-empty list of {', '.join(SCOPES)}")
+    all_artifacts = bool(body.get("all_artifacts", False))
+    artifact_ids = body.get("artifact_ids", [])
+    if not isinstance(artifact_ids, list) or not all(isinstance(a, str) for a in artifact_ids):
+        raise AccountError("artifact_ids: a list of artifact ids")
+    if not all_artifacts and not artifact_ids:
+        raise AccountError("give artifact_ids or all_artifacts: true")
+    expires = _rfc3339(body.get("exp"))
+    limit = now() + timedelta(seconds=call.plane.max_key_lifetime)
+    if expires <= now():
+        raise AccountError("exp: already past")
+    if expires > limit:
+        raise AccountError(
+            f"exp: at most {call.plane.max_key_lifetime / 86400:g} days ahead (the key lifetime policy)"
+        )
+    secret = new_key()
+    key_id = uuid.uuid4()
+    record = {
+        "id": key_id,
+        "name": name.strip(),
+        "key_hash": key_hash(secret),
+        "prefix": secret[:12],
+        "user_id": call.who.user.id,
+        "scopes": sorted(set(scopes)),
+        "all_artifacts": all_artifacts,
+        "artifact_ids": sorted(set(artifact_ids)),
+        "created_at": now(),
+        "expires_at": expires,
+        "last_used_at": None,
+    }
+    await run_in_threadpool(call.plane.store_key, record)
+    return JSONResponse({"id": str(key_id), "api_key": secret}, status_code=201)
+
+
+async def list_keys(call: Call) -> Any:
+    return {"keys": await run_in_threadpool(call.plane.list_keys, call.who.user.id)}
+
+
+async def delete_key(call: Call) -> Any:
+    body = await call.json()
+    try:
+        key_id = uuid.UUID(str(body.get("api_key_id")))
+    except ValueError:
+        raise AccountError("api_key_id: not an id") from None
+    owner = None if call.who.user.admin else call.who.user.id
+    if not await run_in_threadpool(call.plane.delete_key, key_id, owner):
+        raise AccountError("no such key of yours", 404)
+    return Response(status_code=204)
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+async def audit(call: Call) -> Any:
+    q = call.request.query_params
+    since = _rfc3339(q["since"]) if "since" in q else None
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError:
+        raise AccountError("limit: a number") from None
+    entries = await run_in_threadpool(
+        call.plane.audit.query, q.get("actor"), q.get("action"), q.get("outcome"), since, limit
+    )
+    return {"entries": entries}
+
+
+def endpoints() -> list[Endpoint]:
+    """Every control-plane route with its access rule and audit action."""
+    return [
+        Endpoint("POST", "/user/signup", signup, "public", "user.signup"),
+        Endpoint("GET", "/user/login", login, "public", "user.login"),
+        Endpoint("POST", "/user/refresh", refresh, "public", "user.refresh"),
+        Endpoint("POST", "/user/logout", logout, "session", "user.logout"),
+        Endpoint("GET", "/user/info", info, "user", "user.info"),
+        Endpoint("GET", "/user/list", list_users, "session", "user.list"),
+        Endpoint("POST", "/user/create", create_user, "admin", "user.create"),
+        Endpoint("DELETE", "/user/{id}", delete_user, "admin", "user.delete"),
+        Endpoint("POST", "/user/{id}/admin", promote, "admin", "user.promote"),
+        Endpoint("DELETE", "/user/{id}/admin", demote, "admin", "user.demote"),
+        Endpoint("POST", "/team/create", create_team, "admin", "team.create"),
+        Endpoint("GET", "/team/list", list_teams, "session", "team.list"),
+        Endpoint("DELETE", "/team/{id}", delete_team, "admin", "team.delete"),
+        Endpoint("POST", "/team/{id}/users/{uid}", add_member, "session", "team.add_user", "team-admin"),
+        Endpoint(
+            "DELETE", "/team/{id}/users/{uid}", remove_member, "session", "team.remove_user", "team-admin"
+        ),
+        Endpoint(
+            "POST", "/team/{id}/admins/{uid}", add_team_admin, "session", "team.add_admin", "team-admin"
+        ),
+        Endpoint(
+            "DELETE", "/team/{id}/admins/{uid}", add_member, "session", "team.remove_admin", "team-admin"
+        ),
+        Endpoint("GET", "/team/{id}/users", team_users, "session", "team.users", "team-member"),
+        Endpoint("POST", "/api-key/create", create_key, "session", "api_key.create"),
+        Endpoint("GET", "/api-key/list", list_keys, "session", "api_key.list"),
+        Endpoint("POST", "/api-key/delete", delete_key, "session", "api_key.delete"),
+        Endpoint("GET", "/audit", audit, "admin", "audit.read"),
+    ]
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _check(rule: str, principal: Principal | None) -> None:
+    if rule == "public":
+        return
+    if principal is None:
+        raise Denied("sign in: send a token (Authorization: Bearer) or an API key (X-API-Key)", 401)
+    if rule in ("session", "admin") and not principal.session:
+        raise Denied("API keys cannot do this; sign in as the user")
+    if rule == "admin" and not principal.user.admin:
+        raise Denied("only a global admin may do this")
+
+
+def route(plane: ControlPlane, endpoint: Endpoint) -> Route:
+    async def handle(request: Request) -> Response:
+        principal = None
+        headers: dict[str, str] = {}
+        try:
+            principal = await run_in_threadpool(plane.auth.identify, request)
+            _check(endpoint.rule, principal)
+            result = await endpoint.handler(Call(request, plane, principal))
+            response = result if isinstance(result, Response) else JSONResponse(result)
+        except Unauthenticated as exc:
+            response = JSONResponse({"error": str(exc)}, status_code=401)
+        except Denied as exc:
+            headers = exc.headers
+            response = JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+        except AccountError as exc:
+            response = JSONResponse({"error": str(exc)}, status_code=exc.status)
+        if (
+            endpoint.method != "GET"
+            or response.status_code in (401, 403, 429)
+            or endpoint.action == "user.login"
+        ):
+            actor = principal.actor if principal else "anonymous"
+            target = "/".join(str(v) for v in request.path_params.values()) or None
+            await run_in_threadpool(
+                plane.audit.record, actor, endpoint.action, target, response.status_code, _ip(request)
+            )
+        return response
+
+    return Route(PREFIX + endpoint.path, handle, methods=[endpoint.method])

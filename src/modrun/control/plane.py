@@ -1,0 +1,126 @@
+"""The control plane's parts, made once per orchestrator."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from modrun.control.accounts import AccountError, Accounts
+from modrun.control.api import endpoints, route
+from modrun.control.audit import AuditLog
+from modrun.control.auth import Authenticator
+from modrun.control.ratelimit import FailureLimiter
+from modrun.control.tokens import ALGORITHM, TokenService, load_signing_key
+from modrun.db.tables import api_keys
+
+log = logging.getLogger("modrun.control")
+
+DEFAULT_MAX_KEY_LIFETIME = 90 * 86400
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        engine: Engine,
+        storage: Path,
+        issuer: str,
+        auth: str = "basic",
+        signup: bool = True,
+        access_ttl: float = 900,
+        max_key_lifetime: float = DEFAULT_MAX_KEY_LIFETIME,
+    ) -> None:
+        self.engine = engine
+        self.accounts = Accounts(engine)
+        self.tokens = TokenService(
+            engine, load_signing_key(storage / "control" / "signing-key.pem"), issuer, access_ttl
+        )
+        self.auth = Authenticator(engine, self.accounts, self.tokens, enabled=auth != "none")
+        self.audit = AuditLog(engine)
+        # 10 failures per login name, 100 per client address, in 5 minutes
+        self.login_limiter = FailureLimiter(10, 300)
+        self.address_limiter = FailureLimiter(100, 300)
+        self.signup = signup
+        self.max_key_lifetime = max_key_lifetime
+        if auth == "none":
+            log.warning("--auth none: every request acts as an admin; only for a trusted network")
+        self._bootstrap()
+
+    def _bootstrap(self) -> None:
+        """The first admin, on the first start: MODRUN_ADMIN_USER (default
+        ``admin``) with MODRUN_ADMIN_PASSWORD, or a generated password printed once."""
+        if self.accounts.count():
+            return
+        name = os.environ.get("MODRUN_ADMIN_USER") or "admin"
+        password = os.environ.get("MODRUN_ADMIN_PASSWORD")
+        generated = not password
+        password = password or secrets.token_urlsafe(18)
+        email = os.environ.get("MODRUN_ADMIN_EMAIL") or f"{name}@localhost"
+        try:
+            self.accounts.create_user(name, email, password, admin=True)
+        except AccountError as exc:
+            raise SystemExit(f"cannot create the first admin {name!r}: {exc}") from None
+        if generated:
+            log.warning("created admin user %r with password %s (shown once; change it)", name, password)
+        else:
+            log.info("created admin user %r (password from MODRUN_ADMIN_PASSWORD)", name)
+
+    # -- API keys (kept here: accounts know nothing of them) ------------------------------
+
+    def store_key(self, record: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(**record))
+
+    def list_keys(self, user_id: uuid.UUID) -> list[dict]:
+        query = sa.select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.created_at)
+        with self.engine.connect() as conn:
+            return [
+                {
+                    "id": str(r.id),
+                    "name": r.name,
+                    "prefix": r.prefix,
+                    "scopes": r.scopes,
+                    "all_artifacts": r.all_artifacts,
+                    "artifact_ids": r.artifact_ids,
+                    "created_at": r.created_at.isoformat(),
+                    "expires_at": r.expires_at.isoformat(),
+                    "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                }
+                for r in conn.execute(query)
+            ]
+
+    def delete_key(self, key_id: uuid.UUID, owner: uuid.UUID | None) -> bool:
+        query = api_keys.delete().where(api_keys.c.id == key_id)
+        if owner is not None:
+            query = query.where(api_keys.c.user_id == owner)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(query).rowcount)
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        async def jwks(_request: Request) -> JSONResponse:
+            return JSONResponse(self.tokens.jwks())
+
+        async def discovery(_request: Request) -> JSONResponse:
+            return JSONResponse(
+                {
+                    "issuer": self.tokens.issuer,
+                    "jwks_uri": self.tokens.issuer.rstrip("/") + "/.well-known/jwks.json",
+                    "id_token_signing_alg_values_supported": [ALGORITHM],
+                }
+            )
+
+        return [
+            Route("/.well-known/jwks.json", jwks),
+            Route("/.well-known/openid-configuration", discovery),
+            *(route(self, e) for e in endpoints()),
+        ]

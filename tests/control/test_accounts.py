@@ -1,0 +1,274 @@
+"""The control plane's users, teams, tokens, API keys and audit log, over
+HTTP against a real orchestrator process; the authorization matrix walks the
+route table itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jwt
+import pytest
+
+from fleet_support import OrchestratorProcess
+from modrun.control.api import PREFIX, endpoints
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def orch(tmp_path_factory: pytest.TempPathFactory):
+    storage = tmp_path_factory.mktemp("control")
+    with OrchestratorProcess(storage, env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}) as o:
+        yield o
+
+
+@pytest.fixture
+def api(orch):
+    with httpx.Client(base_url=orch.url + PREFIX, timeout=30) as client:
+        yield client
+
+
+def basic(login: str, password: str) -> dict:
+    return {"authorization": "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()}
+
+
+def bearer(token: str) -> dict:
+    return {"authorization": f"Bearer {token}"}
+
+
+def login(api: httpx.Client, name: str, password: str) -> dict:
+    r = api.get("/user/login", headers=basic(name, password))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def new_user(api: httpx.Client, admin_token: str, name: str | None = None) -> tuple[str, str]:
+    name = name or f"u{uuid.uuid4().hex[:10]}"
+    r = api.post(
+        "/user/create",
+        headers=bearer(admin_token),
+        json={"username": name, "email": f"{name}@example.com", "password": "pw-" + name},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["user_id"], login(api, name, "pw-" + name)["access_token"]
+
+
+@pytest.fixture
+def admin(api) -> str:
+    return login(api, "admin", ADMIN_PASSWORD)["access_token"]
+
+
+def in_days(days: float) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat().replace("+00:00", "Z")
+
+
+def test_tokens_are_asymmetric_and_verifiable_from_the_jwks(orch, api, admin):
+    keys = httpx.get(orch.url + "/.well-known/jwks.json").json()["keys"]
+    assert keys[0]["kty"] == "OKP" and keys[0]["alg"] == "EdDSA" and "d" not in keys[0]
+    public = jwt.PyJWK(keys[0]).key
+    claims = jwt.decode(admin, public, algorithms=["EdDSA"], audience="modrun", issuer=orch.url)
+    assert {"iss", "aud", "sub", "exp", "iat", "jti"} <= set(claims)
+    assert 899 < claims["exp"] - claims["iat"] <= 900  # 15 minutes
+    assert api.get("/user/info", headers=bearer(admin)).json()["admin"] is True
+
+    # forged tokens: alg none, HS256 keyed with the public key, a token from another key
+    unsigned = jwt.encode({**claims, "admin": True}, None, algorithm="none")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA")
+    header, _payload, signature = admin.split(".")
+    tampered = ".".join(
+        [
+            header,
+            base64.urlsafe_b64encode(json.dumps({**claims, "sub": str(uuid.uuid4())}).encode())
+            .rstrip(b"=")
+            .decode(),
+            signature,
+        ]
+    )
+    for forged in (unsigned, other, tampered, "not.a.jwt", admin[:-4] + "AAAA"):
+        r = api.get("/user/info", headers=bearer(forged))
+        assert r.status_code == 401, forged
+
+
+def test_signup_login_and_failed_login_limit(api):
+    name = f"s{uuid.uuid4().hex[:8]}"
+    r = api.post(
+        "/user/signup", json={"username": name, "email": f"{name}@Example.com", "password": "longenough"}
+    )
+    assert r.status_code == 201
+    assert (
+        api.post(
+            "/user/signup", json={"username": name, "email": "x@y.z", "password": "longenough"}
+        ).status_code
+        == 409
+    )
+    for bad in (
+        {"username": "x", "email": "a@b.c", "password": "longenough"},
+        {"username": "okname", "email": "nope", "password": "longenough"},
+        {"username": "okname2", "email": "a@b.c", "password": "short"},
+    ):
+        assert api.post("/user/signup", json=bad).status_code == 400
+    by_email = login(api, f"{name}@example.com", "longenough")
+    assert by_email["user_id"] == r.json()["user_id"]
+    assert api.get("/user/login").status_code == 401
+    for _ in range(10):
+        assert api.get("/user/login", headers=basic(name, "wrong")).status_code == 401
+    limited = api.get("/user/login", headers=basic(name, "longenough"))
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+
+
+def test_refresh_rotates_and_a_replayed_refresh_token_revokes_everything(api, admin):
+    _, _ = new_user(api, admin, name := f"r{uuid.uuid4().hex[:8]}")
+    first = login(api, name, "pw-" + name)
+    second = api.post("/user/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    assert api.get("/user/info", headers=bearer(second["access_token"])).status_code == 200
+    replay = api.post("/user/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert api.get("/user/info", headers=bearer(second["access_token"])).status_code == 401
+    assert api.post("/user/refresh", json={"refresh_token": second["refresh_token"]}).status_code == 401
+
+
+def test_logout_revokes_the_token(api, admin):
+    _, token = new_user(api, admin)
+    assert api.post("/user/logout", headers=bearer(token)).status_code == 204
+    assert api.get("/user/info", headers=bearer(token)).status_code == 401
+
+
+def test_admins_manage_users(api, admin):
+    user_id, token = new_user(api, admin)
+    assert api.post("/user/create", headers=bearer(token), json={}).status_code == 403
+    assert api.post(f"/user/{user_id}/admin", headers=bearer(admin)).status_code == 204
+    assert api.get("/user/info", headers=bearer(token)).json()["admin"] is True
+    assert api.delete(f"/user/{user_id}/admin", headers=bearer(admin)).status_code == 204
+    listed = api.get("/user/list", headers=bearer(token)).json()["users"]
+    assert all("email" not in u for u in listed)
+    assert all("email" in u for u in api.get("/user/list", headers=bearer(admin)).json()["users"])
+    me = api.get("/user/info", headers=bearer(admin)).json()["id"]
+    assert api.delete(f"/user/{me}/admin", headers=bearer(admin)).status_code == 422  # the last admin
+    assert api.delete(f"/user/{me}", headers=bearer(admin)).status_code == 422
+    assert api.delete(f"/user/{user_id}", headers=bearer(admin)).status_code == 204
+    assert api.get("/user/info", headers=bearer(token)).status_code == 401  # a deleted user's token is dead
+    assert api.delete(f"/user/{user_id}", headers=bearer(admin)).status_code == 404
+
+
+def test_teams_and_team_admins(api, admin):
+    lead_id, lead = new_user(api, admin)
+    member_id, member = new_user(api, admin)
+    outsider_id, outsider = new_user(api, admin)
+    team = api.post("/team/create", headers=bearer(admin), json={"name": f"t{uuid.uuid4().hex[:6]}"}).json()
+    assert api.post("/team/create", headers=bearer(lead), json={"name": "nope"}).status_code == 403
+    assert api.post(f"/team/{team['id']}/admins/{lead_id}", headers=bearer(admin)).status_code == 204
+    assert api.post(f"/team/{team['id']}/users/{member_id}", headers=bearer(lead)).status_code == 204
+    assert api.post(f"/team/{team['id']}/users/{outsider_id}", headers=bearer(member)).status_code == 403
+    users = api.get(f"/team/{team['id']}/users", headers=bearer(member)).json()["users"]
+    assert {(u["id"], u["team_admin"]) for u in users} == {(lead_id, True), (member_id, False)}
+    assert api.get(f"/team/{team['id']}/users", headers=bearer(outsider)).status_code == 403
+    assert [t["id"] for t in api.get("/team/list", headers=bearer(member)).json()["teams"]] == [team["id"]]
+    assert api.get("/team/list", headers=bearer(outsider)).json()["teams"] == []
+    info = api.get("/user/info", headers=bearer(lead)).json()
+    assert info["teams"] == [{"id": team["id"], "name": team["name"], "team_admin": True}]
+    assert api.delete(f"/team/{team['id']}/users/{member_id}", headers=bearer(lead)).status_code == 204
+    assert api.get(f"/team/{team['id']}/users", headers=bearer(member)).status_code == 403
+    assert api.delete(f"/team/{team['id']}", headers=bearer(admin)).status_code == 204
+
+
+def test_api_keys(api, admin):
+    _, token = new_user(api, admin)
+    good = {"name": "ci", "artifact_ids": ["a1"], "scopes": ["invoke", "read"], "exp": in_days(30)}
+    for bad in (
+        {**good, "exp": in_days(365)},
+        {**good, "exp": in_days(-1)},
+        {**good, "exp": "tomorrow"},
+        {**good, "exp": "2030-01-01T00:00:00"},
+        {**good, "scopes": ["root"]},
+        {**good, "scopes": []},
+        {**good, "artifact_ids": []},
+        {**good, "name": ""},
+    ):
+        assert api.post("/api-key/create", headers=bearer(token), json=bad).status_code == 400, bad
+    created = api.post("/api-key/create", headers=bearer(token), json=good)
+    assert created.status_code == 201
+    key = created.json()["api_key"]
+    assert key.startswith("mrk_") and len(key) == 4 + 40 + 1 + 8
+    for header in ({"x-api-key": key}, bearer(key)):
+        info = api.get("/user/info", headers=header).json()
+        assert info["api_key"] == {"id": created.json()["id"], "scopes": ["invoke", "read"]}
+    assert api.post("/api-key/create", headers={"x-api-key": key}, json=good).status_code == 403
+    assert api.get("/user/list", headers={"x-api-key": key}).status_code == 403
+    flipped = key[:-1] + ("0" if key[-1] != "0" else "1")  # checksum no longer matches
+    assert api.get("/user/info", headers={"x-api-key": flipped}).status_code == 401
+    listed = api.get("/api-key/list", headers=bearer(token)).json()["keys"]
+    assert [k["prefix"] for k in listed] == [key[:12]] and key not in json.dumps(listed)
+    assert listed[0]["last_used_at"] is not None
+    assert (
+        api.post("/api-key/delete", headers=bearer(admin), json={"api_key_id": listed[0]["id"]}).status_code
+        == 204
+    )
+    assert api.get("/user/info", headers={"x-api-key": key}).status_code == 401
+
+
+def test_audit_log_records_outcomes_without_secrets(api, admin):
+    _, token = new_user(api, admin)
+    assert api.post("/team/create", headers=bearer(token), json={"name": "denied-team"}).status_code == 403
+    key = api.post(
+        "/api-key/create",
+        headers=bearer(token),
+        json={"name": "k", "all_artifacts": True, "scopes": ["read"], "exp": in_days(1)},
+    ).json()["api_key"]
+    assert api.get("/audit", headers=bearer(token)).status_code == 403
+    entries = api.get("/audit", headers=bearer(admin), params={"limit": 1000}).json()["entries"]
+    actions = {(e["action"], e["outcome"], e["status"]) for e in entries}
+    assert ("team.create", "denied", 403) in actions
+    assert ("api_key.create", "ok", 201) in actions
+    assert ("user.create", "ok", 201) in actions
+    assert ("audit.read", "denied", 403) in actions
+    dump = json.dumps(entries)
+    assert key not in dump and ADMIN_PASSWORD not in dump and token not in dump
+    only_denied = api.get("/audit", headers=bearer(admin), params={"outcome": "denied"}).json()["entries"]
+    assert only_denied and all(e["outcome"] == "denied" for e in only_denied)
+
+
+def test_authorization_matrix_from_the_route_table(api, admin):
+    """Every route against anonymous, an API key, a plain user and an expired-looking token."""
+    _, user = new_user(api, admin)
+    name = api.get("/user/info", headers=bearer(user)).json()["username"]
+    key = api.post(
+        "/api-key/create",
+        headers=bearer(user),
+        json={
+            "name": "m",
+            "all_artifacts": True,
+            "scopes": list(("invoke", "read", "deploy", "manage")),
+            "exp": in_days(1),
+        },
+    ).json()["api_key"]
+    callers = {"anonymous": {}, "key": {"x-api-key": key}, "user": bearer(user), "garbage": bearer("x.y.z")}
+    expected = {
+        "public": {"anonymous": None, "key": None, "user": None, "garbage": 401},
+        "user": {"anonymous": 401, "key": None, "user": None, "garbage": 401},
+        "session": {"anonymous": 401, "key": 403, "user": None, "garbage": 401},
+        "admin": {"anonymous": 401, "key": 403, "user": 403, "garbage": 401},
+    }
+    checked = 0
+    for endpoint in endpoints():
+        if endpoint.rule == "public":
+            continue  # public routes are exercised above; they take credentials of their own
+        path = endpoint.path.replace("{id}", str(uuid.uuid4())).replace("{uid}", str(uuid.uuid4()))
+        for caller, headers in callers.items():
+            want = expected[endpoint.rule][caller]
+            if endpoint.target and caller == "user":
+                want = 403  # neither an admin nor a member of a team nobody made
+            if endpoint.action == "user.logout" and caller == "user":  # it revokes the token it is sent
+                headers = bearer(login(api, name, "pw-" + name)["access_token"])
+            r = api.request(endpoint.method, path, headers=headers, json={})
+            if want is None:
+                assert r.status_code not in (401, 403), (endpoint.method, path, caller, r.status_code)
+            else:
+                assert r.status_code == want, (endpoint.method, path, caller, r.status_code, r.text)
+            checked += 1
+    assert checked >= 4 * 18
