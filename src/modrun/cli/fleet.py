@@ -96,6 +96,7 @@ def orchestrator(
     max_key_lifetime: Annotated[
         str, typer.Option("--maxKeyLifetime", help="Longest an API key may live (Go duration).")
     ] = "2160h",
+    max_artifact_size: Annotated[str, typer.Option("--maxArtifactSize", help="Largest artifact.")] = "1GiB",
     jsonlogs: Annotated[bool, typer.Option("--jsonlogs", help="Log one JSON object per line.")] = False,
     log_level: Annotated[str, typer.Option("--logLevel", help="debug, info, warning, error.")] = "info",
 ) -> None:
@@ -133,6 +134,7 @@ def orchestrator(
             signup=not no_signup,
             issuer=issuer,
             max_key_lifetime=_seconds(max_key_lifetime, "--maxKeyLifetime") or 90 * 86400,
+            max_artifact_size=parse_size(max_artifact_size),
         )
         settings.broker_host = settings.host
         log_file = settings.log_dir / "orchestrator.log" if settings.log_dir else None

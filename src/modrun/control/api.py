@@ -22,19 +22,21 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from modrun.control.accounts import AccountError
 from modrun.control.auth import Principal, Unauthenticated
 from modrun.control.keys import SCOPES, key_hash, new_key
+from modrun.control.permissions import ACTIONS, allowed
 from modrun.control.tokens import InvalidToken, now
 
 if TYPE_CHECKING:
     from modrun.control.plane import ControlPlane
 
 PREFIX = "/api/v2"
-RULES = ("public", "user", "session", "admin")
+RULES = ("public", "user", "session", "admin", "upload")
+MAX_CHUNK = 64 * 1024 * 1024
 
 
 class Denied(Exception):
@@ -82,12 +84,15 @@ class Endpoint:
     rule: str
     action: str
     target: str = ""  # a further rule on the path's team: "team-admin" or "team-member"
+    artifact: str = ""  # the permission action on the path's artifact: read, invoke, write, own
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"{self.method} {self.path}: unknown access rule {self.rule!r}")
         if self.target not in ("", "team-admin", "team-member"):
             raise ValueError(f"{self.method} {self.path}: unknown target rule {self.target!r}")
+        if self.artifact and self.artifact not in ACTIONS:
+            raise ValueError(f"{self.method} {self.path}: unknown artifact action {self.artifact!r}")
 
 
 # -- users -----------------------------------------------------------------------------
@@ -344,6 +349,150 @@ async def audit(call: Call) -> Any:
     return {"entries": entries}
 
 
+# -- artifacts --------------------------------------------------------------------------
+
+
+def _artifact_id(call: Call) -> uuid.UUID:
+    return call.uuid_param("id")
+
+
+async def begin_upload(call: Call) -> Any:
+    body = await call.json()
+    who = call.who
+    name, type_ = body.get("name"), body.get("type", "plugin")
+    existing = await run_in_threadpool(call.plane.artifacts.by_name, name) if isinstance(name, str) else None
+    if existing is not None:
+        if not allowed(who.user, who.key, existing, "write"):
+            raise Denied(f"pushing a version of {name!r} needs Write on it")
+    elif who.key is not None and not (who.key.all_artifacts and "deploy" in who.key.scopes):
+        raise Denied("creating an artifact with an API key needs the deploy scope on all artifacts")
+    token = await run_in_threadpool(
+        call.plane.artifacts.begin, who.user.id, who.actor, name, type_, existing.id if existing else None
+    )
+    return JSONResponse({"token": token}, status_code=201)
+
+
+def _upload_token(call: Call) -> str:
+    scheme, _, token = call.request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.startswith("mru_"):
+        raise Denied("send the upload token from POST /artifact/upload as Authorization: Bearer", 401)
+    return token.strip()
+
+
+async def upload_chunk(call: Call) -> Any:
+    token = _upload_token(call)
+    call.plane.artifacts.upload(token)  # unknown token: 401 before reading the body
+    index = call.request.path_params["chunk"]
+    data = bytearray()
+    async for part in call.request.stream():
+        data += part
+        if len(data) > MAX_CHUNK:
+            call.plane.artifacts.abort(token)
+            raise Denied(f"a chunk may hold at most {MAX_CHUNK} bytes; the upload is cancelled", 413)
+    upload = await run_in_threadpool(call.plane.artifacts.add_chunk, token, index, bytes(data))
+    return {"chunk": index, "size": upload.size}
+
+
+async def commit_upload(call: Call) -> Any:
+    token = _upload_token(call)
+    body = await call.json()
+    result = await run_in_threadpool(call.plane.artifacts.commit, token, body.get("sha256"))
+    return JSONResponse(result, status_code=201)
+
+
+async def list_artifacts(call: Call) -> Any:
+    who = call.who
+    rows = await run_in_threadpool(call.plane.artifacts.all)
+    return {"artifacts": [summary for access, summary in rows if allowed(who.user, who.key, access, "read")]}
+
+
+async def artifact_detail(call: Call) -> Any:
+    return await run_in_threadpool(call.plane.artifacts.detail, _artifact_id(call))
+
+
+async def download(call: Call) -> Any:
+    artifact_id = _artifact_id(call)
+    version, sha256 = await run_in_threadpool(
+        call.plane.artifacts.resolve, artifact_id, call.request.query_params.get("version")
+    )
+    blobs = call.plane.artifacts.blobs
+    name = call.plane.artifacts.blob_name(artifact_id, version)
+    headers = {"x-checksum-sha256": sha256, "x-artifact-version": str(version), "etag": f'"{sha256}"'}
+    local = blobs.local_path(name)
+    if local is not None:
+        return FileResponse(local, headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(blobs.read(name), headers=headers, media_type="application/octet-stream")
+
+
+async def delete_artifact(call: Call) -> Any:
+    await run_in_threadpool(call.plane.artifacts.delete, _artifact_id(call))
+    return Response(status_code=204)
+
+
+async def set_alias(call: Call) -> Any:
+    body = await call.json()
+    version = body.get("version")
+    if not isinstance(version, int):
+        raise AccountError("version: a version number")
+    await run_in_threadpool(call.plane.artifacts.set_alias, _artifact_id(call), body.get("alias"), version)
+    return Response(status_code=204)
+
+
+async def add_tags(call: Call) -> Any:
+    body = await call.json()
+    version = body.get("version")
+    if not isinstance(version, int):
+        raise AccountError("version: a version number")
+    tags = await run_in_threadpool(
+        call.plane.artifacts.add_tags, _artifact_id(call), version, body.get("tags")
+    )
+    return {"version": version, "tags": tags}
+
+
+async def set_access(call: Call) -> Any:
+    body = await call.json()
+    team = body.get("team_id")
+    try:
+        team_id = uuid.UUID(team) if team else None
+    except (ValueError, TypeError):
+        raise AccountError("team_id: not an id") from None
+    if team_id is not None and not await run_in_threadpool(call.plane.accounts.team_exists, team_id):
+        raise AccountError("no such team", 404)
+    await run_in_threadpool(call.plane.artifacts.set_access, _artifact_id(call), body.get("access"), team_id)
+    return Response(status_code=204)
+
+
+async def set_default_permission(call: Call) -> Any:
+    body = await call.json()
+    await run_in_threadpool(
+        call.plane.artifacts.set_default_permission, _artifact_id(call), body.get("permission")
+    )
+    return Response(status_code=204)
+
+
+async def artifact_permissions(call: Call) -> Any:
+    from modrun.control.permissions import level
+
+    access = await run_in_threadpool(call.plane.artifacts.access, _artifact_id(call))
+    assert access is not None
+    return {
+        "access": access.access,
+        "team_id": str(access.team_id) if access.team_id else None,
+        "default_permission": access.default_permission,
+        "owner_id": str(access.owner_id) if access.owner_id else None,
+        "yours": level(call.who.user, access).name.lower(),
+    }
+
+
+async def team_artifacts(call: Call) -> Any:
+    team_id = call.uuid_param("id")
+    user = call.who.user
+    if not (user.admin or team_id in user.teams):
+        raise Denied("only members of this team may list it")
+    rows = await run_in_threadpool(call.plane.artifacts.all, team_id)
+    return {"artifacts": [summary for access, summary in rows if allowed(user, call.who.key, access, "read")]}
+
+
 def endpoints() -> list[Endpoint]:
     """Every control-plane route with its access rule and audit action."""
     return [
@@ -374,7 +523,34 @@ def endpoints() -> list[Endpoint]:
         Endpoint("POST", "/api-key/create", create_key, "session", "api_key.create"),
         Endpoint("GET", "/api-key/list", list_keys, "session", "api_key.list"),
         Endpoint("POST", "/api-key/delete", delete_key, "session", "api_key.delete"),
+        Endpoint("GET", "/team/{id}/artifacts", team_artifacts, "session", "team.artifacts", "team-member"),
         Endpoint("GET", "/audit", audit, "admin", "audit.read"),
+        Endpoint("POST", "/artifact/upload", begin_upload, "user", "artifact.upload"),
+        Endpoint("POST", "/artifact/upload/commit", commit_upload, "upload", "artifact.commit"),
+        Endpoint("POST", "/artifact/upload/{chunk:int}", upload_chunk, "upload", "artifact.chunk"),
+        Endpoint("GET", "/artifact/list", list_artifacts, "user", "artifact.list"),
+        Endpoint("GET", "/artifact/{id}", artifact_detail, "user", "artifact.read", artifact="read"),
+        Endpoint("GET", "/artifact/{id}/download", download, "user", "artifact.download", artifact="read"),
+        Endpoint("DELETE", "/artifact/{id}", delete_artifact, "user", "artifact.delete", artifact="own"),
+        Endpoint("POST", "/artifact/{id}/alias", set_alias, "user", "artifact.alias", artifact="write"),
+        Endpoint("POST", "/artifact/{id}/tags", add_tags, "user", "artifact.tag", artifact="write"),
+        Endpoint("POST", "/artifact/{id}/access", set_access, "user", "artifact.access", artifact="own"),
+        Endpoint(
+            "POST",
+            "/artifact/{id}/default-permission",
+            set_default_permission,
+            "user",
+            "artifact.default_permission",
+            artifact="own",
+        ),
+        Endpoint(
+            "GET",
+            "/artifact/{id}/permissions",
+            artifact_permissions,
+            "user",
+            "artifact.permissions",
+            artifact="read",
+        ),
     ]
 
 
@@ -382,8 +558,27 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+async def _check_artifact(
+    plane: ControlPlane, action: str, request: Request, principal: Principal | None
+) -> None:
+    assert principal is not None
+    try:
+        artifact_id = uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise AccountError("no such artifact", 404) from None
+    access = await run_in_threadpool(plane.artifacts.access, artifact_id)
+    if access is None:
+        raise AccountError("no such artifact", 404)
+    if not allowed(principal.user, principal.key, access, action):
+        scope, needed = ACTIONS[action]
+        raise Denied(
+            f"needs {needed.name.title()} on this artifact"
+            + (f" and the {scope!r} key scope" if principal.key else "")
+        )
+
+
 def _check(rule: str, principal: Principal | None) -> None:
-    if rule == "public":
+    if rule in ("public", "upload"):
         return
     if principal is None:
         raise Denied("sign in: send a token (Authorization: Bearer) or an API key (X-API-Key)", 401)
@@ -398,8 +593,11 @@ def route(plane: ControlPlane, endpoint: Endpoint) -> Route:
         principal = None
         headers: dict[str, str] = {}
         try:
-            principal = await run_in_threadpool(plane.auth.identify, request)
+            if endpoint.rule != "upload":  # upload routes carry an upload token instead
+                principal = await run_in_threadpool(plane.auth.identify, request)
             _check(endpoint.rule, principal)
+            if endpoint.artifact:
+                await _check_artifact(plane, endpoint.artifact, request, principal)
             result = await endpoint.handler(Call(request, plane, principal))
             response = result if isinstance(result, Response) else JSONResponse(result)
         except Unauthenticated as exc:

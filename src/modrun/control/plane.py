@@ -16,11 +16,13 @@ from starlette.routing import Route
 
 from modrun.control.accounts import AccountError, Accounts
 from modrun.control.api import endpoints, route
+from modrun.control.artifacts import Artifacts
 from modrun.control.audit import AuditLog
 from modrun.control.auth import Authenticator
 from modrun.control.ratelimit import FailureLimiter
 from modrun.control.tokens import ALGORITHM, TokenService, load_signing_key
 from modrun.db.tables import api_keys
+from modrun.storage.blobs import BlobStore, LocalBlobs
 
 log = logging.getLogger("modrun.control")
 
@@ -37,6 +39,8 @@ class ControlPlane:
         signup: bool = True,
         access_ttl: float = 900,
         max_key_lifetime: float = DEFAULT_MAX_KEY_LIFETIME,
+        blobs: BlobStore | None = None,
+        max_artifact_size: int = 1 << 30,
     ) -> None:
         self.engine = engine
         self.accounts = Accounts(engine)
@@ -45,6 +49,9 @@ class ControlPlane:
         )
         self.auth = Authenticator(engine, self.accounts, self.tokens, enabled=auth != "none")
         self.audit = AuditLog(engine)
+        self.artifacts = Artifacts(
+            engine, blobs or LocalBlobs(storage / "artifacts"), storage / "tmp" / "uploads", max_artifact_size
+        )
         # 10 failures per login name, 100 per client address, in 5 minutes
         self.login_limiter = FailureLimiter(10, 300)
         self.address_limiter = FailureLimiter(100, 300)

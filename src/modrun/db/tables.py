@@ -247,3 +247,36 @@ audit_log = sa.Table(
     sa.Column("ip", sa.Text),
     sa.Index("ix_audit_log_at", "at"),
 )
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False, comment="plugin (one .wasm) or bundle (an app directory)"),
+    sa.Column("owner_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="SET NULL")),
+    sa.Column("team_id", sa.Uuid, sa.ForeignKey("teams.id", ondelete="SET NULL")),
+    sa.Column("access", sa.Text, nullable=False, comment="public, protected or private"),
+    sa.Column("default_permission", sa.Text, nullable=False, comment="read or write"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+artifact_versions = sa.Table(
+    "artifact_versions",
+    metadata,
+    sa.Column("artifact_id", sa.Uuid, sa.ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("pushed_by", sa.Text, nullable=False, comment="user:<id> or key:<id>"),
+    sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tags", JSONType, nullable=False),
+)
+
+artifact_aliases = sa.Table(
+    "artifact_aliases",
+    metadata,
+    sa.Column("artifact_id", sa.Uuid, sa.ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("alias", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)

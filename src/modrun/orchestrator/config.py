@@ -46,6 +46,7 @@ class OrchestratorSettings:
     signup: bool = True
     issuer: str | None = None  # default: http://host:port
     max_key_lifetime: float = 90 * 86400
+    max_artifact_size: int = 1 << 30
     jsonlogs: bool = False
     log_level: str = "info"
 

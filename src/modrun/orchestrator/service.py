@@ -41,7 +41,9 @@ class Orchestrator:
         self.db_url = database_url(settings.db, storage)
         self.db = make_engine(self.db_url)
         ensure_schema(self.db, self.db_url, settings.migrate)
-        self.files = FileStore(self._blobs(storage), self.db, storage / "tmp", settings.max_file_size)
+        self.files = FileStore(
+            self._blobs(storage, "files"), self.db, storage / "tmp", settings.max_file_size
+        )
         self.topics = P.Topics(settings.realm)
         self.broker = None if settings.mqtt else EmbeddedBroker(settings.broker_host, settings.broker_port)
         self.mqtt = MqttLink(settings.broker, client_id=f"modrun-orchestrator-{settings.realm}", keepalive=10)
@@ -63,16 +65,19 @@ class Orchestrator:
             auth=settings.auth,
             signup=settings.signup,
             max_key_lifetime=settings.max_key_lifetime,
+            blobs=self._blobs(storage, "artifacts"),
+            max_artifact_size=settings.max_artifact_size,
         )
         self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
         self.metrics = OrchestratorMetrics(self.control)
 
-    def _blobs(self, storage: Path) -> BlobStore:
+    def _blobs(self, storage: Path, kind: str) -> BlobStore:
+        """``kind`` (files, artifacts) under --filesS3 or under --storagePath."""
         target = self.settings.files_s3
         if target:
             bucket, _, prefix = target.removeprefix("s3://").partition("/")
-            return S3Blobs(bucket, prefix)
-        return LocalBlobs(storage / "files")
+            return S3Blobs(bucket, f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind)
+        return LocalBlobs(storage / kind)
 
     def _lookup_file(self, path: str) -> tuple[str, str] | None:
         """(sha256, kind) of a stored module file: one indexed row, no file I/O

@@ -1,0 +1,444 @@
+"""Artifacts: a single ``.wasm`` plugin or an app bundle (zip or tar of an app
+directory), pushed in chunks, checked, stored through the blob store, with
+immutable numbered versions, movable aliases (``latest`` is always the
+newest) and tags.
+
+Checks before anything is kept: the SHA-256 the client states, the size
+limit, for a plugin a valid WebAssembly module (wasmtime validates it), for a
+bundle no absolute or ``..`` paths, no links, no entry or total size over
+the limits (zip bombs), every ``.wasm`` valid, and its ``modrun.json`` (if
+any) a valid manifest. A refused upload leaves no file and no row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tarfile
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from modrun.control.accounts import USERNAME, AccountError
+from modrun.control.permissions import ACCESS, ArtifactAccess
+from modrun.control.tokens import now
+from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
+from modrun.storage.blobs import BlobStore
+
+TYPES = ("plugin", "bundle")
+UPLOAD_TTL = 3600.0
+MAX_BUNDLE_ENTRIES = 10_000
+MAX_COMPRESSION_RATIO = 200
+ALIAS = USERNAME
+
+
+class UploadError(AccountError):
+    pass
+
+
+@dataclass
+class Upload:
+    """One upload in progress (kept in memory: an orchestrator restart drops it)."""
+
+    user_id: uuid.UUID
+    actor: str
+    name: str
+    type: str
+    artifact_id: uuid.UUID | None  # pushing a new version of an existing artifact
+    path: Path
+    next_chunk: int = 0
+    size: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Artifacts:
+    def __init__(self, engine: Engine, blobs: BlobStore, scratch: Path, max_size: int) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.scratch = scratch
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.max_size = max_size
+        self._uploads: dict[str, Upload] = {}
+
+    # -- reading --------------------------------------------------------------------
+
+    def access(self, artifact_id: uuid.UUID) -> ArtifactAccess | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
+        return _access(row) if row else None
+
+    def by_name(self, name: str) -> ArtifactAccess | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(artifacts).where(artifacts.c.name == name)).first()
+        return _access(row) if row else None
+
+    def all(self, team_id: uuid.UUID | None = None) -> list[tuple[ArtifactAccess, dict]]:
+        query = sa.select(artifacts).order_by(artifacts.c.name)
+        if team_id is not None:
+            query = query.where(artifacts.c.team_id == team_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            latest = dict(
+                conn.execute(
+                    sa.select(
+                        artifact_versions.c.artifact_id, sa.func.max(artifact_versions.c.version)
+                    ).group_by(artifact_versions.c.artifact_id)
+                ).all()
+            )
+        return [(_access(r), _summary(r) | {"latest": latest.get(r.id)}) for r in rows]
+
+    def detail(self, artifact_id: uuid.UUID) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
+            if row is None:
+                raise AccountError("no such artifact", 404)
+            versions = conn.execute(
+                sa.select(artifact_versions)
+                .where(artifact_versions.c.artifact_id == artifact_id)
+                .order_by(artifact_versions.c.version)
+            ).all()
+            aliases = conn.execute(
+                sa.select(artifact_aliases.c.alias, artifact_aliases.c.version).where(
+                    artifact_aliases.c.artifact_id == artifact_id
+                )
+            ).all()
+        listed = [
+            {
+                "version": v.version,
+                "sha256": v.sha256,
+                "size": v.size,
+                "pushed_by": v.pushed_by,
+                "pushed_at": v.pushed_at.isoformat(),
+                "tags": v.tags,
+            }
+            for v in versions
+        ]
+        named = {a: n for a, n in aliases}
+        if listed:
+            named["latest"] = listed[-1]["version"]
+        return _summary(row) | {"versions": listed, "aliases": dict(sorted(named.items()))}
+
+    def resolve(self, artifact_id: uuid.UUID, version: str | None) -> tuple[int, str]:
+        """A version number or alias (default ``latest``) -> (version, sha256)."""
+        detail = self.detail(artifact_id)
+        wanted = version or "latest"
+        number = int(wanted) if wanted.isdigit() else detail["aliases"].get(wanted)
+        found = next((v for v in detail["versions"] if v["version"] == number), None)
+        if found is None:
+            raise AccountError(f"no version or alias {wanted!r}", 404)
+        return found["version"], found["sha256"]
+
+    def blob_name(self, artifact_id: uuid.UUID, version: int) -> str:
+        return f"{artifact_id}/{version}"
+
+    # -- changing --------------------------------------------------------------------
+
+    def set_alias(self, artifact_id: uuid.UUID, alias: str, version: int) -> None:
+        if not isinstance(alias, str) or not ALIAS.match(alias) or alias == "latest" or alias.isdigit():
+            raise AccountError("alias: a name of letters, digits, '.', '_', '-' (not 'latest', not a number)")
+        self.resolve(artifact_id, str(version))
+        with self.engine.begin() as conn:
+            conn.execute(
+                artifact_aliases.delete().where(
+                    artifact_aliases.c.artifact_id == artifact_id, artifact_aliases.c.alias == alias
+                )
+            )
+            conn.execute(
+                artifact_aliases.insert().values(artifact_id=artifact_id, alias=alias, version=version)
+            )
+
+    def add_tags(self, artifact_id: uuid.UUID, version: int, tags: list[str]) -> list[str]:
+        if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags):
+            raise AccountError("tags: a list of strings")
+        self.resolve(artifact_id, str(version))
+        where = (artifact_versions.c.artifact_id == artifact_id, artifact_versions.c.version == version)
+        with self.engine.begin() as conn:
+            current = conn.execute(sa.select(artifact_versions.c.tags).where(*where)).scalar_one()
+            merged = sorted(set(current) | set(tags))
+            conn.execute(artifact_versions.update().where(*where).values(tags=merged))
+        return merged
+
+    def set_access(self, artifact_id: uuid.UUID, access: str, team_id: uuid.UUID | None) -> None:
+        if access not in ACCESS:
+            raise AccountError(f"access: one of {', '.join(ACCESS)}")
+        if access == "protected" and team_id is None:
+            raise AccountError("a protected artifact needs a team_id")
+        with self.engine.begin() as conn:
+            conn.execute(
+                artifacts.update().where(artifacts.c.id == artifact_id).values(access=access, team_id=team_id)
+            )
+
+    def set_default_permission(self, artifact_id: uuid.UUID, permission: str) -> None:
+        if permission not in ("read", "write"):
+            raise AccountError("permission: read or write")
+        with self.engine.begin() as conn:
+            conn.execute(
+                artifacts.update().where(artifacts.c.id == artifact_id).values(default_permission=permission)
+            )
+
+    def delete(self, artifact_id: uuid.UUID) -> None:
+        with self.engine.begin() as conn:
+            versions = (
+                conn.execute(
+                    sa.select(artifact_versions.c.version).where(
+                        artifact_versions.c.artifact_id == artifact_id
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(artifact_aliases.delete().where(artifact_aliases.c.artifact_id == artifact_id))
+            conn.execute(artifact_versions.delete().where(artifact_versions.c.artifact_id == artifact_id))
+            conn.execute(artifacts.delete().where(artifacts.c.id == artifact_id))
+        for version in versions:
+            self.blobs.delete(self.blob_name(artifact_id, version))
+
+    # -- uploading --------------------------------------------------------------------
+
+    def begin(self, user_id: uuid.UUID, actor: str, name: str, type_: str, existing: uuid.UUID | None) -> str:
+        if not isinstance(name, str) or not ALIAS.match(name):
+            raise UploadError("name: 2 to 64 letters, digits, '.', '_' or '-'")
+        if type_ not in TYPES:
+            raise UploadError("type: plugin or bundle")
+        self._expire()
+        token = "mru_" + secrets.token_urlsafe(32)
+        fd, path = tempfile.mkstemp(dir=self.scratch, suffix=".upload")
+        os.close(fd)
+        self._uploads[_digest(token)] = Upload(user_id, actor, name, type_, existing, Path(path))
+        return token
+
+    def upload(self, token: str) -> Upload:
+        self._expire()
+        upload = self._uploads.get(_digest(token))
+        if upload is None:
+            raise UploadError("unknown or expired upload token", 401)
+        return upload
+
+    def abort(self, token: str) -> None:
+        upload = self._uploads.pop(_digest(token), None)
+        if upload is not None:
+            upload.path.unlink(missing_ok=True)
+
+    def add_chunk(self, token: str, index: int, data: bytes) -> Upload:
+        upload = self.upload(token)
+        if index != upload.next_chunk:
+            self.abort(token)
+            raise UploadError(
+                f"chunk {index} out of order (expected {upload.next_chunk}): upload cancelled, start again",
+                409,
+            )
+        if upload.size + len(data) > self.max_size:
+            self.abort(token)
+            raise UploadError(
+                f"artifact larger than the {self.max_size}-byte limit; the upload is cancelled", 413
+            )
+        with open(upload.path, "ab") as f:
+            f.write(data)
+        upload.size += len(data)
+        upload.next_chunk += 1
+        return upload
+
+    def commit(self, token: str, sha256: str) -> dict:
+        upload = self.upload(token)
+        try:
+            if not isinstance(sha256, str) or len(sha256) != 64:
+                raise UploadError("sha256: the upload's SHA-256, 64 hex digits")
+            if upload.next_chunk == 0:
+                raise UploadError("no chunk was uploaded")
+            digest = _file_digest(upload.path)
+            if digest != sha256.lower():
+                raise UploadError(f"SHA-256 mismatch: the chunks received hash to {digest}", 422)
+            check(upload.type, upload.path)
+            return self._store(upload, digest)
+        finally:
+            self.abort(token)
+
+    def _store(self, upload: Upload, digest: str) -> dict:
+        with self.engine.begin() as conn:
+            artifact_id = upload.artifact_id
+            if artifact_id is None:
+                artifact_id = uuid.uuid4()
+                try:
+                    conn.execute(
+                        artifacts.insert().values(
+                            id=artifact_id,
+                            name=upload.name,
+                            type=upload.type,
+                            owner_id=upload.user_id,
+                            team_id=None,
+                            access="private",
+                            default_permission="read",
+                            created_at=now(),
+                        )
+                    )
+                except sa.exc.IntegrityError:
+                    raise UploadError(
+                        "an artifact with that name was created meanwhile; push again", 409
+                    ) from None
+            version = (
+                conn.execute(
+                    sa.select(sa.func.max(artifact_versions.c.version)).where(
+                        artifact_versions.c.artifact_id == artifact_id
+                    )
+                ).scalar()
+                or 0
+            ) + 1
+            kept = upload.path.with_suffix(".keep")
+            upload.path.rename(kept)
+            self.blobs.put(self.blob_name(artifact_id, version), kept)
+            conn.execute(
+                artifact_versions.insert().values(
+                    artifact_id=artifact_id,
+                    version=version,
+                    sha256=digest,
+                    size=upload.size,
+                    pushed_by=upload.actor,
+                    pushed_at=now(),
+                    tags=[],
+                )
+            )
+        return {"artifact_id": str(artifact_id), "version": version, "sha256": digest}
+
+    def _expire(self) -> None:
+        cutoff = time.monotonic() - UPLOAD_TTL
+        for key, upload in list(self._uploads.items()):
+            if upload.started < cutoff:
+                self._uploads.pop(key, None)
+                upload.path.unlink(missing_ok=True)
+
+
+# -- content checks ----------------------------------------------------------------------
+
+
+def check(type_: str, path: Path) -> None:
+    if type_ == "plugin":
+        _check_wasm(path.read_bytes(), "the plugin")
+    else:
+        _check_bundle(path)
+
+
+def _check_wasm(data: bytes, what: str) -> None:
+    from wasmtime import Engine, Module, WasmtimeError
+
+    if data[:4] != b"\0asm":
+        raise UploadError(f"{what} is not a WebAssembly module", 422)
+    try:
+        Module.validate(Engine(), data)
+    except WasmtimeError as exc:
+        raise UploadError(f"{what} is not valid WebAssembly: {str(exc).splitlines()[0]}", 422) from None
+
+
+def _safe(name: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if not name or name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
+        raise UploadError(f"bundle entry {name!r}: absolute or '..' paths are not allowed", 422)
+    return path
+
+
+def _entries(path: Path, limit: int) -> dict[str, bytes]:
+    """Every regular file of the bundle, checked for traversal, links and bombs."""
+    files: dict[str, bytes] = {}
+    total = 0
+    compressed = path.stat().st_size
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_BUNDLE_ENTRIES:
+                raise UploadError("bundle has too many entries", 422)
+            declared = sum(i.file_size for i in infos)
+            if declared > limit or declared > max(compressed, 1) * MAX_COMPRESSION_RATIO:
+                raise UploadError("bundle expands too much (a zip bomb?)", 422)
+            for info in infos:
+                name = str(_safe(info.filename))
+                if info.is_dir():
+                    continue
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise UploadError(f"bundle entry {name!r}: links are not allowed", 422)
+                with archive.open(info) as member:
+                    data = member.read(info.file_size + 1)
+                if len(data) > info.file_size:
+                    raise UploadError(f"bundle entry {name!r} is larger than it declares", 422)
+                total += len(data)
+                files[name] = data
+    else:
+        try:
+            with tarfile.open(path) as archive:
+                members = archive.getmembers()
+                if len(members) > MAX_BUNDLE_ENTRIES:
+                    raise UploadError("bundle has too many entries", 422)
+                for member in members:
+                    name = str(_safe(member.name))
+                    if member.isdir():
+                        continue
+                    if not member.isfile():
+                        raise UploadError(f"bundle entry {name!r}: only regular files are allowed", 422)
+                    total += member.size
+                    if total > limit or total > max(compressed, 1) * MAX_COMPRESSION_RATIO:
+                        raise UploadError("bundle expands too much (a tar bomb?)", 422)
+                    extracted = archive.extractfile(member)
+                    files[name] = extracted.read() if extracted else b""
+        except tarfile.TarError:
+            raise UploadError("a bundle must be a zip or tar archive", 422) from None
+    if total > limit:
+        raise UploadError("bundle expands too much", 422)
+    return files
+
+
+def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
+    files = _entries(path, limit)
+    if not any(name.endswith(".wasm") for name in files):
+        raise UploadError("the bundle holds no .wasm plugin", 422)
+    for name, data in files.items():
+        if name.endswith(".wasm"):
+            _check_wasm(data, f"bundle entry {name!r}")
+        if PurePosixPath(name).name.startswith(".env"):
+            raise UploadError(f"bundle entry {name!r}: bundles carry no secrets (.env files)", 422)
+    manifests = [n for n in files if PurePosixPath(n).name == "modrun.json"]
+    for name in manifests:
+        from modrun.errors import ConfigError
+        from modrun.manifest.model import load_manifest
+
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / "modrun.json"
+            target.write_bytes(files[name])
+            try:
+                load_manifest(target)
+            except ConfigError as exc:
+                message = str(exc).replace(str(target), name)  # the temporary path means nothing to the user
+                raise UploadError(f"bundle manifest {name}: {message}", 422) from None
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _access(row: sa.Row) -> ArtifactAccess:
+    return ArtifactAccess(row.id, row.owner_id, row.team_id, row.access, row.default_permission)
+
+
+def _summary(row: sa.Row) -> dict:
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "type": row.type,
+        "owner_id": str(row.owner_id) if row.owner_id else None,
+        "team_id": str(row.team_id) if row.team_id else None,
+        "access": row.access,
+        "default_permission": row.default_permission,
+        "created_at": row.created_at.isoformat(),
+    }
