@@ -485,9 +485,11 @@ def repl(
         backend.close()
 
 
+from modrun.cli.control import register as _register_control  # noqa: E402
 from modrun.cli.fleet import register as _register_fleet  # noqa: E402
 
 _register_fleet(app)
+_register_control(app)
 
 
 @app.command()

@@ -1,0 +1,196 @@
+"""Control-plane commands: ``login``, ``push``, ``keys create|list|delete``.
+
+``modrun login`` keeps the tokens per orchestrator in
+``<storagePath>/credentials.json`` (mode 0600); ``MODRUN_TOKEN`` or
+``MODRUN_API_KEY`` take their place where a file is not wanted (CI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, _table
+from modrun.client import Client, ClientError
+from modrun.config.settings import default_storage_path
+
+
+def _credentials_file() -> Path:
+    return default_storage_path().expanduser() / "credentials.json"
+
+
+def _saved() -> dict:
+    try:
+        return json.loads(_credentials_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(url: str, tokens: dict) -> None:
+    path = _credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _saved() | {
+        url.rstrip("/"): {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]}
+    }
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def client_for(url: str) -> Client:
+    """A client with the best credentials at hand: MODRUN_API_KEY, MODRUN_TOKEN, or
+    the saved login (refreshed when its access token has expired)."""
+    if os.environ.get("MODRUN_API_KEY"):
+        return Client(url, api_key=os.environ["MODRUN_API_KEY"])
+    if os.environ.get("MODRUN_TOKEN"):
+        return Client(url, token=os.environ["MODRUN_TOKEN"])
+    saved = _saved().get(url.rstrip("/"))
+    client = Client(url, token=saved["access_token"] if saved else None)
+    if saved:
+        client.refresh_token = saved["refresh_token"]
+        try:
+            client.info()
+        except ClientError as exc:
+            if exc.status == 401:
+                try:
+                    _save(url, client.refresh())
+                except ClientError:
+                    pass  # the next call says 401: log in again
+    return client
+
+
+def _fail(exc: ClientError) -> None:
+    typer.echo(f"error: {exc.message} ({exc.status})", err=True)
+    raise typer.Exit(1)
+
+
+def login(
+    orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
+    username: Annotated[str, typer.Option("--username", "-u", prompt=True, help="Username or email.")] = "",
+    password: Annotated[
+        str,
+        typer.Option("--password", prompt=True, hide_input=True, envvar="MODRUN_PASSWORD", help="Password."),
+    ] = "",
+) -> None:
+    """Log in to an orchestrator and keep the tokens for the other commands."""
+    with Client(orchestrator) as client:
+        try:
+            tokens = client.login(username, password)
+        except ClientError as exc:
+            _fail(exc)
+        _save(orchestrator, tokens)
+        info = client.info()
+    typer.echo(f"logged in to {orchestrator} as {info['username']}{' (admin)' if info['admin'] else ''}")
+
+
+def push(
+    path: Annotated[
+        Path, typer.Argument(help="A .wasm plugin, a zip/tar bundle, or an app directory.", exists=True)
+    ],
+    name: Annotated[str, typer.Option("--name", help="Artifact name (a new version when it exists).")],
+    orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="plugin or bundle (default: from the path).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Push an artifact in chunks, with a progress bar."""
+    with (
+        client_for(orchestrator) as client,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            disable=as_json,
+        ) as progress,
+    ):
+        task = progress.add_task(f"pushing {name}", total=None)
+        try:
+            result = client.push(
+                path,
+                name,
+                type_,
+                progress=lambda sent, total: progress.update(task, completed=sent, total=total),
+            )
+        except ClientError as exc:
+            _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"{name} version {result['version']}  {result['artifact_id']}  sha256:{result['sha256']}")
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name")],
+    orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
+    artifact: Annotated[list[str] | None, typer.Option("--artifact", help="An artifact id (repeat).")] = None,
+    all_artifacts: Annotated[bool, typer.Option("--all", help="Every artifact you can reach.")] = False,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="invoke, read, deploy, manage (repeat).")
+    ] = None,
+    expires: Annotated[str, typer.Option("--expires", help="30d, 12h, or an RFC 3339 time.")] = "30d",
+) -> None:
+    """Create an API key; it is printed once."""
+    with client_for(orchestrator) as client:
+        try:
+            created = client.create_key(name, artifact or [], all_artifacts, scope or ["invoke"], expires)
+        except ClientError as exc:
+            _fail(exc)
+    typer.echo(created["api_key"])
+    typer.echo(f"(key {created['id']}: shown once, keep it now)", err=True)
+
+
+@keys_app.command("list")
+def keys_list(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
+    """Your API keys (never the keys themselves)."""
+    with client_for(orchestrator) as client:
+        try:
+            keys = client.api_keys()
+        except ClientError as exc:
+            _fail(exc)
+    rows = [
+        [
+            k["id"],
+            k["name"],
+            k["prefix"] + "…",
+            ",".join(k["scopes"]),
+            "all" if k["all_artifacts"] else ",".join(k["artifact_ids"]),
+            k["expires_at"],
+            k["last_used_at"] or "never",
+        ]
+        for k in keys
+    ]
+    _table(f"{len(rows)} keys", ["id", "name", "prefix", "scopes", "artifacts", "expires", "last used"], rows)
+
+
+@keys_app.command("delete")
+def keys_delete(
+    key_id: Annotated[str, typer.Argument()], orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR
+) -> None:
+    """Delete an API key (it stops working at once)."""
+    with client_for(orchestrator) as client:
+        try:
+            client.delete_key(key_id)
+        except ClientError as exc:
+            _fail(exc)
+    typer.echo(f"deleted key {key_id}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("login")(login)
+    app.command("push")(push)
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,287 @@
+"""A Python client for the orchestrator's control plane (``/api/v2``).
+
+    from modrun.client import Client
+
+    client = Client("http://127.0.0.1:8000")
+    client.login("admin", "password")
+    pushed = client.push("examples/hello-as/build/release.wasm", name="hello")
+    key = client.create_key("ci", artifact_ids=[pushed["artifact_id"]], scopes=["invoke"], expires="30d")
+
+Every call raises ``ClientError`` (with the HTTP status and the server's
+message) when the orchestrator refuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modrun.config.units import parse_duration
+
+CHUNK = 8 * 1024 * 1024
+Progress = Callable[[int, int], None]
+"""(bytes sent so far, total bytes)."""
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} ({status})")
+        self.status = status
+        self.message = message
+
+
+class Client:
+    def __init__(
+        self, url: str, token: str | None = None, api_key: str | None = None, timeout: float = 60
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.api_key = api_key
+        self.refresh_token: str | None = None
+        self.http = httpx.Client(base_url=self.url + "/api/v2", timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        if self.api_key:
+            return {"x-api-key": self.api_key}
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request with this client's credentials; ClientError on a refusal."""
+        headers = {**self._headers(), **kwargs.pop("headers", {})}
+        return self._raw(method, path, headers=headers, **kwargs)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    # -- users and teams --------------------------------------------------------------
+
+    def signup(self, username: str, email: str, password: str) -> str:
+        return self._json(
+            "POST", "/user/signup", json={"username": username, "email": email, "password": password}
+        )["user_id"]
+
+    def login(self, login: str, password: str) -> dict:
+        tokens = self._json("GET", "/user/login", auth=(login, password))
+        self.token, self.refresh_token, self.api_key = tokens["access_token"], tokens["refresh_token"], None
+        return tokens
+
+    def refresh(self) -> dict:
+        tokens = self._json("POST", "/user/refresh", json={"refresh_token": self.refresh_token})
+        self.token, self.refresh_token = tokens["access_token"], tokens["refresh_token"]
+        return tokens
+
+    def logout(self) -> None:
+        self._json("POST", "/user/logout")
+        self.token = self.refresh_token = None
+
+    def info(self) -> dict:
+        return self._json("GET", "/user/info")
+
+    def users(self) -> list[dict]:
+        return self._json("GET", "/user/list")["users"]
+
+    def create_user(self, username: str, email: str, password: str, admin: bool = False) -> str:
+        body = {"username": username, "email": email, "password": password, "admin": admin}
+        return self._json("POST", "/user/create", json=body)["user_id"]
+
+    def delete_user(self, user_id: str) -> None:
+        self._json("DELETE", f"/user/{user_id}")
+
+    def set_admin(self, user_id: str, admin: bool) -> None:
+        self._json("POST" if admin else "DELETE", f"/user/{user_id}/admin")
+
+    def create_team(self, name: str) -> dict:
+        return self._json("POST", "/team/create", json={"name": name})
+
+    def teams(self) -> list[dict]:
+        return self._json("GET", "/team/list")["teams"]
+
+    def delete_team(self, team_id: str) -> None:
+        self._json("DELETE", f"/team/{team_id}")
+
+    def add_team_member(self, team_id: str, user_id: str, team_admin: bool = False) -> None:
+        self._json("POST", f"/team/{team_id}/{'admins' if team_admin else 'users'}/{user_id}")
+
+    def remove_team_member(self, team_id: str, user_id: str) -> None:
+        self._json("DELETE", f"/team/{team_id}/users/{user_id}")
+
+    def remove_team_admin(self, team_id: str, user_id: str) -> None:
+        self._json("DELETE", f"/team/{team_id}/admins/{user_id}")
+
+    def team_members(self, team_id: str) -> list[dict]:
+        return self._json("GET", f"/team/{team_id}/users")["users"]
+
+    def team_artifacts(self, team_id: str) -> list[dict]:
+        return self._json("GET", f"/team/{team_id}/artifacts")["artifacts"]
+
+    # -- API keys ------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        artifact_ids: Iterable[str] = (),
+        all_artifacts: bool = False,
+        scopes: Iterable[str] = ("invoke",),
+        expires: str | datetime = "30d",
+    ) -> dict:
+        """``expires``: a datetime, an RFC 3339 string, or a duration from now (``30d``, ``12h``)."""
+        body = {
+            "name": name,
+            "artifact_ids": list(artifact_ids),
+            "all_artifacts": all_artifacts,
+            "scopes": list(scopes),
+            "exp": _expiry(expires),
+        }
+        return self._json("POST", "/api-key/create", json=body)
+
+    def api_keys(self) -> list[dict]:
+        return self._json("GET", "/api-key/list")["keys"]
+
+    def delete_key(self, key_id: str) -> None:
+        self._json("POST", "/api-key/delete", json={"api_key_id": key_id})
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def push(
+        self,
+        path: str | Path,
+        name: str,
+        type: str | None = None,
+        progress: Progress | None = None,
+        chunk_size: int = CHUNK,
+    ) -> dict:
+        """Upload a ``.wasm`` (plugin), a zip/tar or a directory (bundle, packed as tar.gz)
+        in chunks; returns ``{"artifact_id", "version", "sha256"}``."""
+        source = Path(path)
+        kind = type or ("plugin" if source.suffix == ".wasm" else "bundle")
+        stream = _pack(source) if source.is_dir() else open(source, "rb")  # noqa: SIM115
+        with stream:
+            total = stream.seek(0, os.SEEK_END)
+            stream.seek(0)
+            upload = self._json("POST", "/artifact/upload", json={"name": name, "type": kind})["token"]
+            headers = {"authorization": f"Bearer {upload}"}
+            digest = hashlib.sha256()
+            sent, index = 0, 0
+            while chunk := stream.read(chunk_size):
+                digest.update(chunk)
+                self._raw("POST", f"/artifact/upload/{index}", content=chunk, headers=headers)
+                sent += len(chunk)
+                index += 1
+                if progress:
+                    progress(sent, total)
+            return self._raw_json(
+                "POST", "/artifact/upload/commit", json={"sha256": digest.hexdigest()}, headers=headers
+            )
+
+    def _raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request with only the headers given (upload-token routes use their own)."""
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _raw_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._raw(method, path, **kwargs).json()
+
+    def artifacts(self) -> list[dict]:
+        return self._json("GET", "/artifact/list")["artifacts"]
+
+    def artifact(self, artifact_id: str) -> dict:
+        return self._json("GET", f"/artifact/{artifact_id}")
+
+    def download(self, artifact_id: str, target: str | Path, version: str | int | None = None) -> Path:
+        params = {"version": str(version)} if version is not None else {}
+        out = Path(target)
+        with self.http.stream(
+            "GET", f"/artifact/{artifact_id}/download", params=params, headers=self._headers()
+        ) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise _error(r)
+            digest = hashlib.sha256()
+            tmp = out.with_name(out.name + ".part")
+            with open(tmp, "wb") as f:
+                for chunk in r.iter_bytes(1 << 20):
+                    digest.update(chunk)
+                    f.write(chunk)
+            if digest.hexdigest() != r.headers.get("x-checksum-sha256"):
+                tmp.unlink(missing_ok=True)
+                raise ClientError(502, "the download does not match its SHA-256")
+        os.replace(tmp, out)
+        return out
+
+    def delete_artifact(self, artifact_id: str) -> None:
+        self._json("DELETE", f"/artifact/{artifact_id}")
+
+    def set_alias(self, artifact_id: str, alias: str, version: int) -> None:
+        self._json("POST", f"/artifact/{artifact_id}/alias", json={"alias": alias, "version": version})
+
+    def add_tags(self, artifact_id: str, version: int, tags: list[str]) -> list[str]:
+        return self._json("POST", f"/artifact/{artifact_id}/tags", json={"version": version, "tags": tags})[
+            "tags"
+        ]
+
+    def set_access(self, artifact_id: str, access: str, team_id: str | None = None) -> None:
+        self._json("POST", f"/artifact/{artifact_id}/access", json={"access": access, "team_id": team_id})
+
+    def set_default_permission(self, artifact_id: str, permission: str) -> None:
+        self._json("POST", f"/artifact/{artifact_id}/default-permission", json={"permission": permission})
+
+    def permissions(self, artifact_id: str) -> dict:
+        return self._json("GET", f"/artifact/{artifact_id}/permissions")
+
+    def audit(self, **filters: Any) -> list[dict]:
+        return self._json("GET", "/audit", params={k: v for k, v in filters.items() if v is not None})[
+            "entries"
+        ]
+
+
+def _error(response: httpx.Response) -> ClientError:
+    try:
+        message = response.json().get("error", response.text)
+    except ValueError:
+        message = response.text or response.reason_phrase
+    return ClientError(response.status_code, message)
+
+
+def _expiry(value: str | datetime) -> str:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    elif value and value[0].isdigit() and not value[:4].isdigit():
+        days = value.endswith("d")
+        seconds = float(value[:-1]) * 86400 if days else parse_duration(value)
+        moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    else:
+        return value
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _pack(directory: Path) -> io.BytesIO:
+    """A directory as a tar.gz bundle (its files, relative names, no links)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith(".env"):
+                archive.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+    buffer.seek(0)
+    return buffer
