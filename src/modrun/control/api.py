@@ -425,7 +425,11 @@ async def download(call: Call) -> Any:
 
 
 async def delete_artifact(call: Call) -> Any:
-    await run_in_threadpool(call.plane.artifacts.delete, _artifact_id(call))
+    artifact_id = _artifact_id(call)
+    deployer = call.plane.deployer
+    if deployer is not None and await run_in_threadpool(deployer.deployed, artifact_id):
+        raise AccountError("the artifact is deployed: undeploy it first (DELETE /deploy/{id})", 422)
+    await run_in_threadpool(call.plane.artifacts.delete, artifact_id)
     return Response(status_code=204)
 
 
@@ -493,6 +497,68 @@ async def team_artifacts(call: Call) -> Any:
     return {"artifacts": [summary for access, summary in rows if allowed(user, call.who.key, access, "read")]}
 
 
+# -- deployments -------------------------------------------------------------------------
+
+
+def _deployer(call: Call) -> Any:
+    deployer = call.plane.deployer
+    if deployer is None:
+        raise Denied("deployments need the fleet (this control plane runs without one)", 503)
+    return deployer
+
+
+async def deploy(call: Call) -> Any:
+    body = await call.json()
+    artifact_id = _artifact_id(call)
+    wanted = body.get("version", body.get("alias"))
+    if wanted is not None and not isinstance(wanted, int | str):
+        raise AccountError("version: a number, or alias: a name")
+    version, _ = await run_in_threadpool(
+        call.plane.artifacts.resolve, artifact_id, str(wanted) if wanted is not None else None
+    )
+    replicas = body.get("replicas", 1)
+    if replicas == "daemon":
+        replicas = -1
+    elif not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= 1000:
+        raise AccountError('replicas: 0 to 1000, or "daemon" (one on every runtime)')
+    result = await run_in_threadpool(_deployer(call).deploy, artifact_id, version, replicas, call.who.actor)
+    return JSONResponse(result, status_code=202)
+
+
+async def deploy_status(call: Call) -> Any:
+    return await run_in_threadpool(_deployer(call).status, _artifact_id(call))
+
+
+async def deploy_logs(call: Call) -> Any:
+    return {"logs": await run_in_threadpool(_deployer(call).logs, _artifact_id(call))}
+
+
+async def deploy_history(call: Call) -> Any:
+    return {"history": await run_in_threadpool(_deployer(call).history, _artifact_id(call))}
+
+
+async def undeploy(call: Call) -> Any:
+    await run_in_threadpool(_deployer(call).undeploy, _artifact_id(call), call.who.actor)
+    return Response(status_code=204)
+
+
+async def rollback(call: Call) -> Any:
+    return await run_in_threadpool(_deployer(call).rollback, _artifact_id(call), call.who.actor)
+
+
+async def list_deployments(call: Call) -> Any:
+    who = call.who
+    found = []
+    for deployment in await run_in_threadpool(_deployer(call).all):
+        access = await run_in_threadpool(call.plane.artifacts.access, deployment.artifact_id)
+        if access is not None and allowed(who.user, who.key, access, "read"):
+            status = await run_in_threadpool(_deployer(call).status, deployment.artifact_id)
+            found.append(
+                {"artifact_id": str(deployment.artifact_id), "deployed_by": deployment.deployed_by} | status
+            )
+    return {"deployments": found}
+
+
 def endpoints() -> list[Endpoint]:
     """Every control-plane route with its access rule and audit action."""
     return [
@@ -543,6 +609,13 @@ def endpoints() -> list[Endpoint]:
             "artifact.default_permission",
             artifact="own",
         ),
+        Endpoint("GET", "/deploy/list", list_deployments, "user", "deploy.list"),
+        Endpoint("POST", "/deploy/{id}", deploy, "user", "deploy.create", artifact="deploy"),
+        Endpoint("GET", "/deploy/{id}/status", deploy_status, "user", "deploy.status", artifact="read"),
+        Endpoint("GET", "/deploy/{id}/logs", deploy_logs, "user", "deploy.logs", artifact="read"),
+        Endpoint("GET", "/deploy/{id}/history", deploy_history, "user", "deploy.history", artifact="read"),
+        Endpoint("DELETE", "/deploy/{id}", undeploy, "user", "deploy.delete", artifact="deploy"),
+        Endpoint("POST", "/deploy/{id}/rollback", rollback, "user", "deploy.rollback", artifact="deploy"),
         Endpoint(
             "GET",
             "/artifact/{id}/permissions",

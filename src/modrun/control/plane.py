@@ -7,6 +7,7 @@ import os
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -56,6 +57,7 @@ class ControlPlane:
         self.login_limiter = FailureLimiter(10, 300)
         self.address_limiter = FailureLimiter(100, 300)
         self.signup = signup
+        self.deployer: Any = None  # set by the orchestrator: deployments need its fleet
         self.max_key_lifetime = max_key_lifetime
         if auth == "none":
             log.warning("--auth none: every request acts as an admin; only for a trusted network")

@@ -135,6 +135,7 @@ fleet_modules = sa.Table(
     sa.Column("exit_code", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Column("group", sa.Text, comment="replicas of one deployment version: kept on distinct runtimes"),
     sa.Index("ix_fleet_modules_status", "status"),
 )
 
@@ -279,4 +280,29 @@ artifact_aliases = sa.Table(
     sa.Column("artifact_id", sa.Uuid, sa.ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("alias", sa.Text, primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("artifact_id", sa.Uuid, sa.ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("replicas", sa.Integer, nullable=False, comment="-1: one on every runtime (daemon)"),
+    sa.Column("deployed_by", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_good_version", sa.Integer, comment="the newest version that was complete"),
+)
+
+deploy_history = sa.Table(
+    "deploy_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("artifact_id", sa.Uuid, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False, comment="user:<id>, key:<id> or reconciler"),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("runtime", sa.Text),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_deploy_history_artifact", "artifact_id", "id"),
 )

@@ -113,6 +113,10 @@ class ModuleControl:
         if restart not in RESTART_POLICIES:
             raise P.InvalidArgument("restart", restart)
         module.restart = restart
+        group = data.get("group")
+        if group is not None and (not isinstance(group, str) or not group):
+            raise P.InvalidArgument("group", group)
+        module.group = group
 
     def create_batch(self, data: Any) -> list[Module]:
         if not isinstance(data, dict):
@@ -136,14 +140,29 @@ class ModuleControl:
     ) -> list[Runtime]:
         wanted = set(module.apis)
         counts = self.fleet.counts
+        taken = self._group_hosts(module)
         return [
             r
             for r in self.fleet.runtimes.values()
             if r.alive
+            and r.uuid not in taken
             and wanted.issubset(r.apis)
             and (ignore_capacity or r.max_nmodules <= 0 or counts.get(r.uuid, 0) < r.max_nmodules)
             and (ignore_file or module.sha256 is not None or r.runtime_type != MODRUN_RUNTIME)
         ]
+
+    def _group_hosts(self, module: Module) -> set[str]:
+        """Runtimes already running another module of the module's group."""
+        if module.group is None:
+            return set()
+        return {
+            m.parent
+            for m in self.fleet.modules.values()
+            if m.group == module.group
+            and m.uuid != module.uuid
+            and m.status in (P.ALIVE, P.EXITING)
+            and m.parent
+        }
 
     def _place(self, module: Module, target: Runtime | None, reason: str) -> bool:
         """Start ``module`` on ``target`` (pinned) or where the policy says;

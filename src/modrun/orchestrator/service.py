@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modrun.control.deployments import Deployer
 from modrun.control.plane import ControlPlane
 from modrun.db.engine import database_url, make_engine
 from modrun.db.migrate import ensure_schema
@@ -68,6 +69,8 @@ class Orchestrator:
             blobs=self._blobs(storage, "artifacts"),
             max_artifact_size=settings.max_artifact_size,
         )
+        self.deployer = Deployer(self.db, self.control_plane.artifacts, self.files, self.control)
+        self.control_plane.deployer = self.deployer
         self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
         self.metrics = OrchestratorMetrics(self.control)
 
@@ -101,10 +104,12 @@ class Orchestrator:
             self.broker.start()
         self.control.start()
         self.mqtt.start()
+        self.deployer.start()
         if not self.mqtt.wait_connected(10):
             log.warning("MQTT broker %s not reachable yet; retrying in the background", self.settings.broker)
 
     def stop(self) -> None:
+        self.deployer.stop()
         self.mqtt.stop()
         self.control.stop()
         if self.broker is not None:

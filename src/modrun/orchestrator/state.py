@@ -125,6 +125,7 @@ class Module:
     exit_code: int | None = None
     last_error: str | None = None
     restarts: int = 0
+    group: str | None = None  # replicas of one group go to distinct runtimes
     history: list[Event] = field(default_factory=list)
     retry_at: float = 0.0  # monotonic; a failed module waits for its backoff
 
@@ -145,6 +146,7 @@ class Module:
             "apis": self.apis,
             "args": self.args,
             "channels": self.channels,
+            "group": self.group,
         }
 
     def detail(self) -> dict:

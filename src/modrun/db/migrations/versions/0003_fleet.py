@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("exit_code", sa.Integer),
         sa.Column("last_error", sa.Text),
         sa.Column("restarts", sa.Integer, nullable=False),
+        sa.Column("group", sa.Text, comment="replicas of one deployment version: kept on distinct runtimes"),
     )
     op.create_index("ix_fleet_modules_status", "fleet_modules", ["status"])
     op.create_table(
