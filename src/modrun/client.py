@@ -250,6 +250,40 @@ class Client:
     def permissions(self, artifact_id: str) -> dict:
         return self._json("GET", f"/artifact/{artifact_id}/permissions")
 
+    # -- deployments -----------------------------------------------------------------------
+
+    def deploy(self, artifact_id: str, version: int | str | None = None, replicas: int | str = 1) -> dict:
+        """Deploy a version number or alias (default ``latest``) on ``replicas`` nodes (or ``"daemon"``)."""
+        body: dict[str, Any] = {"replicas": replicas}
+        if version is not None:
+            body["version"] = version
+        return self._json("POST", f"/deploy/{artifact_id}", json=body)
+
+    def deployment(self, artifact_id: str) -> dict:
+        return self._json("GET", f"/deploy/{artifact_id}/status")
+
+    def deployments(self) -> list[dict]:
+        return self._json("GET", "/deploy/list")["deployments"]
+
+    def deploy_history(self, artifact_id: str) -> list[dict]:
+        return self._json("GET", f"/deploy/{artifact_id}/history")["history"]
+
+    def deploy_logs(self, artifact_id: str) -> list[dict]:
+        return self._json("GET", f"/deploy/{artifact_id}/logs")["logs"]
+
+    def rollback(self, artifact_id: str) -> dict:
+        return self._json("POST", f"/deploy/{artifact_id}/rollback")
+
+    def undeploy(self, artifact_id: str) -> None:
+        self._json("DELETE", f"/deploy/{artifact_id}")
+
+    def artifact_id(self, name: str) -> str:
+        """The id of the artifact called ``name`` (among those you can read)."""
+        for artifact in self.artifacts():
+            if artifact["name"] == name:
+                return artifact["id"]
+        raise ClientError(404, f"no artifact {name!r} that you can read")
+
     def audit(self, **filters: Any) -> list[dict]:
         return self._json("GET", "/audit", params={k: v for k, v in filters.items() if v is not None})[
             "entries"

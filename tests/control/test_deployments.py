@@ -14,7 +14,7 @@ from control_support import ADMIN_PASSWORD
 from fleet_support import OrchestratorProcess
 from modrun.client import Client, ClientError
 from modrun.plugins.wasmbin import append_custom_section
-from support import HELLO_AS, ModrunServer, wait_until
+from support import HELLO_AS, ModrunServer, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -121,6 +121,16 @@ def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
         assert {h["runtime"] for h in history if h["event"] == "replica serving"} == {"d1", "d2"}
         assert admin._json("GET", f"/deploy/{artifact}/logs")["logs"]
         assert [d["artifact_id"] for d in admin._json("GET", "/deploy/list")["deployments"]] == [artifact]
+
+        # the CLI sees and drives the same deployment
+        env = {"MODRUN_TOKEN": admin.token, "MODRUN_ORCHESTRATOR": orch.url, "COLUMNS": "200"}
+        listed = run_cli("deployments", env=env)
+        assert listed.returncode == 0 and b"hello" in listed.stdout and b"complete" in listed.stdout
+        rolled = run_cli("deploy", "hello:2", "--replicas", "2", "--wait", env=env, timeout=90)
+        assert rolled.returncode == 0 and b"hello: complete" in rolled.stdout, rolled.stderr
+        back = run_cli("rollback", "hello", env=env)
+        assert back.returncode == 0 and b"rolling back to version 1" in back.stdout
+        assert run_cli("deploy", "nosuch@prod", env=env).returncode == 1
 
         admin._json("DELETE", f"/deploy/{artifact}")
         wait_until(

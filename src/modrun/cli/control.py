@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -190,7 +191,80 @@ def keys_delete(
     typer.echo(f"deleted key {key_id}")
 
 
+def _target(spec: str) -> tuple[str, str | None]:
+    """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
+    if "@" in spec:
+        name, _, alias = spec.partition("@")
+        return name, alias
+    name, _, version = spec.partition(":")
+    return name, version or None
+
+
+def deploy(
+    spec: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS (default: latest).")],
+    orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
+    replicas: Annotated[
+        str, typer.Option("--replicas", help="How many nodes run it, or 'daemon' (all).")
+    ] = "1",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it is complete (or failed).")] = False,
+) -> None:
+    """Deploy an artifact version onto the fleet (a rolling update when it is deployed)."""
+    name, version = _target(spec)
+    count: int | str = replicas if replicas == "daemon" else int(replicas)
+    with client_for(orchestrator) as client:
+        try:
+            artifact = client.artifact_id(name)
+            result = client.deploy(artifact, version, count)
+            typer.echo(f"{name}: version {result['version']} on {result['replicas']} replicas")
+            while wait:
+                state = client.deployment(artifact)
+                if state["status"] in ("complete", "failed") and state["version"] == result["version"]:
+                    typer.echo(f"{name}: {state['status']}" + "".join(f"\n  {e}" for e in state["errors"]))
+                    raise typer.Exit(0 if state["status"] == "complete" else 1)
+                time.sleep(0.5)
+        except ClientError as exc:
+            _fail(exc)
+
+
+def deployments(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
+    """Deployments you can see: status, version, replicas per node."""
+    with client_for(orchestrator) as client:
+        try:
+            found = client.deployments()
+            names = {a["id"]: a["name"] for a in client.artifacts()}
+        except ClientError as exc:
+            _fail(exc)
+    rows = [
+        [
+            names.get(d["artifact_id"], d["artifact_id"]),
+            d["status"],
+            d["version"],
+            d["replicas_wanted"],
+            ", ".join(f"{r['node'] or '-'} v{r['version']} {r['state']}" for r in d["replicas"]),
+            d["deployed_by"],
+        ]
+        for d in found
+    ]
+    _table(f"{len(rows)} deployments", ["artifact", "status", "version", "replicas", "where", "by"], rows)
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Artifact name.")],
+    orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
+) -> None:
+    """Go back to the last version of the deployment that was complete."""
+    with client_for(orchestrator) as client:
+        try:
+            result = client.rollback(client.artifact_id(name))
+        except ClientError as exc:
+            _fail(exc)
+    typer.echo(f"{name}: rolling back to version {result['version']}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("login")(login)
     app.command("push")(push)
+    app.command("deploy")(deploy)
+    app.command("deployments")(deployments)
+    app.command("rollback")(rollback)
     app.add_typer(keys_app, name="keys")
