@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -122,6 +123,39 @@ class OrchestratorProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class CallLoad:
+    """``clients`` threads calling ``POST {url}{path}`` until stopped, recording
+    (monotonic time, status) of every call (0: no answer at all)."""
+
+    def __init__(self, url: str, path: str, clients: int = 4, body: bytes = b"x") -> None:
+        self.url, self.path, self.body = url, path, body
+        self.results: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self.workers = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    status = client.post(self.path, content=self.body).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.results.append((time.monotonic(), status))
+
+    def __enter__(self) -> CallLoad:
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self.workers:
+            worker.join()
+
+    def failed(self, since: float = 0.0) -> list[int]:
+        return [s for t, s in self.results if t >= since and s != 200]
 
 
 def envelope(action: str, data: Any, kind: str = "req") -> dict:

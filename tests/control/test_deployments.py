@@ -3,7 +3,6 @@ update under load with zero failed calls, rollback, refusals, undeploy."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from control_support import ADMIN_PASSWORD
-from fleet_support import OrchestratorProcess
+from fleet_support import CallLoad, OrchestratorProcess
 from modrun.client import Client, ClientError
 from modrun.plugins.wasmbin import append_custom_section
 from support import HELLO_AS, ModrunServer, run_cli, wait_until
@@ -74,31 +73,12 @@ def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
         assert refused.value.status == 403
 
         # rolling update to version 2 while clients call through the gateway
-        results: list[int] = []
-        stop = threading.Event()
-
-        def load() -> None:
-            with httpx.Client(base_url=orch.url, timeout=30) as client:
-                while not stop.is_set():
-                    try:
-                        results.append(client.post("/functions/greet", content=b"x").status_code)
-                    except httpx.HTTPError:
-                        results.append(0)
-
-        workers = [threading.Thread(target=load) for _ in range(3)]
-        for w in workers:
-            w.start()
-        time.sleep(0.5)
-        admin._json("POST", f"/deploy/{artifact}", json={"alias": "latest", "replicas": 2})
-        wait_until(
-            lambda: settled(2),
-            timeout=60,
-            what="rolled out",
-        )
-        time.sleep(0.5)
-        stop.set()
-        for w in workers:
-            w.join()
+        with CallLoad(orch.url, "/functions/greet", clients=3) as load:
+            time.sleep(0.5)
+            admin._json("POST", f"/deploy/{artifact}", json={"alias": "latest", "replicas": 2})
+            wait_until(lambda: settled(2), timeout=60, what="rolled out")
+            time.sleep(0.5)
+        results = [status for _, status in load.results]
         print(f"rolling update: {len(results)} calls, {sum(1 for r in results if r != 200)} failed")
         assert results and all(code == 200 for code in results)
         assert {(r["version"], r["state"]) for r in status()["replicas"]} == {(2, "serving")}

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from fleet_support import OrchestratorProcess, RawClient
+from fleet_support import CallLoad, OrchestratorProcess, RawClient
 from support import HELLO_AS, TEST_SOURCES, ModrunServer, build_c, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
@@ -91,36 +90,21 @@ def test_failover_restart_and_commands(tmp_path: Path, command_wasm: Path):
         assert api.post("/graphql", json={"query": "{ broken"}).status_code == 400
 
         # SIGKILL the node serving it while clients call through the gateway
-        results: list[tuple[float, int]] = []
-        stop = threading.Event()
-
-        def load() -> None:
-            with httpx.Client(base_url=orchestrator.url, timeout=15) as client:
-                while not stop.is_set():
-                    try:
-                        status = client.post("/functions/greet", content=b"x").status_code
-                    except httpx.HTTPError:
-                        status = 0
-                    results.append((time.monotonic(), status))
-
-        workers = [threading.Thread(target=load) for _ in range(4)]
-        for w in workers:
-            w.start()
-        time.sleep(1.0)
-        killed_at = time.monotonic()
-        nodes[host].proc.send_signal(signal.SIGKILL)
-        nodes[host].proc.wait()
-        wait_until(
-            lambda: (
-                api.get(f"/api/modules/{module['uuid']}/").json()["parent"] not in (None, module["parent"])
-            ),
-            timeout=10,
-            what="module re-placed",
-        )
-        time.sleep(2.0)
-        stop.set()
-        for w in workers:
-            w.join()
+        with CallLoad(orchestrator.url, "/functions/greet") as load:
+            time.sleep(1.0)
+            killed_at = time.monotonic()
+            nodes[host].proc.send_signal(signal.SIGKILL)
+            nodes[host].proc.wait()
+            wait_until(
+                lambda: (
+                    api.get(f"/api/modules/{module['uuid']}/").json()["parent"]
+                    not in (None, module["parent"])
+                ),
+                timeout=10,
+                what="module re-placed",
+            )
+            time.sleep(2.0)
+        results, workers = load.results, load.workers
         after = [(t, s) for t, s in results if t > killed_at]
         failed = [s for _, s in after if s != 200]
         last_failure = max((t for t, s in after if s != 200), default=killed_at)
