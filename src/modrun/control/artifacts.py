@@ -319,7 +319,19 @@ class Artifacts:
 
 def check(type_: str, path: Path) -> None:
     if type_ == "plugin":
-        _check_wasm(path.read_bytes(), "the plugin")
+        from modrun.plugins.wasmbin import read_without_custom_sections
+
+        with open(path, "rb") as f:
+            try:
+                module = read_without_custom_sections(f)
+            except ValueError as exc:
+                message = (
+                    "is not a WebAssembly module"
+                    if "magic" in str(exc)
+                    else f"is not valid WebAssembly: {exc}"
+                )
+                raise UploadError(f"the plugin {message}", 422) from None
+        _check_wasm(module, "the plugin")  # custom sections play no part in validity
     else:
         _check_bundle(path)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 MAGIC = b"\0asm"
 
 
@@ -75,6 +77,33 @@ def module_kind(wasm: bytes) -> str:
     if any(not f.startswith("_") for f in functions):
         return "plugin"
     return "wasi" if "_start" in functions else "unknown"
+
+
+def read_without_custom_sections(stream: BinaryIO) -> bytes:
+    """A module from ``stream`` with its custom sections left out (skipped, not
+    read): what validation needs, without holding debug info or padding in memory."""
+    header = stream.read(8)
+    if header[:4] != MAGIC:
+        raise ValueError("not a WebAssembly binary (bad magic number)")
+    out = bytearray(header)
+    while section_id := stream.read(1):
+        size_bytes = bytearray()
+        while True:
+            byte = stream.read(1)
+            if not byte:
+                raise ValueError("truncated section size")
+            size_bytes += byte
+            if not byte[0] & 0x80:
+                break
+        size, _ = _uleb128(bytes(size_bytes), 0)
+        if section_id == b"\0":
+            stream.seek(size, 1)
+            continue
+        payload = stream.read(size)
+        if len(payload) != size:
+            raise ValueError("truncated section")
+        out += section_id + size_bytes + payload
+    return bytes(out)
 
 
 def append_custom_section(wasm: bytes, name: str, payload: bytes) -> bytes:

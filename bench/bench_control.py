@@ -1,0 +1,111 @@
+"""Control-plane benchmarks (issue 9): artifact upload speed and the
+orchestrator's peak memory by artifact size; a rolling update of a
+3-replica deployment under load (failed calls, time).
+
+    .venv/bin/python bench/bench_control.py [--sizes 10,50,100]
+
+Artifacts are the hello-as plugin padded with a custom section to the size
+wanted (still a valid module, as uploads are validated). Peak memory is the
+orchestrator process's VmHWM from /proc, read after each push.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from control_support import ADMIN_PASSWORD
+from fleet_support import CallLoad, OrchestratorProcess
+from modrun.client import Client
+from modrun.plugins.wasmbin import append_custom_section
+from support import HELLO_AS, ModrunServer, wait_until
+
+MIB = 1 << 20
+
+
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def uploads(tmp: Path, sizes: list[int]) -> None:
+    env = {"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with OrchestratorProcess(tmp / "orch-up", "--maxArtifactSize", "2GiB", env=env) as orch:
+        client = Client(orch.url, timeout=600)
+        client.login("admin", ADMIN_PASSWORD)
+        baseline = peak_rss(orch.proc.pid)
+        print(f"orchestrator peak RSS before uploads: {baseline / MIB:.0f} MiB")
+        for size in sizes:
+            wasm = append_custom_section(HELLO_AS.read_bytes(), "pad", bytes(size * MIB))
+            path = tmp / f"pad{size}.wasm"
+            path.write_bytes(wasm)
+            started = time.perf_counter()
+            client.push(path, name=f"pad{size}")
+            seconds = time.perf_counter() - started
+            print(
+                f"push {size} MiB in 8 MiB chunks: {seconds:.2f} s = {len(wasm) / MIB / seconds:.0f} MiB/s; "
+                f"orchestrator peak RSS {peak_rss(orch.proc.pid) / MIB:.0f} MiB"
+            )
+            path.unlink()
+
+
+def rolling_update(tmp: Path) -> None:
+    env = {"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with OrchestratorProcess(tmp / "orch-roll", "--keepalive", "1s", env=env) as orch:
+        nodes = []
+        for name in ("r1", "r2", "r3"):
+            (tmp / name).mkdir()
+            nodes.append(
+                ModrunServer(
+                    tmp / name, tmp / name, "--noreload", "--orchestrator", orch.url, "--name", name
+                ).start()
+            )
+        try:
+            client = Client(orch.url)
+            client.login("admin", ADMIN_PASSWORD)
+            v2 = tmp / "v2.wasm"
+            v2.write_bytes(append_custom_section(HELLO_AS.read_bytes(), "build", b"2"))
+            artifact = client.push(HELLO_AS, name="hello")["artifact_id"]
+            client.push(v2, name="hello")
+
+            def settled(version: int) -> bool:
+                state = client.deployment(artifact)
+                return state["status"] == "complete" and state["version"] == version
+
+            client.deploy(artifact, 1, replicas=3)
+            wait_until(lambda: settled(1), timeout=60, interval=0.05, what="v1 complete")
+            with CallLoad(orch.url, "/functions/greet", clients=4) as load:
+                time.sleep(1)
+                started = time.perf_counter()
+                client.deploy(artifact, 2, replicas=3)
+                wait_until(lambda: settled(2), timeout=120, interval=0.05, what="v2 complete")
+                took = time.perf_counter() - started
+                time.sleep(1)
+            print(
+                f"rolling update of 3 replicas under load (4 clients): {len(load.results)} calls, "
+                f"{len(load.failed())} failed (target 0); complete after {took:.2f} s"
+            )
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,50,100", help="artifact sizes in MiB")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modrun-bench-control-") as tmp:
+        uploads(Path(tmp), [int(s) for s in args.sizes.split(",")])
+        rolling_update(Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
