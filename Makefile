@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/bench_history.py
 	$(BIN)/python bench/bench_executors.py
 	$(BIN)/python bench/bench_fleet.py
+	$(BIN)/python bench/bench_control.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules
