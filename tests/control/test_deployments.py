@@ -119,6 +119,8 @@ def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
             what="function gone",
         )
         admin.delete_artifact(artifact)
+        files = httpx.get(orch.url + "/api/files/", params={"prefix": "artifacts/"}).json()["results"]
+        assert files == []  # the deployed versions' copies went with it
     finally:
         gateway.close()
         for n in nodes:

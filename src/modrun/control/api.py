@@ -430,6 +430,8 @@ async def delete_artifact(call: Call) -> Any:
     if deployer is not None and await run_in_threadpool(deployer.deployed, artifact_id):
         raise AccountError("the artifact is deployed: undeploy it first (DELETE /deploy/{id})", 422)
     await run_in_threadpool(call.plane.artifacts.delete, artifact_id)
+    if deployer is not None:
+        await run_in_threadpool(deployer.forget, artifact_id)
     return Response(status_code=204)
 
 

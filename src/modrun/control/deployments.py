@@ -367,6 +367,11 @@ class Deployer:
                 raise
         return path
 
+    def forget(self, artifact_id: uuid.UUID) -> None:
+        """Remove the copies of a deleted artifact's versions from the file store."""
+        for info in self.files.list(f"artifacts/{artifact_id}/"):
+            self.files.delete(info.path)
+
     def _previous_good(self, artifact_id: uuid.UUID, current: int) -> int | None:
         with self.engine.connect() as conn:
             rows = conn.execute(
