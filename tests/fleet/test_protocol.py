@@ -339,3 +339,19 @@ def test_nodes_fetch_files_checked_and_cached(orchestrator, api, tmp_path):
     with pytest.raises(FetchError, match="not in the orchestrator's file store"):
         cache.get("cached/hello.wasm", None)
     cache.close()
+
+
+def test_files_cli(orchestrator, tmp_path):
+    from support import run_cli
+
+    env = {"MODRUN_ORCHESTRATOR": orchestrator.url, "COLUMNS": "200"}
+    local = tmp_path / "mod.wasm"
+    local.write_bytes(HELLO_AS.read_bytes())
+    put = run_cli("files", "put", str(local), "cli/mod.wasm", env=env)
+    assert put.returncode == 0 and hashlib.sha256(local.read_bytes()).hexdigest().encode() in put.stdout
+    listed = run_cli("files", "ls", "cli/", env=env)
+    assert listed.returncode == 0 and b"cli/mod.wasm" in listed.stdout
+    got = run_cli("files", "get", "cli/mod.wasm", "-o", str(tmp_path / "back.wasm"), env=env)
+    assert got.returncode == 0 and (tmp_path / "back.wasm").read_bytes() == local.read_bytes()
+    missing = run_cli("files", "get", "cli/none.wasm", "-o", str(tmp_path / "x"), env=env)
+    assert missing.returncode == 1 and b"no file" in missing.stderr and not (tmp_path / "x").exists()
