@@ -96,6 +96,16 @@ def test_capacity_queue_then_exit_dequeues(mosquitto, api):
     placed = module(api, second)
     assert placed["status"] == "A" and placed["parent"] == rt.uuid
     assert [e["status"] for e in placed["history"]] == ["Q", "A"]
+    # room made by a delete dequeues too
+    third = api.post("/api/modules/", json={"name": "job", "file": "x.wasm", "parent": rt.name}).json()
+    assert third["status"] == "Q"
+    assert api.delete(f"/api/modules/{second}/").json()["status"] == "E"
+    rt.exited(second, reason="deleted")
+    rt.wait_for(
+        lambda t, v: v.get("action") == "create" and v.get("data", {}).get("uuid") == third["uuid"],
+        what="create of the module queued behind a delete",
+    )
+    assert module(api, third["uuid"])["status"] == "A"
     user.close()
     rt.close()
 
