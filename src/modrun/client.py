@@ -18,13 +18,14 @@ import io
 import os
 import tarfile
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from modrun.config.units import parse_duration
+from modrun.db.times import utc, utc_now
 
 CHUNK = 8 * 1024 * 1024
 Progress = Callable[[int, int], None]
@@ -300,11 +301,11 @@ def _error(response: httpx.Response) -> ClientError:
 
 def _expiry(value: str | datetime) -> str:
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = utc(value)
     elif value and value[0].isdigit() and not value[:4].isdigit():
         days = value.endswith("d")
         seconds = float(value[:-1]) * 86400 if days else parse_duration(value)
-        moment = datetime.now(UTC) + timedelta(seconds=seconds)
+        moment = utc_now() + timedelta(seconds=seconds)
     else:
         return value
     return moment.isoformat().replace("+00:00", "Z")

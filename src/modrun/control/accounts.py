@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modrun.control.passwords import MIN_LENGTH, hash_password, verify_password
-from modrun.control.tokens import now
 from modrun.db.tables import teams, user_teams, users
+from modrun.db.times import utc_now
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
@@ -65,8 +65,8 @@ class Accounts:
                         email=user.email,
                         password_hash=hash_password(password),
                         admin=admin,
-                        created_at=now(),
-                        tokens_valid_after=now(),
+                        created_at=utc_now(),
+                        tokens_valid_after=utc_now(),
                     )
                 )
         except sa.exc.IntegrityError:
@@ -125,7 +125,7 @@ class Accounts:
         team_id = uuid.uuid4()
         try:
             with self.engine.begin() as conn:
-                conn.execute(teams.insert().values(id=team_id, name=name, created_at=now()))
+                conn.execute(teams.insert().values(id=team_id, name=name, created_at=utc_now()))
         except sa.exc.IntegrityError:
             raise AccountError("a team with that name exists", 409) from None
         return {"id": str(team_id), "name": name}

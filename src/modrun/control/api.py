@@ -29,7 +29,8 @@ from modrun.control.accounts import AccountError
 from modrun.control.auth import Principal, Unauthenticated
 from modrun.control.keys import SCOPES, key_hash, new_key
 from modrun.control.permissions import ACTIONS, allowed
-from modrun.control.tokens import InvalidToken, now
+from modrun.control.tokens import InvalidToken
+from modrun.db.times import utc_now
 
 if TYPE_CHECKING:
     from modrun.control.plane import ControlPlane
@@ -291,8 +292,8 @@ async def create_key(call: Call) -> Any:
     if not all_artifacts and not artifact_ids:
         raise AccountError("give artifact_ids or all_artifacts: true")
     expires = _rfc3339(body.get("exp"))
-    limit = now() + timedelta(seconds=call.plane.max_key_lifetime)
-    if expires <= now():
+    limit = utc_now() + timedelta(seconds=call.plane.max_key_lifetime)
+    if expires <= utc_now():
         raise AccountError("exp: already past")
     if expires > limit:
         raise AccountError(
@@ -309,7 +310,7 @@ async def create_key(call: Call) -> Any:
         "scopes": sorted(set(scopes)),
         "all_artifacts": all_artifacts,
         "artifact_ids": sorted(set(artifact_ids)),
-        "created_at": now(),
+        "created_at": utc_now(),
         "expires_at": expires,
         "last_used_at": None,
     }

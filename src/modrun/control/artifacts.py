@@ -28,8 +28,8 @@ from sqlalchemy.engine import Engine
 
 from modrun.control.accounts import USERNAME, AccountError
 from modrun.control.permissions import ACCESS, ArtifactAccess
-from modrun.control.tokens import now
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
+from modrun.db.times import utc_now
 from modrun.storage.blobs import BlobStore
 
 TYPES = ("plugin", "bundle")
@@ -275,7 +275,7 @@ class Artifacts:
                             team_id=None,
                             access="private",
                             default_permission="read",
-                            created_at=now(),
+                            created_at=utc_now(),
                         )
                     )
                 except sa.exc.IntegrityError:
@@ -300,7 +300,7 @@ class Artifacts:
                     sha256=digest,
                     size=upload.size,
                     pushed_by=upload.actor,
-                    pushed_at=now(),
+                    pushed_at=utc_now(),
                     tags=[],
                 )
             )

@@ -8,8 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modrun.control.tokens import now
 from modrun.db.tables import audit_log
+from modrun.db.times import utc_now
 
 
 class AuditLog:
@@ -21,7 +21,13 @@ class AuditLog:
         with self.engine.begin() as conn:
             conn.execute(
                 audit_log.insert().values(
-                    at=now(), actor=actor, action=action, target=target, outcome=outcome, status=status, ip=ip
+                    at=utc_now(),
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    outcome=outcome,
+                    status=status,
+                    ip=ip,
                 )
             )
 

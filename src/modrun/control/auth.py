@@ -13,8 +13,9 @@ from starlette.requests import Request
 
 from modrun.control.accounts import Accounts, User
 from modrun.control.keys import KeyGrant, key_hash, looks_like_key, well_formed
-from modrun.control.tokens import Claims, InvalidToken, TokenService, _aware, now
+from modrun.control.tokens import Claims, InvalidToken, TokenService
 from modrun.db.tables import api_keys
+from modrun.db.times import utc, utc_now
 
 LAST_USED_EVERY = timedelta(seconds=60)
 ANONYMOUS_ADMIN = User(uuid.UUID(int=0), "anonymous", "", admin=True)
@@ -79,14 +80,14 @@ class Authenticator:
     def _key(self, secret: str) -> Principal:
         if not well_formed(secret):
             raise Unauthenticated("invalid API key")
-        moment = now()
+        moment = utc_now()
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash(secret))).first()
             if row is None:
                 raise Unauthenticated("invalid API key")
-            if _aware(row.expires_at) <= moment:
+            if utc(row.expires_at) <= moment:
                 raise Unauthenticated("API key expired")
-            if row.last_used_at is None or moment - _aware(row.last_used_at) > LAST_USED_EVERY:
+            if row.last_used_at is None or moment - utc(row.last_used_at) > LAST_USED_EVERY:
                 conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(last_used_at=moment))
         user = self.accounts.get(row.user_id)
         if user is None:
@@ -97,6 +98,6 @@ class Authenticator:
             frozenset(row.scopes),
             row.all_artifacts,
             frozenset(row.artifact_ids),
-            _aware(row.expires_at),
+            utc(row.expires_at),
         )
         return Principal(user, key=grant)

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modrun.control.accounts import AccountError
-from modrun.control.tokens import now
 from modrun.db.tables import deploy_history, deployments
+from modrun.db.times import utc_now
 from modrun.orchestrator import protocol as P
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Deployer:
             raise AccountError("only plugin artifacts can be deployed for now (bundles: not yet)", 422)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(deployments).where(deployments.c.artifact_id == artifact_id)).first()
-            values = {"version": version, "replicas": replicas, "deployed_by": actor, "updated_at": now()}
+            values = {"version": version, "replicas": replicas, "deployed_by": actor, "updated_at": utc_now()}
             if row is None:
                 conn.execute(
                     deployments.insert().values(artifact_id=artifact_id, last_good_version=None, **values)
@@ -106,7 +106,7 @@ class Deployer:
             conn.execute(
                 deployments.update()
                 .where(deployments.c.artifact_id == artifact_id)
-                .values(version=target, deployed_by=actor, updated_at=now())
+                .values(version=target, deployed_by=actor, updated_at=utc_now())
             )
             self._record(
                 conn, artifact_id, actor, "rollback", target, None, f"from version {current.version}"
@@ -394,7 +394,7 @@ class Deployer:
         conn.execute(
             deploy_history.insert().values(
                 artifact_id=artifact_id,
-                at=now(),
+                at=utc_now(),
                 actor=actor,
                 event=event,
                 version=version,

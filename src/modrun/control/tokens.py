@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
 from modrun.db.tables import refresh_tokens, revoked_tokens, users
+from modrun.db.times import utc, utc_now
 
 ALGORITHM = "EdDSA"
 AUDIENCE = "modrun"
@@ -37,14 +38,6 @@ LEEWAY = 30  # seconds of clock skew accepted
 
 class InvalidToken(Exception):
     pass
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _b64url(data: bytes) -> str:
@@ -109,7 +102,7 @@ class TokenService:
     # -- issuing ------------------------------------------------------------------------
 
     def issue(self, user_id: uuid.UUID) -> dict:
-        moment = now()
+        moment = utc_now()
         access = jwt.encode(
             {
                 "iss": self.issuer,
@@ -146,7 +139,7 @@ class TokenService:
         digest = _digest(token)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(refresh_tokens).where(refresh_tokens.c.id == digest)).first()
-            if row is None or _aware(row.expires_at) < now():
+            if row is None or utc(row.expires_at) < utc_now():
                 raise InvalidToken("unknown or expired refresh token")
             fresh = conn.execute(
                 refresh_tokens.update()
@@ -185,19 +178,19 @@ class TokenService:
             ).scalar()
         if valid_after is None:
             raise InvalidToken("no such user")
-        if issued < _aware(valid_after):
+        if issued < utc(valid_after):
             raise InvalidToken("token revoked")
         return Claims(user_id, claims["jti"], issued, datetime.fromtimestamp(claims["exp"], UTC))
 
     def revoke(self, claims: Claims) -> None:
         with self.engine.begin() as conn:
-            conn.execute(revoked_tokens.delete().where(revoked_tokens.c.expires_at < now()))
+            conn.execute(revoked_tokens.delete().where(revoked_tokens.c.expires_at < utc_now()))
             conn.execute(revoked_tokens.insert().values(jti=claims.jti, expires_at=claims.expires_at))
 
     def revoke_user(self, user_id: uuid.UUID) -> None:
         """Every access and refresh token the user holds stops working."""
         with self.engine.begin() as conn:
-            conn.execute(users.update().where(users.c.id == user_id).values(tokens_valid_after=now()))
+            conn.execute(users.update().where(users.c.id == user_id).values(tokens_valid_after=utc_now()))
             conn.execute(refresh_tokens.update().where(refresh_tokens.c.user_id == user_id).values(used=True))
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modrun.db.tables import inferences
+from modrun.db.times import utc
 from modrun.errors import ConfigError
 
 MAX_LIMIT = 1000
@@ -32,7 +33,7 @@ def parse_time(text: str | None) -> dt.datetime | None:
         raise ConfigError(
             f"invalid time {text!r}: use ISO 8601 (2026-11-22T10:00:00Z) or Unix seconds"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return utc(value)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class InferenceFilter:
 
 
 def _cursor(row: Any) -> str:
-    raw = json.dumps([_utc(row.started_at).isoformat(), str(row.id)])
+    raw = json.dumps([utc(row.started_at).isoformat(), str(row.id)])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -58,10 +59,6 @@ def _uncursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise ConfigError("invalid cursor: pass back the nextCursor of a previous page") from None
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # SQLite drops the zone
-
-
 def as_dict(row: Any) -> dict[str, Any]:
     return {
         "id": str(row.id),
@@ -69,7 +66,7 @@ def as_dict(row: Any) -> dict[str, Any]:
         "model": row.model_name,
         "input": row.input,
         "output": row.output,
-        "startedAt": _utc(row.started_at).isoformat(timespec="milliseconds"),
+        "startedAt": utc(row.started_at).isoformat(timespec="milliseconds"),
         "durationMs": row.duration_ms,
         "pluginId": str(row.plugin_id) if row.plugin_id else None,
         "plugin": row.plugin,

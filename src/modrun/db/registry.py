@@ -9,7 +9,6 @@ win over registry models of the same name.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -18,14 +17,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from modrun.db.tables import model_access, model_servers, model_weights
+from modrun.db.times import utc_now
 from modrun.errors import ConfigError
 from modrun.manifest.model import NAME_PATTERN, ModelSpec
 
 CONN_KEYS = ("host", "port", "user", "password", "privateKey", "knownHosts", "connection")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def validate(name: str, spec: dict[str, Any]) -> ModelSpec:
@@ -61,7 +57,7 @@ def load(engine: Engine) -> dict[str, dict[str, Any]]:
 def create(engine: Engine, name: str, spec: dict[str, Any]) -> None:
     validate(name, spec)
     provider, conn_params, params = _split(spec)
-    now = _now()
+    now = utc_now()
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -90,7 +86,7 @@ def modify(engine: Engine, name: str, changes: dict[str, Any]) -> None:
         conn.execute(
             model_servers.update()
             .where(model_servers.c.name == name)
-            .values(conn_type=provider, conn_params=conn_params, model_params=params, last_updated=_now())
+            .values(conn_type=provider, conn_params=conn_params, model_params=params, last_updated=utc_now())
         )
 
 
@@ -114,7 +110,7 @@ def add_weights(engine: Engine, model: str, params: dict[str, Any], weights: byt
                 version=version,
                 params=params,
                 weights=weights,
-                created_at=_now(),
+                created_at=utc_now(),
             )
         )
     return version

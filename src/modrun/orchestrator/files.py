@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modrun.db.tables import fleet_files
-from modrun.orchestrator.state import iso, now
+from modrun.db.times import utc_now
+from modrun.orchestrator.state import iso
 from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore
 
@@ -77,7 +78,7 @@ class FileStore:
     def commit(self, path: str, received: Receiver) -> FileInfo:
         """Store a fully received upload under ``path`` and index it."""
         path = clean_path(path)
-        info = FileInfo(path, received.sha256, received.size, now(), _kind(received.path))
+        info = FileInfo(path, received.sha256, received.size, utc_now(), _kind(received.path))
         self.blobs.put(path, received.path)
         with self.engine.begin() as conn:
             from modrun.orchestrator.store import upsert

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from modrun.db.times import utc_now
 from modrun.orchestrator import protocol as P
-from modrun.orchestrator.state import HISTORY_IN_MEMORY, Event, Manager, Module, Runtime, now
+from modrun.orchestrator.state import HISTORY_IN_MEMORY, Event, Manager, Module, Runtime
 from modrun.orchestrator.store import Changes
 
 OCCUPYING = (P.ALIVE, P.EXITING)
@@ -61,7 +62,7 @@ class Fleet:
         self._account(module, -1)
         module.status = status
         module.parent = parent
-        module.updated_at = now()
+        module.updated_at = utc_now()
         self._account(module, +1)
         self.record(module, reason)
         self.version += 1

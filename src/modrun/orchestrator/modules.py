@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from modrun.db.times import utc_now
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.scheduler import Policy
-from modrun.orchestrator.state import DEFAULT_APIS, RESTART_POLICIES, Module, Runtime, now
+from modrun.orchestrator.state import DEFAULT_APIS, RESTART_POLICIES, Module, Runtime
 
 log = logging.getLogger("modrun.orchestrator")
 
@@ -255,7 +256,7 @@ class ModuleControl:
                 BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(module.restarts, 10)
             )
         module.restarts += 1
-        module.updated_at = now()
+        module.updated_at = utc_now()
         parent = module.parent if module.pinned else None
         self.fleet.transition(module, P.QUEUED, parent, f"{summary}; restart ({module.restart})")
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import time
 
+from modrun.db.times import utc_now
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.modules import ModuleControl
-from modrun.orchestrator.state import Manager, Runtime, now
+from modrun.orchestrator.state import Manager, Runtime
 
 log = logging.getLogger("modrun.orchestrator")
 
@@ -112,7 +113,7 @@ class RuntimeControl:
     def _alive(self, runtime: Runtime) -> None:
         runtime.status = P.ALIVE
         runtime.last_seen = time.monotonic()
-        runtime.ka_ts = runtime.updated_at = now()
+        runtime.ka_ts = runtime.updated_at = utc_now()
         self._persisted[runtime.uuid] = runtime.last_seen
         self.fleet.touch_runtime(runtime)
 
@@ -138,7 +139,7 @@ class RuntimeControl:
 
     def die(self, runtime: Runtime, reason: str) -> None:
         runtime.status = P.DEAD
-        runtime.updated_at = now()
+        runtime.updated_at = utc_now()
         runtime.functions = []
         runtime.graphql = frozenset()
         self.fleet.touch_runtime(runtime)
@@ -178,7 +179,7 @@ class RuntimeControl:
             self.modules.place_queued()
         moment = time.monotonic()
         runtime.last_seen = moment
-        runtime.ka_ts = now()
+        runtime.ka_ts = utc_now()
         if isinstance(data.get("load"), dict):
             runtime.load = data["load"]
         children = data.get("children")
@@ -218,7 +219,7 @@ class RuntimeControl:
             if (
                 module.uuid not in reported
                 and module.kind == "plugin"
-                and (now() - module.updated_at).total_seconds() > grace
+                and (utc_now() - module.updated_at).total_seconds() > grace
                 and self._due((runtime.uuid, module.uuid), moment)
             ):
                 self.fleet.record(module, f"runtime {runtime.name} does not run it: create sent again")

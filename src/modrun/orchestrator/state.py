@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from modrun.db.times import utc_now
 from modrun.orchestrator.protocol import ALIVE, STATES
 
 DEFAULT_APIS = ["wasm", "wasi"]
 RESTART_POLICIES = ("always", "on-failure", "never")
 HISTORY_IN_MEMORY = 100
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -54,8 +51,8 @@ class Runtime:
     platform: Any = None
     metadata: Any = None
     ka_interval_sec: float = 60
-    ka_ts: datetime = field(default_factory=now)
-    updated_at: datetime = field(default_factory=now)
+    ka_ts: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
     status: str = ALIVE
     parent: str | None = None  # manager uuid
     # reported in keepalives, not persisted
@@ -120,8 +117,8 @@ class Module:
     channels: list = field(default_factory=list)
     restart: str = "never"
     status: str = ALIVE
-    created_at: datetime = field(default_factory=now)
-    updated_at: datetime = field(default_factory=now)
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
     exit_code: int | None = None
     last_error: str | None = None
     restarts: int = 0

@@ -8,6 +8,7 @@ always already durable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from modrun.db.tables import (
     fleet_runtimes,
     fleet_settings,
 )
+from modrun.db.times import utc
 from modrun.orchestrator.state import HISTORY_IN_MEMORY, Event, Manager, Module, Runtime
 
 _RUNTIME_COLUMNS = [c.name for c in fleet_runtimes.columns]
@@ -99,19 +101,19 @@ class FleetStore:
                 for row in conn.execute(fleet_managers.select())
             }
             runtimes = {
-                row.uuid: Runtime(**{c: _aware(getattr(row, c)) for c in _RUNTIME_COLUMNS})
+                row.uuid: Runtime(**{c: _load(getattr(row, c)) for c in _RUNTIME_COLUMNS})
                 for row in conn.execute(fleet_runtimes.select())
             }
             modules: dict[str, Module] = {}
             for row in conn.execute(fleet_modules.select().order_by(fleet_modules.c.index)):
-                modules[row.uuid] = Module(**{c: _aware(getattr(row, c)) for c in _MODULE_COLUMNS})
+                modules[row.uuid] = Module(**{c: _load(getattr(row, c)) for c in _MODULE_COLUMNS})
             events = conn.execute(
                 sa.select(fleet_module_events).order_by(fleet_module_events.c.id.desc()).limit(50_000)
             )
             for row in reversed(list(events)):
                 module = modules.get(row.module)
                 if module is not None:
-                    module.history.append(Event(_aware(row.at), row.status, row.runtime, row.reason))
+                    module.history.append(Event(utc(row.at), row.status, row.runtime, row.reason))
             for module in modules.values():
                 del module.history[:-HISTORY_IN_MEMORY]
             settings = {row.key: row.value for row in conn.execute(fleet_settings.select())}
@@ -125,17 +127,12 @@ class FleetStore:
                 .where(fleet_module_events.c.module == module)
                 .order_by(fleet_module_events.c.id)
             )
-            return [Event(_aware(r.at), r.status, r.runtime, r.reason) for r in rows]
+            return [Event(utc(r.at), r.status, r.runtime, r.reason) for r in rows]
 
 
 def vars_of(obj: Any, columns: list[str] | tuple[str, ...]) -> dict:
     return {c: getattr(obj, c) for c in columns}
 
 
-def _aware(value: Any) -> Any:
-    """SQLite returns naive datetimes; everything here is UTC."""
-    from datetime import UTC, datetime
-
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _load(value: Any) -> Any:
+    return utc(value) if isinstance(value, datetime) else value

@@ -8,7 +8,6 @@ and size-checked, so a blob is either there whole or not at all.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -101,17 +100,3 @@ class S3Blobs:
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
-
-
-def copy_to(blobs: BlobStore, name: str, target: Path) -> None:
-    """Write a blob to a local file (atomically)."""
-    tmp = target.with_name(target.name + ".part")
-    with open(tmp, "wb") as out:
-        local = blobs.local_path(name)
-        if local is not None:
-            with open(local, "rb") as src:
-                shutil.copyfileobj(src, out, CHUNK)
-        else:
-            for chunk in blobs.read(name):
-                out.write(chunk)
-    os.replace(tmp, target)
