@@ -391,7 +391,7 @@ async def upload_chunk(call: Call) -> Any:
             call.plane.artifacts.abort(token)
             raise Denied(f"a chunk may hold at most {MAX_CHUNK} bytes; the upload is cancelled", 413)
     upload = await run_in_threadpool(call.plane.artifacts.add_chunk, token, index, bytes(data))
-    return {"chunk": index, "size": upload.size}
+    return {"chunk": index, "size": upload.receiver.size}
 
 
 async def commit_upload(call: Call) -> Any:

@@ -13,7 +13,6 @@ any) a valid manifest. A refused upload leaves no file and no row.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import tarfile
 import tempfile
@@ -31,6 +30,7 @@ from modrun.control.permissions import ACCESS, ArtifactAccess
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
 from modrun.db.times import utc_now
 from modrun.storage.blobs import BlobStore
+from modrun.storage.receive import Receiver, TooLarge
 
 TYPES = ("plugin", "bundle")
 UPLOAD_TTL = 3600.0
@@ -52,9 +52,8 @@ class Upload:
     name: str
     type: str
     artifact_id: uuid.UUID | None  # pushing a new version of an existing artifact
-    path: Path
+    receiver: Receiver
     next_chunk: int = 0
-    size: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -209,9 +208,8 @@ class Artifacts:
             raise UploadError("type: plugin or bundle")
         self._expire()
         token = "mru_" + secrets.token_urlsafe(32)
-        fd, path = tempfile.mkstemp(dir=self.scratch, suffix=".upload")
-        os.close(fd)
-        self._uploads[_digest(token)] = Upload(user_id, actor, name, type_, existing, Path(path))
+        receiver = Receiver(self.scratch, self.max_size)
+        self._uploads[_digest(token)] = Upload(user_id, actor, name, type_, existing, receiver)
         return token
 
     def upload(self, token: str) -> Upload:
@@ -224,7 +222,7 @@ class Artifacts:
     def abort(self, token: str) -> None:
         upload = self._uploads.pop(_digest(token), None)
         if upload is not None:
-            upload.path.unlink(missing_ok=True)
+            upload.receiver.abort()
 
     def add_chunk(self, token: str, index: int, data: bytes) -> Upload:
         upload = self.upload(token)
@@ -234,14 +232,13 @@ class Artifacts:
                 f"chunk {index} out of order (expected {upload.next_chunk}): upload cancelled, start again",
                 409,
             )
-        if upload.size + len(data) > self.max_size:
+        try:
+            upload.receiver.write(data)
+        except TooLarge:
             self.abort(token)
             raise UploadError(
                 f"artifact larger than the {self.max_size}-byte limit; the upload is cancelled", 413
-            )
-        with open(upload.path, "ab") as f:
-            f.write(data)
-        upload.size += len(data)
+            ) from None
         upload.next_chunk += 1
         return upload
 
@@ -252,10 +249,10 @@ class Artifacts:
                 raise UploadError("sha256: the upload's SHA-256, 64 hex digits")
             if upload.next_chunk == 0:
                 raise UploadError("no chunk was uploaded")
-            digest = _file_digest(upload.path)
+            digest = upload.receiver.finish().sha256
             if digest != sha256.lower():
                 raise UploadError(f"SHA-256 mismatch: the chunks received hash to {digest}", 422)
-            check(upload.type, upload.path)
+            check(upload.type, upload.receiver.path)
             return self._store(upload, digest)
         finally:
             self.abort(token)
@@ -290,15 +287,15 @@ class Artifacts:
                 ).scalar()
                 or 0
             ) + 1
-            kept = upload.path.with_suffix(".keep")
-            upload.path.rename(kept)
+            kept = upload.receiver.path.with_suffix(".keep")
+            upload.receiver.path.rename(kept)
             self.blobs.put(self.blob_name(artifact_id, version), kept)
             conn.execute(
                 artifact_versions.insert().values(
                     artifact_id=artifact_id,
                     version=version,
                     sha256=digest,
-                    size=upload.size,
+                    size=upload.receiver.size,
                     pushed_by=upload.actor,
                     pushed_at=utc_now(),
                     tags=[],
@@ -311,7 +308,7 @@ class Artifacts:
         for key, upload in list(self._uploads.items()):
             if upload.started < cutoff:
                 self._uploads.pop(key, None)
-                upload.path.unlink(missing_ok=True)
+                upload.receiver.abort()
 
 
 # -- content checks ----------------------------------------------------------------------
@@ -425,14 +422,6 @@ def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
             except ConfigError as exc:
                 message = str(exc).replace(str(target), name)  # the temporary path means nothing to the user
                 raise UploadError(f"bundle manifest {name}: {message}", 422) from None
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _digest(token: str) -> str:

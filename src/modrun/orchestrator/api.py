@@ -22,11 +22,12 @@ from starlette.routing import Route
 from modrun import __version__
 from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
 from modrun.orchestrator import protocol as P
-from modrun.orchestrator.files import BadPath, TooLarge, clean_path
+from modrun.orchestrator.files import BadPath, clean_path
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.gateway import BadGraphQL, NodeDied, NoReplica, forwarded_headers
 from modrun.orchestrator.state import Module, Runtime
 from modrun.orchestrator.upstream import Lost
+from modrun.storage.receive import TooLarge
 
 if TYPE_CHECKING:
     from modrun.orchestrator.service import Orchestrator

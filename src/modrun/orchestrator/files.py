@@ -7,8 +7,6 @@ file carries its digest and nodes can verify and cache what they fetch.
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +19,12 @@ from modrun.db.times import utc_now
 from modrun.orchestrator.state import iso
 from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore
+from modrun.storage.receive import Receiver
 
 MAX_PATH = 512
 
 
 class BadPath(ValueError):
-    pass
-
-
-class TooLarge(ValueError):
     pass
 
 
@@ -112,32 +107,3 @@ def _kind(path: Path) -> str:
         return module_kind(path.read_bytes())
     except ValueError:  # not WebAssembly: runtimes of other kinds may still use it
         return "unknown"
-
-
-class Receiver:
-    """Takes an upload chunk by chunk into a scratch file, hashing as it goes."""
-
-    def __init__(self, scratch: Path, max_size: int) -> None:
-        fd, name = tempfile.mkstemp(dir=scratch, suffix=".upload")
-        self.path = Path(name)
-        self._file = open(fd, "wb")  # noqa: SIM115 - closed by finish/abort
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self.max_size = max_size
-        self.sha256 = ""
-
-    def write(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.max_size:
-            raise TooLarge(f"file is larger than the {self.max_size}-byte limit")
-        self._hash.update(chunk)
-        self._file.write(chunk)
-
-    def finish(self) -> Receiver:
-        self._file.close()
-        self.sha256 = self._hash.hexdigest()
-        return self
-
-    def abort(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
