@@ -302,6 +302,7 @@ def test_rest_shapes_and_lookups(mosquitto, api):
     filtered = api.get("/api/modules/", params={"runtime": rt.name}).json()["results"]
     assert [m["uuid"] for m in filtered] == [created["uuid"]]
     assert api.get("/api/modules/", params={"status": "bogus"}).status_code == 400
+    assert api.get("/api/queued/", params={"status": "bogus"}).status_code == 400
 
     gone = api.delete(f"/api/modules/{created['uuid']}/").json()
     assert gone["status"] == "E"

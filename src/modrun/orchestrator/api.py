@@ -131,16 +131,20 @@ def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dic
     return collect
 
 
-async def list_modules(request: Request) -> JSONResponse:
+def _modules(request: Request, default: str) -> JSONResponse:
     try:
-        collect = _module_filter(request, P.ALIVE)
+        collect = _module_filter(request, default)
     except P.ProtocolError as exc:
         return _error(exc)
     return _listing(_orch(request).control.snapshot(collect))
 
 
+async def list_modules(request: Request) -> JSONResponse:
+    return _modules(request, P.ALIVE)
+
+
 async def list_queued(request: Request) -> JSONResponse:
-    return _listing(_orch(request).control.snapshot(_module_filter(request, P.QUEUED)))
+    return _modules(request, P.QUEUED)
 
 
 async def get_module(request: Request) -> JSONResponse:

@@ -123,7 +123,8 @@ class Gateway:
         """A node whose schema has every root field the query asks for."""
         self._refresh()
         fitting = [replica for replica, have in self._graphql if fields <= have]
-        return self._rotate("graphql:" + ",".join(sorted(fields)), fitting, exclude)
+        # one rotation per set of fitting nodes: bounded by the fleet, not by the queries clients send
+        return self._rotate("graphql:" + ",".join(r.runtime for r in fitting), fitting, exclude)
 
     def _rotate(self, key: str, replicas: Sequence[Replica], exclude: set[str]) -> Replica | None:
         """Round-robin over ``replicas``, skipping excluded and (if possible) suspect nodes."""
