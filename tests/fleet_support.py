@@ -57,7 +57,8 @@ class PrivateMosquitto:
 
 
 class OrchestratorProcess:
-    """A real ``modrun orchestrator`` on free ports."""
+    """A real ``modrun orchestrator`` on free ports; an open fleet (``--auth
+    none``) unless ``auth`` says otherwise."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class OrchestratorProcess:
         broker_port: int | None = None,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        auth: str = "none",
     ):
         self.env = {**os.environ, **(env or {})}
         self.storage = storage
@@ -80,6 +82,8 @@ class OrchestratorProcess:
             str(storage),
             "--brokerPort",
             str(self.broker_port),
+            "--auth",
+            auth,
             *extra,
         ]
         self.log_path = storage / f"orchestrator-{self.port}.log"

@@ -100,6 +100,8 @@ class Node:
                 apis=s.apis or list(APIS),
                 max_modules=s.max_modules,
                 url=s.advertise_url,
+                token=s.join_token,
+                labels=dict(s.labels or {}),
             ),
         )
 
@@ -228,7 +230,12 @@ class Node:
     def asgi(self) -> Any:
         from modrun.api.app import NodeApp
 
-        return NodeApp(self, lifespan=self.lifespan)
+        app = NodeApp(self, lifespan=self.lifespan)
+        if self.agent is None:
+            return app
+        from modrun.agent.guard import GuardedApp
+
+        return GuardedApp(app, self)
 
     def serve(self) -> None:
         from modrun.api.server import run_http

@@ -16,11 +16,12 @@ class FetchError(Exception):
 
 
 class FileCache:
-    def __init__(self, orchestrator: str, root: Path) -> None:
+    def __init__(self, orchestrator: str, root: Path, token: str | None = None) -> None:
         self.orchestrator = orchestrator.rstrip("/")
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        self.http = httpx.Client(timeout=httpx.Timeout(60, connect=5))
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(timeout=httpx.Timeout(60, connect=5), headers=headers)
 
     def get(self, path: str, sha256: str | None) -> tuple[Path, str]:
         """The file's local copy and digest; downloads unless ``sha256`` is cached."""

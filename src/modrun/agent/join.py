@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid as uuidlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ import httpx
 
 from modrun import __version__
 from modrun.agent.files import FetchError, FileCache
+from modrun.agent.guard import node_guard
 from modrun.agent.modules import (
     Hosted,
     command_spec,
@@ -35,6 +37,9 @@ from modrun.agent.modules import (
     start_plugin,
     stop_plugin,
 )
+from modrun.control.deployments import artifact_of_group
+from modrun.control.guard import NO_ARTIFACT, CallGuard
+from modrun.errors import FunctionNotFound
 from modrun.mqtt.client import MqttLink
 from modrun.mqtt.url import BrokerAddress
 from modrun.orchestrator import protocol as P
@@ -56,6 +61,8 @@ class JoinSettings:
     apis: list[str] = field(default_factory=lambda: list(APIS))
     max_modules: int = 0
     url: str | None = None  # how the orchestrator's gateway reaches this node
+    token: str | None = None  # the join token of a secured fleet
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class FleetAgent:
@@ -68,7 +75,8 @@ class FleetAgent:
         self.url = (settings.url or f"http://{_reachable(node.settings.host)}:{node.settings.port}").rstrip(
             "/"
         )
-        self.files = FileCache(settings.orchestrator, storage / "fleet" / "files")
+        self.files = FileCache(settings.orchestrator, storage / "fleet" / "files", settings.token)
+        self.guard: CallGuard | None = None  # set once a secured fleet's config is known
         self.hosted: dict[str, Hosted] = {}
         self.realm = "realm"
         self.topics = P.Topics(self.realm)
@@ -82,6 +90,31 @@ class FleetAgent:
             threading.Thread(target=self._join_then_work, name="modrun-agent", daemon=True),
             threading.Thread(target=self._keepalive_loop, name="modrun-keepalive", daemon=True),
         ]
+
+    @property
+    def secured(self) -> bool:
+        """Joining with a join token: calls are checked (and refused until the fleet's
+        rules are known). Without one the fleet can only be an open one."""
+        return self.settings.token is not None
+
+    def artifacts(self, keys: Iterable[str]) -> set[str]:
+        """The artifacts providing the functions (names, ``plugin/name`` or GraphQL
+        ``operation.field``) a call runs; NO_ARTIFACT for the node's own plugins."""
+        catalog = self.node.manager.catalog
+        by_plugin = {h.plugin: artifact_of_group(h.group) for h in list(self.hosted.values()) if h.plugin}
+        found: set[str] = set()
+        for key in keys:
+            operation, dot, field_name = key.partition(".")
+            if dot and operation in ("query", "mutation"):
+                fn = (catalog.queries if operation == "query" else catalog.mutations).get(field_name)
+            else:
+                try:
+                    fn = catalog.resolve(key)[1]
+                except FunctionNotFound:
+                    fn = None
+            if fn is not None:
+                found.add(by_plugin.get(fn.plugin) or NO_ARTIFACT)
+        return found
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -110,8 +143,19 @@ class FleetAgent:
             return
         self.realm = str(config.get("realm", "realm"))
         self.topics = P.Topics(self.realm)
+        auth = config.get("auth")
+        if isinstance(auth, dict):
+            self.guard = node_guard(self.settings.orchestrator, self.settings.token, auth)
+            log.info("the fleet is secured: calls are checked against its control plane")
+        elif self.secured:
+            log.warning(
+                "joined with a join token, but the fleet is open (--auth none): calls are not checked"
+            )
+            self.settings.token = None
         self.ka_interval = float(config.get("ka_interval_sec") or 5.0)
         broker = BrokerAddress.parse(self.settings.mqtt or str(config["mqtt"]))
+        if self.settings.token and not broker.username:
+            broker = broker.with_credentials(self.uuid, self.settings.token)
         will = (self.topics.registration(self.uuid), json.dumps(self._deregistration()).encode())
         self.link = MqttLink(
             broker,
@@ -136,14 +180,28 @@ class FleetAgent:
         delay = 0.5
         while not self._stop.is_set():
             try:
-                response = httpx.get(self.settings.orchestrator.rstrip("/") + "/api/config", timeout=5)
+                response = httpx.get(
+                    self.settings.orchestrator.rstrip("/") + "/api/config",
+                    headers=self._bearer(),
+                    timeout=5,
+                )
                 if response.status_code == 200:
                     return response.json()
-                log.warning(
-                    "orchestrator %s answered %d to /api/config",
-                    self.settings.orchestrator,
-                    response.status_code,
-                )
+                if response.status_code in (401, 403):
+                    log.error(
+                        "orchestrator %s refused to let this node join (%d): %s",
+                        self.settings.orchestrator,
+                        response.status_code,
+                        "give a valid join token (--token or MODRUN_JOIN_TOKEN)"
+                        if not self.settings.token
+                        else "the join token is invalid, expired or deleted",
+                    )
+                else:
+                    log.warning(
+                        "orchestrator %s answered %d to /api/config",
+                        self.settings.orchestrator,
+                        response.status_code,
+                    )
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning(
                     "orchestrator %s not reachable (%s); retrying in %.1f s",
@@ -154,6 +212,9 @@ class FleetAgent:
             self._stop.wait(delay)
             delay = min(delay * 2, 10)
         return None
+
+    def _bearer(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -199,7 +260,7 @@ class FleetAgent:
             "max_nmodules": self.settings.max_modules,
             "apis": self.settings.apis,
             "platform": _platform(),
-            "metadata": {"url": self.url, "version": __version__},
+            "metadata": {"url": self.url, "version": __version__, "labels": self.settings.labels},
             "children": [{"uuid": h.uuid} for h in list(self.hosted.values())],
         }
         assert self.link is not None
@@ -240,7 +301,8 @@ class FleetAgent:
         try:
             path, _digest = self.files.get(str(data.get("file", "")), data.get("sha256"))
             wasm = path.read_bytes()
-            hosted = Hosted(module_id, name, kind_of(wasm, data))
+            group = data.get("group") if isinstance(data.get("group"), str) else None
+            hosted = Hosted(module_id, name, kind_of(wasm, data), group=group)
             if hosted.kind == "plugin":
                 functions = start_plugin(self.node, hosted, path)
                 self.hosted[module_id] = hosted

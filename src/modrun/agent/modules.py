@@ -36,6 +36,7 @@ class Hosted:
     kind: str
     started: float = field(default_factory=time.monotonic)
     plugin: str | None = None  # the catalog name of a plugin module
+    group: str | None = None  # the module's group (a deployment's: deploy:<artifact>:v<n>)
     run: CommandRun | None = None
     deleting: bool = False
     last_cpu: tuple[float, float] = (0.0, 0.0)  # (monotonic, busy seconds) at the last keepalive

@@ -87,8 +87,41 @@ def orchestrator(
         str, typer.Option("--gatewayTimeout", help="Longest a gateway call may take on a node.")
     ] = "60s",
     auth: Annotated[
-        str, typer.Option("--auth", help="basic (users, tokens, API keys) or none (trusted network only).")
+        str,
+        typer.Option(
+            "--auth", help="basic (users, tokens, API keys), oidc (also an OIDC provider's tokens) or none."
+        ),
     ] = "basic",
+    oidc_issuer: Annotated[
+        str | None, typer.Option("--oidcIssuer", help="OIDC provider issuer URL (discovery is read from it).")
+    ] = None,
+    oidc_audience: Annotated[
+        str | None, typer.Option("--oidcAudience", help="Audience (aud) the provider's tokens must carry.")
+    ] = None,
+    oidc_algorithms: Annotated[
+        str, typer.Option("--oidcAlgorithms", help="Accepted signing algorithms, comma-separated.")
+    ] = "RS256",
+    oidc_leeway: Annotated[str, typer.Option("--oidcLeeway", help="Clock skew accepted.")] = "30s",
+    oidc_groups_claim: Annotated[
+        str,
+        typer.Option("--oidcGroupsClaim", help='Claim listing groups, mapped to teams by name ("" = off).'),
+    ] = "groups",
+    encrypt_artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--encryptArtifacts",
+            help="Store new artifact versions AES-256-GCM encrypted; key in MODRUN_ARTIFACTS_KEY (64 hex).",
+        ),
+    ] = False,
+    quota_artifact_bytes: Annotated[
+        str | None, typer.Option("--quotaArtifactBytes", help="Default artifact storage per user and team.")
+    ] = None,
+    quota_deployments: Annotated[
+        int | None, typer.Option("--quotaDeployments", help="Default deployments per user and team.")
+    ] = None,
+    quota_replicas: Annotated[
+        int | None, typer.Option("--quotaReplicas", help="Default replicas per user and team.")
+    ] = None,
     no_signup: Annotated[bool, typer.Option("--noSignup", help="Only admins create users.")] = False,
     issuer: Annotated[
         str | None, typer.Option("--issuer", help="Token issuer (iss); default http://HOST:PORT.")
@@ -101,6 +134,7 @@ def orchestrator(
     log_level: Annotated[str, typer.Option("--logLevel", help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the orchestrator: SilverLine control over MQTT, REST metadata API, file store, gateway."""
+    from modrun.control.quotas import Limits
     from modrun.logs import setup_logging
     from modrun.mqtt.url import BrokerAddress
     from modrun.orchestrator.config import OrchestratorSettings, read_config
@@ -135,6 +169,13 @@ def orchestrator(
             issuer=issuer,
             max_key_lifetime=_seconds(max_key_lifetime, "--maxKeyLifetime") or 90 * 86400,
             max_artifact_size=parse_size(max_artifact_size),
+            oidc=_oidc(auth, oidc_issuer, oidc_audience, oidc_algorithms, oidc_leeway, oidc_groups_claim),
+            encrypt_artifacts=encrypt_artifacts,
+            default_quota=Limits(
+                parse_size(quota_artifact_bytes) if quota_artifact_bytes else None,
+                quota_deployments,
+                quota_replicas,
+            ),
         )
         settings.broker_host = settings.host
         log_file = settings.log_dir / "orchestrator.log" if settings.log_dir else None
@@ -147,9 +188,24 @@ def orchestrator(
 
 
 def _auth_mode(value: str) -> str:
-    if value not in ("basic", "none"):
-        raise typer.BadParameter("basic or none (OIDC is not available yet)", param_hint="--auth")
+    if value not in ("basic", "oidc", "none"):
+        raise typer.BadParameter("basic, oidc or none", param_hint="--auth")
     return value
+
+
+def _oidc(
+    auth: str, issuer: str | None, audience: str | None, algorithms: str, leeway: str, groups: str
+) -> Any:
+    from modrun.control.oidc import OidcSettings
+
+    if auth != "oidc":
+        if issuer:
+            raise typer.BadParameter("--oidcIssuer needs --auth oidc", param_hint="--oidcIssuer")
+        return None
+    if not issuer or not audience:
+        raise typer.BadParameter("--auth oidc needs --oidcIssuer and --oidcAudience", param_hint="--auth")
+    pinned = tuple(a.strip() for a in algorithms.split(",") if a.strip())
+    return OidcSettings(issuer, audience, pinned, _seconds(leeway, "--oidcLeeway") or 0.0, groups or None)
 
 
 # -- client commands ------------------------------------------------------------------------

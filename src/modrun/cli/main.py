@@ -24,6 +24,15 @@ app = typer.Typer(
 )
 
 
+def _labels(pairs: list[str]) -> dict[str, str]:
+    from modrun.orchestrator.labels import BadLabel, parse
+
+    try:
+        return parse(pairs)
+    except BadLabel as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label") from None
+
+
 def _duration(value: str) -> float:
     try:
         return parse_duration(value)
@@ -217,6 +226,18 @@ def serve(
     advertise: Annotated[
         str | None, typer.Option("--advertise", help="URL the fleet gateway uses to reach this node.")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="MODRUN_JOIN_TOKEN",
+            help="Join token of a secured fleet (an admin makes one: modrun node-token).",
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="A node label, KEY=VALUE (repeat); deployments can require labels."),
+    ] = None,
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
@@ -254,6 +275,8 @@ def serve(
         apis=[a.strip() for a in apis.split(",") if a.strip()] if apis else None,
         max_modules=max_modules,
         advertise_url=advertise,
+        join_token=token,
+        labels=_labels(label or []),
     )
     setup_logging(jsonlogs, log_level)
     try:

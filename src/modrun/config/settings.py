@@ -53,6 +53,8 @@ class ServeSettings:
     apis: list[str] | None = None
     max_modules: int = 0
     advertise_url: str | None = None
+    join_token: str | None = None  # a secured fleet's join token (mrj_...)
+    labels: dict[str, str] | None = None  # node labels deployments can require
 
     @property
     def limits(self) -> Limits:

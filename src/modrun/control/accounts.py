@@ -99,6 +99,65 @@ class Accounts:
             )
             return User(row.id, row.username, row.email, row.admin, {t: a for t, a in memberships})
 
+    def external(
+        self, issuer: str, subject: str, name: str, email: str, groups: tuple[str, ...] | None
+    ) -> User:
+        """The local user of an identity provider's subject, made on first sight.
+        With ``groups`` the user's team memberships are set to the teams of those
+        names (the provider is authoritative); team-admin flags are kept."""
+        external_id = f"{issuer} {subject}"
+        with self.engine.begin() as conn:
+            user_id = conn.execute(sa.select(users.c.id).where(users.c.external_id == external_id)).scalar()
+            if user_id is None:
+                user_id = uuid.uuid4()
+                conn.execute(
+                    users.insert().values(
+                        id=user_id,
+                        username=self._free_name(conn, name or subject),
+                        email=self._free_email(conn, email, user_id),
+                        password_hash=None,
+                        admin=False,
+                        created_at=utc_now(),
+                        tokens_valid_after=utc_now(),
+                        external_id=external_id,
+                    )
+                )
+            if groups is not None:
+                wanted = set(conn.execute(sa.select(teams.c.id).where(teams.c.name.in_(groups))).scalars())
+                held = {
+                    r.team_id: r.is_team_admin
+                    for r in conn.execute(sa.select(user_teams).where(user_teams.c.user_id == user_id))
+                }
+                for team_id in set(held) - wanted:
+                    conn.execute(
+                        user_teams.delete().where(
+                            user_teams.c.user_id == user_id, user_teams.c.team_id == team_id
+                        )
+                    )
+                for team_id in wanted - set(held):
+                    conn.execute(
+                        user_teams.insert().values(team_id=team_id, user_id=user_id, is_team_admin=False)
+                    )
+        found = self.get(user_id)
+        assert found is not None
+        return found
+
+    @staticmethod
+    def _free_name(conn: sa.Connection, wanted: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", wanted).strip("-._")[:56] or "user"
+        name, n = base, 1
+        while conn.execute(sa.select(users.c.id).where(users.c.username == name)).first():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    @staticmethod
+    def _free_email(conn: sa.Connection, wanted: str, user_id: uuid.UUID) -> str:
+        email = wanted.lower() if EMAIL.match(wanted or "") else ""
+        if not email or conn.execute(sa.select(users.c.id).where(users.c.email == email)).first():
+            email = f"{user_id}@oidc.invalid"
+        return email
+
     def list(self) -> list[User]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.username)).all()

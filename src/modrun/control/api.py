@@ -1,10 +1,12 @@
 """The control plane's routes (``/api/v2``), declared in one table.
 
-Every route names its access rule and its audit action; ``endpoints()`` is
-what the authorization-matrix tests walk, so a route cannot be added without
-a policy. Rules: ``public`` (anyone), ``user`` (a user token or an API key),
+Every route names its access rule and its audit action; ``endpoints()`` (and
+the orchestrator's fleet routes, declared the same way) is what the
+authorization-matrix tests walk, so a route cannot be added without a
+policy. Rules: ``public`` (anyone), ``user`` (a user token or an API key),
 ``session`` (a user token: account and key management are not for API keys),
-``admin`` (a global admin's token). A ``target`` rule (team admin, team
+``admin`` (a global admin's token), ``node`` (a node's join token, or an
+admin), ``upload`` (an upload token). A ``target`` rule (team admin, team
 member) is checked by the handler against the path's team: 403. Mutating and denied requests are audited after
 the outcome is known.
 """
@@ -27,17 +29,21 @@ from starlette.routing import Route
 
 from modrun.control.accounts import AccountError
 from modrun.control.auth import Principal, Unauthenticated
+from modrun.control.guard import Subject
 from modrun.control.keys import SCOPES, key_hash, new_key
-from modrun.control.permissions import ACTIONS, allowed
+from modrun.control.permissions import ACTIONS, ArtifactAccess, allowed
+from modrun.control.quotas import Limits, QuotaExceeded, team_subject, user_subject
 from modrun.control.tokens import InvalidToken
 from modrun.db.times import utc_now
+from modrun.orchestrator import labels as label_rules
 
 if TYPE_CHECKING:
     from modrun.control.plane import ControlPlane
 
 PREFIX = "/api/v2"
-RULES = ("public", "user", "session", "admin", "upload")
+RULES = ("public", "user", "session", "admin", "upload", "node")
 MAX_CHUNK = 64 * 1024 * 1024
+QUIET = frozenset({"auth.decide"})  # questions, not changes: audited only when denied
 
 
 class Denied(Exception):
@@ -86,6 +92,7 @@ class Endpoint:
     action: str
     target: str = ""  # a further rule on the path's team: "team-admin" or "team-member"
     artifact: str = ""  # the permission action on the path's artifact: read, invoke, write, own
+    prefix: str = PREFIX
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -126,6 +133,8 @@ _BASIC = {"www-authenticate": 'Basic realm="modrun"'}
 
 
 async def login(call: Call) -> Any:
+    if call.request.headers.get("authorization", "").lower().startswith("bearer "):
+        return await _exchange(call)
     login_name, password = _basic(call.request)
     plane = call.plane
     name, address = login_name.lower(), _ip(call.request)
@@ -138,6 +147,17 @@ async def login(call: Call) -> Any:
         plane.address_limiter.failed(address)
         raise Denied("wrong username, email or password", 401, _BASIC)
     return await run_in_threadpool(call.plane.tokens.issue, user.id)
+
+
+async def _exchange(call: Call) -> Any:
+    """An identity provider's token (``--auth oidc``) for modrun's own tokens,
+    which nodes verify without knowing the provider."""
+    if call.plane.oidc is None:
+        raise Denied("log in with HTTP Basic; bearer tokens are exchanged only with --auth oidc", 401, _BASIC)
+    principal = await run_in_threadpool(call.plane.auth.identify, call.request)
+    if principal is None or not principal.session or principal.claims is not None:
+        raise Denied("send the identity provider's token (Authorization: Bearer)", 401)
+    return await run_in_threadpool(call.plane.tokens.issue, principal.user.id)
 
 
 async def refresh(call: Call) -> Any:
@@ -367,8 +387,18 @@ async def begin_upload(call: Call) -> Any:
             raise Denied(f"pushing a version of {name!r} needs Write on it")
     elif who.key is not None and not (who.key.all_artifacts and "deploy" in who.key.scopes):
         raise Denied("creating an artifact with an API key needs the deploy scope on all artifacts")
+    subjects = _quota_subjects(existing) if existing else [user_subject(who.user.id)]
+    room = await run_in_threadpool(call.plane.quotas.room_for_bytes, subjects)
+    if room == 0:
+        raise QuotaExceeded("artifact storage quota used up: delete versions or ask an admin for more")
     token = await run_in_threadpool(
-        call.plane.artifacts.begin, who.user.id, who.actor, name, type_, existing.id if existing else None
+        call.plane.artifacts.begin,
+        who.user.id,
+        who.actor,
+        name,
+        type_,
+        existing.id if existing else None,
+        room,
     )
     return JSONResponse({"token": token}, status_code=201)
 
@@ -416,13 +446,13 @@ async def download(call: Call) -> Any:
     version, sha256 = await run_in_threadpool(
         call.plane.artifacts.resolve, artifact_id, call.request.query_params.get("version")
     )
-    blobs = call.plane.artifacts.blobs
-    name = call.plane.artifacts.blob_name(artifact_id, version)
+    store = call.plane.artifacts
     headers = {"x-checksum-sha256": sha256, "x-artifact-version": str(version), "etag": f'"{sha256}"'}
-    local = blobs.local_path(name)
+    local = await run_in_threadpool(store.local_file, artifact_id, version)
     if local is not None:
         return FileResponse(local, headers=headers, media_type="application/octet-stream")
-    return StreamingResponse(blobs.read(name), headers=headers, media_type="application/octet-stream")
+    chunks = await run_in_threadpool(store.read, artifact_id, version)
+    return StreamingResponse(chunks, headers=headers, media_type="application/octet-stream")
 
 
 async def delete_artifact(call: Call) -> Any:
@@ -524,8 +554,64 @@ async def deploy(call: Call) -> Any:
         replicas = -1
     elif not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= 1000:
         raise AccountError('replicas: 0 to 1000, or "daemon" (one on every runtime)')
-    result = await run_in_threadpool(_deployer(call).deploy, artifact_id, version, replicas, call.who.actor)
+    try:
+        labels = label_rules.checked(body.get("labels") or {})
+    except label_rules.BadLabel as exc:
+        raise AccountError(str(exc)) from None
+    deployer = _deployer(call)
+    access = await run_in_threadpool(call.plane.artifacts.access, artifact_id)
+    assert access is not None  # checked by the route's artifact rule
+    runtimes = await run_in_threadpool(deployer.runtime_count, labels)
+    await run_in_threadpool(
+        call.plane.quotas.check_deploy, _quota_subjects(access), artifact_id, replicas, runtimes
+    )
+    result = await run_in_threadpool(deployer.deploy, artifact_id, version, replicas, call.who.actor, labels)
     return JSONResponse(result, status_code=202)
+
+
+def _quota_subjects(access: ArtifactAccess) -> list[str]:
+    subjects = [user_subject(access.owner_id)] if access.owner_id else []
+    return subjects + ([team_subject(access.team_id)] if access.team_id else [])
+
+
+# -- quotas ------------------------------------------------------------------------
+
+
+async def my_quota(call: Call) -> Any:
+    who = call.who.user
+    plane = call.plane
+    runtimes = await run_in_threadpool(_deployer(call).runtime_count, {}) if plane.deployer else 0
+    reports = [await run_in_threadpool(plane.quotas.report, user_subject(who.id), runtimes)]
+    for team_id in sorted(who.teams, key=str):
+        reports.append(await run_in_threadpool(plane.quotas.report, team_subject(team_id), runtimes))
+    return {"quotas": reports}
+
+
+def _quota_target(call: Call) -> str:
+    kind = "user" if call.request.url.path.split("/")[-2] == "user" else "team"
+    target = call.uuid_param("id")
+    exists = (
+        call.plane.accounts.get(target) is not None
+        if kind == "user"
+        else call.plane.accounts.team_exists(target)
+    )
+    if not exists:
+        raise AccountError(f"no such {kind}", 404)
+    return user_subject(target) if kind == "user" else team_subject(target)
+
+
+async def get_quota(call: Call) -> Any:
+    subject = await run_in_threadpool(_quota_target, call)
+    runtimes = await run_in_threadpool(_deployer(call).runtime_count, {}) if call.plane.deployer else 0
+    return await run_in_threadpool(call.plane.quotas.report, subject, runtimes)
+
+
+async def set_quota(call: Call) -> Any:
+    subject = await run_in_threadpool(_quota_target, call)
+    body = await call.json()
+    limits = None if body.get("default") is True else Limits.from_body(body)
+    await run_in_threadpool(call.plane.quotas.set, subject, limits)
+    return await get_quota(call)
 
 
 async def deploy_status(call: Call) -> Any:
@@ -562,6 +648,47 @@ async def list_deployments(call: Call) -> Any:
     return {"deployments": found}
 
 
+# -- nodes -------------------------------------------------------------------------
+
+
+async def create_join_token(call: Call) -> Any:
+    body = await call.json()
+    name = body.get("name", "node")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise AccountError("name: 1 to 200 characters")
+    expires = _rfc3339(body["exp"]) if body.get("exp") is not None else None
+    if expires is not None and expires <= utc_now():
+        raise AccountError("exp: already past")
+    token_id, token = await run_in_threadpool(
+        call.plane.join_tokens.create, name.strip(), call.who.actor, expires
+    )
+    return JSONResponse({"id": str(token_id), "token": token}, status_code=201)
+
+
+async def list_join_tokens(call: Call) -> Any:
+    return {"tokens": await run_in_threadpool(call.plane.join_tokens.list)}
+
+
+async def delete_join_token(call: Call) -> Any:
+    if not await run_in_threadpool(call.plane.join_tokens.delete, call.uuid_param("id")):
+        raise AccountError("no such join token", 404)
+    return Response(status_code=204)
+
+
+async def decide(call: Call) -> Any:
+    """A node asks whether a caller may invoke an artifact's functions."""
+    body = await call.json()
+    artifact = body.get("artifact")
+    if not isinstance(artifact, str) or not isinstance(body.get("subject"), dict):
+        raise AccountError("give {subject, artifact}")
+    try:
+        subject = Subject.from_dict(body["subject"])
+    except (KeyError, TypeError, ValueError):
+        raise AccountError("subject: malformed") from None
+    decision = await run_in_threadpool(call.plane.decide, subject, artifact)
+    return decision.as_dict()
+
+
 def endpoints() -> list[Endpoint]:
     """Every control-plane route with its access rule and audit action."""
     return [
@@ -594,6 +721,15 @@ def endpoints() -> list[Endpoint]:
         Endpoint("POST", "/api-key/delete", delete_key, "session", "api_key.delete"),
         Endpoint("GET", "/team/{id}/artifacts", team_artifacts, "session", "team.artifacts", "team-member"),
         Endpoint("GET", "/audit", audit, "admin", "audit.read"),
+        Endpoint("GET", "/quota", my_quota, "user", "quota.mine"),
+        Endpoint("GET", "/quota/user/{id}", get_quota, "admin", "quota.read"),
+        Endpoint("POST", "/quota/user/{id}", set_quota, "admin", "quota.set"),
+        Endpoint("GET", "/quota/team/{id}", get_quota, "admin", "quota.read"),
+        Endpoint("POST", "/quota/team/{id}", set_quota, "admin", "quota.set"),
+        Endpoint("POST", "/node-token", create_join_token, "admin", "node_token.create"),
+        Endpoint("GET", "/node-token/list", list_join_tokens, "admin", "node_token.list"),
+        Endpoint("DELETE", "/node-token/{id}", delete_join_token, "admin", "node_token.delete"),
+        Endpoint("POST", "/auth/decide", decide, "node", "auth.decide"),
         Endpoint("POST", "/artifact/upload", begin_upload, "user", "artifact.upload"),
         Endpoint("POST", "/artifact/upload/commit", commit_upload, "upload", "artifact.commit"),
         Endpoint("POST", "/artifact/upload/{chunk:int}", upload_chunk, "upload", "artifact.chunk"),
@@ -658,6 +794,12 @@ def _check(rule: str, principal: Principal | None) -> None:
         return
     if principal is None:
         raise Denied("sign in: send a token (Authorization: Bearer) or an API key (X-API-Key)", 401)
+    if rule == "node":
+        if principal.node is None and not (principal.session and principal.user.admin):
+            raise Denied("only joined nodes (a join token) and admins may do this")
+        return
+    if principal.node is not None:
+        raise Denied("a join token is for nodes joining the fleet")
     if rule in ("session", "admin") and not principal.session:
         raise Denied("API keys cannot do this; sign in as the user")
     if rule == "admin" and not principal.user.admin:
@@ -684,7 +826,7 @@ def route(plane: ControlPlane, endpoint: Endpoint) -> Route:
         except AccountError as exc:
             response = JSONResponse({"error": str(exc)}, status_code=exc.status)
         if (
-            endpoint.method != "GET"
+            (endpoint.method not in ("GET", "HEAD") and endpoint.action not in QUIET)
             or response.status_code in (401, 403, 429)
             or endpoint.action == "user.login"
         ):
@@ -695,4 +837,4 @@ def route(plane: ControlPlane, endpoint: Endpoint) -> Route:
             )
         return response
 
-    return Route(PREFIX + endpoint.path, handle, methods=[endpoint.method])
+    return Route(endpoint.prefix + endpoint.path, handle, methods=[endpoint.method])

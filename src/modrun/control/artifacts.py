@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -27,10 +28,13 @@ from sqlalchemy.engine import Engine
 
 from modrun.control.accounts import USERNAME, AccountError
 from modrun.control.permissions import ACCESS, ArtifactAccess
+from modrun.control.quotas import QuotaExceeded
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
 from modrun.db.times import utc_now
 from modrun.storage.blobs import BlobStore
 from modrun.storage.receive import Receiver, TooLarge
+from modrun.storage.sealed import NAME as SEALED
+from modrun.storage.sealed import open_sealed, seal
 
 TYPES = ("plugin", "bundle")
 UPLOAD_TTL = 3600.0
@@ -53,14 +57,18 @@ class Upload:
     type: str
     artifact_id: uuid.UUID | None  # pushing a new version of an existing artifact
     receiver: Receiver
+    quota_room: int | None = None  # bytes the owner's quota leaves, when tighter than the size limit
     next_chunk: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
 class Artifacts:
-    def __init__(self, engine: Engine, blobs: BlobStore, scratch: Path, max_size: int) -> None:
+    def __init__(
+        self, engine: Engine, blobs: BlobStore, scratch: Path, max_size: int, key: bytes | None = None
+    ) -> None:
         self.engine = engine
         self.blobs = blobs
+        self.key = key  # AES-256 key: new versions are stored sealed (storage.sealed)
         self.scratch = scratch
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.max_size = max_size
@@ -137,6 +145,35 @@ class Artifacts:
     def blob_name(self, artifact_id: uuid.UUID, version: int) -> str:
         return f"{artifact_id}/{version}"
 
+    def read(self, artifact_id: uuid.UUID, version: int) -> Iterator[bytes]:
+        """A version's bytes as stored, opened when it was stored sealed."""
+        with self.engine.connect() as conn:
+            encryption = conn.execute(
+                sa.select(artifact_versions.c.encryption).where(
+                    artifact_versions.c.artifact_id == artifact_id, artifact_versions.c.version == version
+                )
+            ).scalar()
+        chunks = self.blobs.read(self.blob_name(artifact_id, version))
+        if encryption is None:
+            return chunks
+        if self.key is None:
+            raise AccountError(
+                "this version is stored encrypted; start with --encryptArtifacts and its key", 500
+            )
+        return open_sealed(self.key, chunks)
+
+    def local_file(self, artifact_id: uuid.UUID, version: int) -> Path | None:
+        """The version's file on local disk when it is kept there in the clear."""
+        if self.key is not None:
+            return None
+        with self.engine.connect() as conn:
+            encryption = conn.execute(
+                sa.select(artifact_versions.c.encryption).where(
+                    artifact_versions.c.artifact_id == artifact_id, artifact_versions.c.version == version
+                )
+            ).scalar()
+        return None if encryption else self.blobs.local_path(self.blob_name(artifact_id, version))
+
     # -- changing --------------------------------------------------------------------
 
     def set_alias(self, artifact_id: uuid.UUID, alias: str, version: int) -> None:
@@ -201,15 +238,24 @@ class Artifacts:
 
     # -- uploading --------------------------------------------------------------------
 
-    def begin(self, user_id: uuid.UUID, actor: str, name: str, type_: str, existing: uuid.UUID | None) -> str:
+    def begin(
+        self,
+        user_id: uuid.UUID,
+        actor: str,
+        name: str,
+        type_: str,
+        existing: uuid.UUID | None,
+        quota_room: int | None = None,
+    ) -> str:
         if not isinstance(name, str) or not ALIAS.match(name):
             raise UploadError("name: 2 to 64 letters, digits, '.', '_' or '-'")
         if type_ not in TYPES:
             raise UploadError("type: plugin or bundle")
         self._expire()
         token = "mru_" + secrets.token_urlsafe(32)
-        receiver = Receiver(self.scratch, self.max_size)
-        self._uploads[_digest(token)] = Upload(user_id, actor, name, type_, existing, receiver)
+        tighter = quota_room if quota_room is not None and quota_room < self.max_size else None
+        receiver = Receiver(self.scratch, self.max_size if tighter is None else tighter)
+        self._uploads[_digest(token)] = Upload(user_id, actor, name, type_, existing, receiver, tighter)
         return token
 
     def upload(self, token: str) -> Upload:
@@ -236,6 +282,10 @@ class Artifacts:
             upload.receiver.write(data)
         except TooLarge:
             self.abort(token)
+            if upload.quota_room is not None:
+                raise QuotaExceeded(
+                    f"artifact storage quota: only {upload.quota_room} more bytes fit; upload cancelled"
+                ) from None
             raise UploadError(
                 f"artifact larger than the {self.max_size}-byte limit; the upload is cancelled", 413
             ) from None
@@ -288,7 +338,10 @@ class Artifacts:
                 or 0
             ) + 1
             kept = upload.receiver.path.with_suffix(".keep")
-            upload.receiver.path.rename(kept)
+            if self.key is not None:
+                seal(self.key, upload.receiver.path, kept)
+            else:
+                upload.receiver.path.rename(kept)
             self.blobs.put(self.blob_name(artifact_id, version), kept)
             conn.execute(
                 artifact_versions.insert().values(
@@ -299,6 +352,7 @@ class Artifacts:
                     pushed_by=upload.actor,
                     pushed_at=utc_now(),
                     tags=[],
+                    encryption=SEALED if self.key is not None else None,
                 )
             )
         return {"artifact_id": str(artifact_id), "version": version, "sha256": digest}

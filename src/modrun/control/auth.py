@@ -1,24 +1,30 @@
-"""Who is calling: a user token (``Authorization: Bearer <JWT>``) or an API key
-(``X-API-Key: mrk_...`` or ``Authorization: Bearer mrk_...``)."""
+"""Who is calling: a user token (``Authorization: Bearer <JWT>``, modrun's
+own or, with ``--auth oidc``, the identity provider's), an API key
+(``X-API-Key: mrk_...`` or ``Authorization: Bearer mrk_...``), or a node
+presenting its join token (``mrj_...``)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
 from modrun.control.accounts import Accounts, User
-from modrun.control.keys import KeyGrant, key_hash, looks_like_key, well_formed
-from modrun.control.tokens import Claims, InvalidToken, TokenService
+from modrun.control.guard import Issuers, Subject
+from modrun.control.keys import KeyGrant, key_hash, looks_like_join_token, looks_like_key, well_formed
+from modrun.control.nodes import JoinTokens
+from modrun.control.tokens import Claims, TokenService
+from modrun.control.verify import InvalidToken
 from modrun.db.tables import api_keys
 from modrun.db.times import utc, utc_now
 
 LAST_USED_EVERY = timedelta(seconds=60)
 ANONYMOUS_ADMIN = User(uuid.UUID(int=0), "anonymous", "", admin=True)
+NODE_USER = User(uuid.UUID(int=1), "node", "", admin=False)
 
 
 class Unauthenticated(Exception):
@@ -30,15 +36,18 @@ class Principal:
     user: User
     key: KeyGrant | None = None
     claims: Claims | None = None
+    node: uuid.UUID | None = None  # the join token a node presented
 
     @property
     def actor(self) -> str:
+        if self.node is not None:
+            return f"node-token:{self.node}"
         return f"key:{self.key.id}" if self.key else f"user:{self.user.id}"
 
     @property
     def session(self) -> bool:
-        """Signed in as the user (a token), not through an API key."""
-        return self.key is None
+        """Signed in as the user (a token), not through an API key or a join token."""
+        return self.key is None and self.node is None
 
 
 def credentials(request: Request) -> str | None:
@@ -51,12 +60,22 @@ def credentials(request: Request) -> str | None:
 
 class Authenticator:
     def __init__(
-        self, engine: Engine, accounts: Accounts, tokens: TokenService, enabled: bool = True
+        self,
+        engine: Engine,
+        accounts: Accounts,
+        tokens: TokenService,
+        issuers: Issuers,
+        join_tokens: JoinTokens,
+        enabled: bool = True,
+        oidc_groups: bool = False,
     ) -> None:
         self.engine = engine
         self.accounts = accounts
         self.tokens = tokens
+        self.issuers = issuers
+        self.join_tokens = join_tokens
         self.enabled = enabled
+        self.oidc_groups = oidc_groups  # IdP groups decide an OIDC user's teams
 
     def identify(self, request: Request) -> Principal | None:
         """The caller, None when no credentials were sent; Unauthenticated when
@@ -66,23 +85,56 @@ class Authenticator:
         secret = credentials(request)
         if secret is None:
             return None
+        if looks_like_join_token(secret):
+            node = self.join_tokens.check(secret)
+            if node is None:
+                raise Unauthenticated("invalid or expired join token")
+            return Principal(NODE_USER, node=node)
         if looks_like_key(secret):
-            return self._key(secret)
+            if not well_formed(secret):
+                raise Unauthenticated("invalid API key")
+            return self.principal(Subject("key", key_hash(secret)))
         try:
-            claims = self.tokens.verify(secret)
+            subject = self.issuers(secret)
         except InvalidToken as exc:
             raise Unauthenticated(f"invalid token: {exc}") from None
+        return self.principal(subject)
+
+    def principal(self, subject: Subject) -> Principal:
+        """The account behind a subject whose credentials were already checked
+        for signature and expiry; revocation and existence are checked here."""
+        if subject.kind == "key":
+            return self._key(subject.id)
+        if subject.kind == "oidc":
+            user = self.accounts.external(
+                subject.issuer,
+                subject.id,
+                subject.name,
+                subject.email,
+                subject.groups if self.oidc_groups else None,
+            )
+            return Principal(user)
+        try:
+            claims = Claims(
+                uuid.UUID(subject.id),
+                subject.jti,
+                _moment(subject.issued_at),
+                _moment(subject.expires_at),
+            )
+        except ValueError:
+            raise Unauthenticated("invalid token: malformed subject") from None
+        reason = self.tokens.revoked(claims)
+        if reason:
+            raise Unauthenticated(f"invalid token: {reason}")
         user = self.accounts.get(claims.user_id)
         if user is None:
             raise Unauthenticated("invalid token: no such user")
         return Principal(user, claims=claims)
 
-    def _key(self, secret: str) -> Principal:
-        if not well_formed(secret):
-            raise Unauthenticated("invalid API key")
+    def _key(self, digest: str) -> Principal:
         moment = utc_now()
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash(secret))).first()
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
             if row is None:
                 raise Unauthenticated("invalid API key")
             if utc(row.expires_at) <= moment:
@@ -101,3 +153,7 @@ class Authenticator:
             utc(row.expires_at),
         )
         return Principal(user, key=grant)
+
+
+def _moment(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from modrun.control.accounts import AccountError
 from modrun.db.tables import deploy_history, deployments
 from modrun.db.times import utc_now
+from modrun.orchestrator import labels as label_rules
 from modrun.orchestrator import protocol as P
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Deployment:
     replicas: int
     deployed_by: str
     last_good_version: int | None
+    labels: dict[str, str] = field(default_factory=dict)  # node labels every replica's node must have
 
 
 def group_prefix(artifact_id: uuid.UUID) -> str:
@@ -58,6 +60,13 @@ def group_prefix(artifact_id: uuid.UUID) -> str:
 
 def group_of(artifact_id: uuid.UUID, version: int) -> str:
     return f"{group_prefix(artifact_id)}v{version}"
+
+
+def artifact_of_group(group: str | None) -> str | None:
+    """The artifact id a deployment's module group names, None for other modules."""
+    if not group or not group.startswith("deploy:"):
+        return None
+    return group.split(":")[1]
 
 
 class Deployer:
@@ -75,12 +84,25 @@ class Deployer:
 
     # -- desired state ----------------------------------------------------------------
 
-    def deploy(self, artifact_id: uuid.UUID, version: int, replicas: int, actor: str) -> dict:
+    def deploy(
+        self,
+        artifact_id: uuid.UUID,
+        version: int,
+        replicas: int,
+        actor: str,
+        labels: dict[str, str] | None = None,
+    ) -> dict:
         if self.artifacts.detail(artifact_id)["type"] != "plugin":
             raise AccountError("only plugin artifacts can be deployed for now (bundles: not yet)", 422)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(deployments).where(deployments.c.artifact_id == artifact_id)).first()
-            values = {"version": version, "replicas": replicas, "deployed_by": actor, "updated_at": utc_now()}
+            values = {
+                "version": version,
+                "replicas": replicas,
+                "deployed_by": actor,
+                "updated_at": utc_now(),
+                "labels": labels or {},
+            }
             if row is None:
                 conn.execute(
                     deployments.insert().values(artifact_id=artifact_id, last_good_version=None, **values)
@@ -93,7 +115,12 @@ class Deployer:
                 event = "update" if row.version != version else "scale"
             self._record(conn, artifact_id, actor, event, version, None, _replicas_text(replicas))
         self._wake.set()
-        return {"artifact_id": str(artifact_id), "version": version, "replicas": _replicas_out(replicas)}
+        return {
+            "artifact_id": str(artifact_id),
+            "version": version,
+            "replicas": _replicas_out(replicas),
+            "labels": labels or {},
+        }
 
     def rollback(self, artifact_id: uuid.UUID, actor: str) -> dict:
         current = self.get(artifact_id)
@@ -219,13 +246,15 @@ class Deployer:
         path = self._ensure_file(artifact_id, version)
         name = self.artifacts.detail(artifact_id)["name"]
         modules = [m for m in self._modules(artifact_id) if m.status != P.EXITING]
-        new = [m for m in modules if m.group == group]
-        old = [m for m in modules if m.group != group]
-        wanted = deployment.replicas if deployment.replicas != DAEMON else self._runtime_count()
+        new = [m for m in modules if m.group == group and m.labels == deployment.labels]
+        old = [m for m in modules if m not in new]
+        wanted = (
+            deployment.replicas if deployment.replicas != DAEMON else self.runtime_count(deployment.labels)
+        )
         errors, warnings = [], []
         for _ in range(max(0, wanted - len(new))):
             try:
-                created = self._create(name, path, group)
+                created = self._create(name, path, group, deployment.labels)
                 new.append(created)
             except P.ProtocolError as exc:
                 warnings.append(f"replica not placed: {exc.desc}")
@@ -271,6 +300,7 @@ class Deployer:
                 "status": status,
                 "version": version,
                 "replicas_wanted": _replicas_out(deployment.replicas),
+                "labels": deployment.labels,
                 "errors": errors,
                 "warnings": warnings,
                 "replicas": [
@@ -331,18 +361,23 @@ class Deployer:
 
         return self.control.snapshot(collect)
 
-    def _runtime_count(self) -> int:
+    def runtime_count(self, labels: dict[str, str]) -> int:
         return self.control.snapshot(
-            lambda fleet: sum(1 for r in fleet.runtimes.values() if r.alive and API in r.apis)
+            lambda fleet: sum(
+                1
+                for r in fleet.runtimes.values()
+                if r.alive and API in r.apis and label_rules.matches(r.labels, labels)
+            )
         )
 
-    def _create(self, name: str, path: str, group: str) -> Module:
+    def _create(self, name: str, path: str, group: str, labels: dict[str, str]) -> Module:
         data = {
             "name": name,
             "file": path,
             "apis": [API],
             "restart": "always",
             "group": group,
+            "labels": labels,
             "args": {"kind": "plugin"},
         }
         return self.control.call(self.control.modules.create, data).result(30)
@@ -359,7 +394,7 @@ class Deployer:
         if self.files.info(path) is None:
             receiver = self.files.receiver()
             try:
-                for chunk in self.artifacts.blobs.read(self.artifacts.blob_name(artifact_id, version)):
+                for chunk in self.artifacts.read(artifact_id, version):
                     receiver.write(chunk)
                 self.files.commit(path, receiver.finish())
             except BaseException:
@@ -405,7 +440,9 @@ class Deployer:
 
 
 def _deployment(row: Any) -> Deployment:
-    return Deployment(row.artifact_id, row.version, row.replicas, row.deployed_by, row.last_good_version)
+    return Deployment(
+        row.artifact_id, row.version, row.replicas, row.deployed_by, row.last_good_version, row.labels or {}
+    )
 
 
 def _version_of(module: Module) -> int | None:

@@ -18,19 +18,24 @@ from dataclasses import dataclass
 from datetime import datetime
 
 PREFIX = "mrk_"
+JOIN_PREFIX = "mrj_"  # join tokens: what a node presents to join a secured fleet
 SCOPES = ("invoke", "read", "deploy", "manage")
-_FORMAT = re.compile(r"^mrk_([A-Za-z0-9]{40})_([0-9a-f]{8})$")
+_FORMAT = re.compile(r"^(mr[kj]_)([A-Za-z0-9]{40})_([0-9a-f]{8})$")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def new_key() -> str:
+def new_key(prefix: str = PREFIX) -> str:
     body = "".join(secrets.choice(_ALPHABET) for _ in range(40))
-    return f"{PREFIX}{body}_{zlib.crc32(body.encode()):08x}"
+    return f"{prefix}{body}_{zlib.crc32(body.encode()):08x}"
 
 
-def well_formed(key: str) -> bool:
+def well_formed(key: str, prefix: str = PREFIX) -> bool:
     match = _FORMAT.match(key)
-    return bool(match) and f"{zlib.crc32(match.group(1).encode()):08x}" == match.group(2)
+    return (
+        bool(match)
+        and match.group(1) == prefix
+        and f"{zlib.crc32(match.group(2).encode()):08x}" == match.group(3)
+    )
 
 
 def key_hash(key: str) -> str:
@@ -39,6 +44,10 @@ def key_hash(key: str) -> str:
 
 def looks_like_key(value: str) -> bool:
     return value.startswith(PREFIX)
+
+
+def looks_like_join_token(value: str) -> bool:
+    return value.startswith(JOIN_PREFIX)
 
 
 @dataclass(frozen=True)

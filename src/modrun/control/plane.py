@@ -19,15 +19,34 @@ from modrun.control.accounts import AccountError, Accounts
 from modrun.control.api import endpoints, route
 from modrun.control.artifacts import Artifacts
 from modrun.control.audit import AuditLog
-from modrun.control.auth import Authenticator
+from modrun.control.auth import Authenticator, Principal, Unauthenticated
+from modrun.control.guard import NO_ARTIFACT, SIGNED_IN, Decision, Issuer, Issuers, Subject
+from modrun.control.nodes import JoinTokens
+from modrun.control.oidc import OidcSettings, oidc_issuer
+from modrun.control.permissions import allowed
+from modrun.control.quotas import Limits, Quotas
 from modrun.control.ratelimit import FailureLimiter
-from modrun.control.tokens import ALGORITHM, TokenService, load_signing_key
+from modrun.control.tokens import ALGORITHM, AUDIENCE, TokenService, load_signing_key
 from modrun.db.tables import api_keys
+from modrun.errors import ConfigError
+from modrun.secrets.sources import SecretSource
 from modrun.storage.blobs import BlobStore, LocalBlobs
+from modrun.storage.sealed import SealError, parse_key
 
 log = logging.getLogger("modrun.control")
 
 DEFAULT_MAX_KEY_LIFETIME = 90 * 86400
+
+
+def artifact_key() -> bytes:
+    """The key for artifacts at rest, from the secrets layer: MODRUN_ARTIFACTS_KEY."""
+    value, tried = SecretSource({}).lookup("artifacts", "key")
+    if not value:
+        raise ConfigError(f"--encryptArtifacts needs a 256-bit key in {tried[0]} (openssl rand -hex 32)")
+    try:
+        return parse_key(value)
+    except SealError as exc:
+        raise ConfigError(f"{tried[0]}: {exc}") from None
 
 
 class ControlPlane:
@@ -42,17 +61,44 @@ class ControlPlane:
         max_key_lifetime: float = DEFAULT_MAX_KEY_LIFETIME,
         blobs: BlobStore | None = None,
         max_artifact_size: int = 1 << 30,
+        oidc: OidcSettings | None = None,
+        artifact_key: bytes | None = None,
+        default_quota: Limits | None = None,
     ) -> None:
         self.engine = engine
+        self.mode = auth
         self.accounts = Accounts(engine)
         self.tokens = TokenService(
             engine, load_signing_key(storage / "control" / "signing-key.pem"), issuer, access_ttl
         )
-        self.auth = Authenticator(engine, self.accounts, self.tokens, enabled=auth != "none")
+        self.join_tokens = JoinTokens(engine)
+        trusted = [Issuer(self.tokens.verifier)]
+        self.oidc = oidc
+        self.oidc_document: dict | None = None
+        if auth == "oidc":
+            if oidc is None:
+                raise ValueError("--auth oidc needs --oidcIssuer and --oidcAudience")
+            provider, self.oidc_document = oidc_issuer(oidc)
+            trusted.append(provider)
+        self.issuers = Issuers(trusted)
+        self.auth = Authenticator(
+            engine,
+            self.accounts,
+            self.tokens,
+            self.issuers,
+            self.join_tokens,
+            enabled=auth != "none",
+            oidc_groups=bool(oidc and oidc.groups_claim),
+        )
         self.audit = AuditLog(engine)
         self.artifacts = Artifacts(
-            engine, blobs or LocalBlobs(storage / "artifacts"), storage / "tmp" / "uploads", max_artifact_size
+            engine,
+            blobs or LocalBlobs(storage / "artifacts"),
+            storage / "tmp" / "uploads",
+            max_artifact_size,
+            artifact_key,
         )
+        self.quotas = Quotas(engine, default_quota or Limits())
         # 10 failures per login name, 100 per client address, in 5 minutes
         self.login_limiter = FailureLimiter(10, 300)
         self.address_limiter = FailureLimiter(100, 300)
@@ -112,6 +158,68 @@ class ControlPlane:
             query = query.where(api_keys.c.user_id == owner)
         with self.engine.begin() as conn:
             return bool(conn.execute(query).rowcount)
+
+    # -- call decisions (the gateway's and the nodes') ----------------------------------
+
+    @property
+    def secured(self) -> bool:
+        return self.auth.enabled
+
+    def decide(self, subject: Subject, artifact: str) -> Decision:
+        """May ``subject`` invoke functions of ``artifact`` (NO_ARTIFACT: a
+        function no artifact provides, for admins only; SIGNED_IN: nothing)?"""
+        try:
+            principal = self.auth.principal(subject)
+        except Unauthenticated as exc:
+            return Decision(401, str(exc))
+        return Decision(*self._invoke(principal, artifact), principal.actor)
+
+    def _invoke(self, principal: Principal, artifact: str) -> tuple[int, str]:
+        if artifact == SIGNED_IN:
+            return 200, ""
+        key = principal.key
+        if artifact == NO_ARTIFACT:
+            if principal.user.admin and (key is None or (key.all_artifacts and key.covers("invoke"))):
+                return 200, ""
+            return 403, "only admins may call functions that no artifact provides"
+        try:
+            access = self.artifacts.access(uuid.UUID(artifact))
+        except ValueError:
+            access = None
+        if access is None:
+            return 403, "the artifact providing this function is gone"
+        if allowed(principal.user, key, access, "invoke"):
+            return 200, ""
+        if key is not None and not key.covers("invoke", artifact):
+            return 403, "this API key does not cover invoking this artifact"
+        return 403, "needs Read on the artifact that provides this function"
+
+    def node_auth(self, base_url: str) -> dict | None:
+        """What joining nodes need to check calls themselves (None: an open fleet)."""
+        if not self.secured:
+            return None
+        issuers = [
+            {
+                "issuer": self.tokens.issuer,
+                "jwks_uri": base_url.rstrip("/") + "/.well-known/jwks.json",
+                "audience": AUDIENCE,
+                "algorithms": [ALGORITHM],
+                "kind": "user",
+            }
+        ]
+        if self.oidc is not None and self.oidc_document is not None:
+            issuers.append(
+                {
+                    "issuer": self.oidc.issuer,
+                    "jwks_uri": self.oidc_document["jwks_uri"],
+                    "audience": self.oidc.audience,
+                    "algorithms": list(self.oidc.algorithms),
+                    "leeway": self.oidc.leeway,
+                    "kind": "oidc",
+                    "groups_claim": self.oidc.groups_claim or "groups",
+                }
+            )
+        return {"issuers": issuers, "decide": "/api/v2/auth/decide"}
 
     # -- routes ---------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import os
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -28,16 +28,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
+from modrun.control.verify import InvalidToken, JwtVerifier
 from modrun.db.tables import refresh_tokens, revoked_tokens, users
 from modrun.db.times import utc, utc_now
 
+__all__ = ["ALGORITHM", "AUDIENCE", "Claims", "InvalidToken", "TokenService", "load_signing_key"]
+
 ALGORITHM = "EdDSA"
 AUDIENCE = "modrun"
-LEEWAY = 30  # seconds of clock skew accepted
-
-
-class InvalidToken(Exception):
-    pass
 
 
 def _b64url(data: bytes) -> str:
@@ -93,6 +91,13 @@ class TokenService:
             "use": "sig",
         }
         self.issuer = issuer
+        self.verifier = JwtVerifier(
+            lambda _kid: self.public,
+            issuer,
+            AUDIENCE,
+            [ALGORITHM],
+            required=("iss", "aud", "sub", "exp", "iat", "jti"),
+        )
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
@@ -153,34 +158,21 @@ class TokenService:
 
     # -- checking ------------------------------------------------------------------------
 
-    def verify(self, token: str) -> Claims:
-        try:
-            claims = jwt.decode(
-                token,
-                self.public,
-                algorithms=[ALGORITHM],
-                audience=AUDIENCE,
-                issuer=self.issuer,
-                leeway=LEEWAY,
-                options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"]},
-            )
-            user_id = uuid.UUID(claims["sub"])
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise InvalidToken(str(exc)) from None
-        issued = datetime.fromtimestamp(float(claims["iat"]), UTC)
+    def revoked(self, claims: Claims) -> str | None:
+        """Why a well-signed token no longer counts (revoked, user gone), or None."""
         with self.engine.connect() as conn:
             if conn.execute(
-                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == claims["jti"])
+                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == claims.jti)
             ).first():
-                raise InvalidToken("token revoked")
+                return "token revoked"
             valid_after = conn.execute(
-                sa.select(users.c.tokens_valid_after).where(users.c.id == user_id)
+                sa.select(users.c.tokens_valid_after).where(users.c.id == claims.user_id)
             ).scalar()
         if valid_after is None:
-            raise InvalidToken("no such user")
-        if issued < utc(valid_after):
-            raise InvalidToken("token revoked")
-        return Claims(user_id, claims["jti"], issued, datetime.fromtimestamp(claims["exp"], UTC))
+            return "no such user"
+        if claims.issued_at < utc(valid_after):
+            return "token revoked"
+        return None
 
     def revoke(self, claims: Claims) -> None:
         with self.engine.begin() as conn:

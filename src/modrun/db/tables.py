@@ -136,6 +136,9 @@ fleet_modules = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("restarts", sa.Integer, nullable=False),
     sa.Column("group", sa.Text, comment="replicas of one deployment version: kept on distinct runtimes"),
+    sa.Column(
+        "labels", JSONType, nullable=False, server_default=sa.text("'{}'"), comment="node labels required"
+    ),
     sa.Index("ix_fleet_modules_status", "status"),
 )
 
@@ -177,6 +180,7 @@ users = sa.Table(
     sa.Column("username", sa.Text, nullable=False, unique=True),
     sa.Column("email", sa.Text, nullable=False, unique=True),
     sa.Column("password_hash", sa.Text, comment="argon2id; NULL for users who only sign in through OIDC"),
+    sa.Column("external_id", sa.Text, unique=True, comment="'<issuer> <subject>' of an OIDC user"),
     sa.Column("admin", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column(
@@ -272,6 +276,7 @@ artifact_versions = sa.Table(
     sa.Column("pushed_by", sa.Text, nullable=False, comment="user:<id> or key:<id>"),
     sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("tags", JSONType, nullable=False),
+    sa.Column("encryption", sa.Text, comment="aes-256-gcm when stored encrypted, else null"),
 )
 
 artifact_aliases = sa.Table(
@@ -291,6 +296,30 @@ deployments = sa.Table(
     sa.Column("deployed_by", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_good_version", sa.Integer, comment="the newest version that was complete"),
+    sa.Column(
+        "labels", JSONType, nullable=False, server_default=sa.text("'{}'"), comment="node labels required"
+    ),
+)
+
+node_tokens = sa.Table(
+    "node_tokens",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True, comment="SHA-256 of the join token"),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+)
+
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    sa.Column("subject", sa.Text, primary_key=True, comment="user:<id> or team:<id>"),
+    sa.Column("artifact_bytes", sa.BigInteger, comment="null: no limit"),
+    sa.Column("deployments", sa.Integer),
+    sa.Column("replicas", sa.Integer),
 )
 
 deploy_history = sa.Table(

@@ -14,22 +14,32 @@ import threading
 from concurrent.futures import Future
 
 from modrun.errors import ConfigError
+from modrun.mqtt.acl import FleetAccess, register, unregister
 
 log = logging.getLogger("modrun.mqtt.broker")
 
 
 class EmbeddedBroker:
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, access: FleetAccess | None = None) -> None:
         self.host = host
         self.port = port
+        self.access = access  # a secured fleet: join tokens and per-node topics (modrun.mqtt.acl)
+        self._access_key = register(access) if access is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker = None
         self._thread: threading.Thread | None = None
 
     def _config(self) -> dict:
+        if self._access_key is None:
+            plugins: dict = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+        else:
+            plugins = {
+                "modrun.mqtt.acl.FleetAuthPlugin": {"access": self._access_key},
+                "modrun.mqtt.acl.FleetTopicPlugin": {"access": self._access_key},
+            }
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": plugins,
         }
 
     def start(self, timeout: float = 10) -> None:
@@ -69,6 +79,8 @@ class EmbeddedBroker:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(5)
+        if self._access_key is not None:
+            unregister(self._access_key)
 
 
 def _check_free(host: str, port: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
 
 from modrun.errors import ConfigError
@@ -40,6 +40,9 @@ class BrokerAddress:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+    def with_credentials(self, username: str, password: str) -> BrokerAddress:
+        return replace(self, username=username, password=password)
 
     def url(self, with_password: bool = False) -> str:
         auth = ""

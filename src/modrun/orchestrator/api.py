@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from modrun import __version__
 from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
+from modrun.control.api import Call, Endpoint, route
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.files import BadPath, clean_path
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.gateway import BadGraphQL, NodeDied, NoReplica, forwarded_headers
+from modrun.orchestrator.gateway import BadGraphQL, NodeDied, NoReplica, forwarded_headers, root_fields
 from modrun.orchestrator.state import Module, Runtime
 from modrun.orchestrator.upstream import Lost
 from modrun.storage.receive import TooLarge
@@ -261,6 +261,7 @@ async def config(request: Request) -> JSONResponse:
             "keepalive_timeout_sec": orch.settings.ka_timeout,
             "files": "/api/files/",
             "version": __version__,
+            "auth": orch.control_plane.node_auth(str(request.base_url)),
         }
     )
 
@@ -321,31 +322,50 @@ async def index(request: Request) -> JSONResponse:
     )
 
 
-def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
+def plain(handler: Callable[[Request], Any]) -> Callable[[Call], Any]:
+    async def handle(call: Call) -> Any:
+        return await handler(call.request)
+
+    return handle
+
+
+def _both(
+    method: str, path: str, handler: Callable[[Request], Any], rule: str, action: str
+) -> list[Endpoint]:
     """SilverLine's paths end in '/'; accept them without it too."""
-    return [Route(path, endpoint, methods=methods), Route(path.rstrip("/"), endpoint, methods=methods)]
+    return [Endpoint(method, p, plain(handler), rule, action, prefix="") for p in (path, path.rstrip("/"))]
+
+
+def fleet_endpoints() -> list[Endpoint]:
+    """The fleet's routes with their access rules (the same table as the control
+    plane's: an open fleet, ``--auth none``, lets everything through)."""
+
+    def one(method: str, path: str, handler: Callable[[Request], Any], rule: str, action: str) -> Endpoint:
+        return Endpoint(method, path, plain(handler), rule, action, prefix="")
+
+    return [
+        one("GET", "/", index, "public", "fleet.index"),
+        one("GET", "/health", health, "public", "fleet.health"),
+        one("GET", "/metrics", metrics, "public", "fleet.metrics"),
+        one("GET", "/api/config", config, "node", "fleet.config"),
+        one("GET", "/api/functions", functions, "user", "fleet.functions"),
+        *_both("GET", "/api/runtimes/", list_runtimes, "user", "fleet.runtimes"),
+        *_both("GET", "/api/runtimes/{query}/", get_runtime, "user", "fleet.runtime"),
+        *_both("GET", "/api/modules/", list_modules, "user", "fleet.modules"),
+        *_both("POST", "/api/modules/", create_module, "admin", "fleet.module_create"),
+        *_both("GET", "/api/modules/{query}/", get_module, "user", "fleet.module"),
+        *_both("DELETE", "/api/modules/{query}/", delete_module, "admin", "fleet.module_delete"),
+        *_both("GET", "/api/queued/", list_queued, "user", "fleet.queued"),
+        *_both("GET", "/api/files/", list_files, "node", "fleet.files"),
+        one("GET", "/api/files/{path:path}", get_file, "node", "fleet.file_get"),
+        one("PUT", "/api/files/{path:path}", put_file, "admin", "fleet.file_put"),
+        one("DELETE", "/api/files/{path:path}", delete_file, "admin", "fleet.file_delete"),
+    ]
 
 
 def build_router(orchestrator: Orchestrator, lifespan: Any) -> Starlette:
-    routes = [
-        Route("/", index),
-        Route("/health", health),
-        Route("/metrics", metrics),
-        Route("/api/config", config),
-        Route("/api/functions", functions),
-        *_both("/api/runtimes/", list_runtimes, ["GET"]),
-        *_both("/api/runtimes/{query}/", get_runtime, ["GET"]),
-        *_both("/api/modules/", list_modules, ["GET"]),
-        *_both("/api/modules/", create_module, ["POST"]),
-        *_both("/api/modules/{query}/", get_module, ["GET"]),
-        *_both("/api/modules/{query}/", delete_module, ["DELETE"]),
-        *_both("/api/queued/", list_queued, ["GET"]),
-        *_both("/api/files/", list_files, ["GET"]),
-        Route("/api/files/{path:path}", get_file, methods=["GET"]),
-        Route("/api/files/{path:path}", put_file, methods=["PUT"]),
-        Route("/api/files/{path:path}", delete_file, methods=["DELETE"]),
-        *orchestrator.control_plane.routes(),
-    ]
+    plane = orchestrator.control_plane
+    routes = [route(plane, e) for e in fleet_endpoints()] + plane.routes()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.redirect_slashes = False
     app.state.orchestrator = orchestrator
@@ -381,10 +401,16 @@ class OrchestratorApp:
             await respond(send, 413, b'{"error": "request body too large"}', JSON_TYPE)
             return
         headers = forwarded_headers(scope["headers"])
+        guard = self.orchestrator.guard
         try:
             if key is None:
-                replica, answer = await gateway.graphql(body, headers)
+                fields = root_fields(body)
+                if guard is not None and not await self.allowed(scope, send, fields, graphql=True):
+                    return
+                replica, answer = await gateway.graphql(fields, body, headers)
             else:
+                if guard is not None and not await self.allowed(scope, send, [key], graphql=False):
+                    return
                 replica, answer = await gateway.forward(key, body, headers)
         except BadGraphQL as exc:
             await respond(send, 400, _graphql_error(str(exc)), JSON_TYPE)
@@ -408,6 +434,28 @@ class OrchestratorApp:
         extra = [(b"x-modrun-node", replica.name.encode())]
         content_type = answer.headers.get(b"content-type", b"application/octet-stream")
         await respond(send, answer.status, answer.body, content_type, extra)
+
+    async def allowed(self, scope: dict, send: Any, keys: Iterable[str], graphql: bool) -> bool:
+        """Answer 401/403 and return False unless the caller may invoke what ``keys`` run."""
+        orch = self.orchestrator
+        assert orch.guard is not None
+        decision = await orch.guard.check(scope["headers"], orch.gateway.artifacts(keys))
+        if decision.allowed:
+            return True
+        orch.metrics.gateway_calls.labels(str(decision.status)).inc()
+        client = scope.get("client")
+        await asyncio.to_thread(
+            orch.control_plane.audit.record,
+            decision.actor or "anonymous",
+            "function.invoke",
+            ",".join(sorted(keys)) or "graphql",
+            decision.status,
+            client[0] if client else "?",
+        )
+        body = _graphql_error(decision.reason) if graphql else json.dumps({"error": decision.reason}).encode()
+        extra = [(b"www-authenticate", b'Bearer realm="modrun"')] if decision.status == 401 else []
+        await respond(send, decision.status, body, JSON_TYPE, extra)
+        return False
 
 
 def _graphql_error(message: str) -> bytes:

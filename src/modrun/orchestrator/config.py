@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from modrun.config.settings import default_storage_path
+from modrun.control.oidc import OidcSettings
+from modrun.control.quotas import Limits
 from modrun.errors import ConfigError
 from modrun.mqtt.url import BrokerAddress
 
@@ -42,11 +44,14 @@ class OrchestratorSettings:
     gateway_wait: float = 10.0
     gateway_timeout: float = 60.0
     log_dir: Path | None = None
-    auth: str = "basic"  # basic | none
+    auth: str = "basic"  # basic | oidc | none
     signup: bool = True
     issuer: str | None = None  # default: http://host:port
     max_key_lifetime: float = 90 * 86400
     max_artifact_size: int = 1 << 30
+    oidc: OidcSettings | None = None  # with auth = "oidc"
+    encrypt_artifacts: bool = False  # key: MODRUN_ARTIFACTS_KEY (the secrets layer)
+    default_quota: Limits = field(default_factory=Limits)
     jsonlogs: bool = False
     log_level: str = "info"
 

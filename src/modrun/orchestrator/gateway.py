@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from modrun.control.deployments import artifact_of_group
+from modrun.control.guard import NO_ARTIFACT
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.fleet import Fleet
@@ -54,6 +56,7 @@ class Gateway:
         self._index: dict[str, list[Replica]] = {}
         self._graphql: list[tuple[Replica, frozenset[str]]] = []
         self._providers: dict[str, str] = {}  # function key -> module uuid last seen providing it
+        self._artifacts: dict[str, frozenset[str]] = {}  # function key -> artifacts providing it
         self._turns: dict[str, Iterator[int]] = {}
         self._suspect: dict[str, float] = {}
         self.upstream = UpstreamPool(timeout)
@@ -71,29 +74,43 @@ class Gateway:
     def _refresh(self) -> None:
         if self.loop.fleet.version == self._version:
             return
-        self._version, self._index, self._graphql = self.loop.snapshot(self._build)
+        self._version, self._index, self._graphql, self._artifacts = self.loop.snapshot(self._build)
 
     def _build(
         self, fleet: Fleet
-    ) -> tuple[int, dict[str, list[Replica]], list[tuple[Replica, frozenset[str]]]]:
+    ) -> tuple[
+        int, dict[str, list[Replica]], list[tuple[Replica, frozenset[str]]], dict[str, frozenset[str]]
+    ]:
         index: dict[str, list[Replica]] = {}
         graphql: list[tuple[Replica, frozenset[str]]] = []
+        artifacts: dict[str, set[str]] = {}
         for runtime in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid)):
             if not runtime.alive or runtime.url is None:
                 continue
             graphql.append((Replica(runtime.uuid, runtime.name, runtime.url + "/graphql"), runtime.graphql))
             for fn in runtime.functions:
-                if isinstance(fn.get("module"), str) and isinstance(fn.get("field"), str):
-                    self._providers[f"{fn.get('operation', 'query')}.{fn['field']}"] = fn["module"]
-            for fn in runtime.functions:
+                module = fn.get("module") if isinstance(fn.get("module"), str) else None
+                provider = fleet.modules.get(module) if module else None
+                artifact = artifact_of_group(provider.group if provider else None) or NO_ARTIFACT
+                keys = [fn["name"]] + ([f"{fn['plugin']}/{fn['name']}"] if fn.get("plugin") else [])
                 path = fn.get("path") or f"/functions/{fn['name']}"
                 replica = Replica(runtime.uuid, runtime.name, runtime.url + path)
-                keys = [fn["name"]] + ([f"{fn['plugin']}/{fn['name']}"] if fn.get("plugin") else [])
                 for key in keys:
                     index.setdefault(key, []).append(replica)
-                    if isinstance(fn.get("module"), str):
-                        self._providers[key] = fn["module"]
-        return fleet.version, index, graphql
+                if isinstance(fn.get("field"), str):
+                    keys.append(f"{fn.get('operation', 'query')}.{fn['field']}")
+                for key in keys:
+                    artifacts.setdefault(key, set()).add(artifact)
+                    if module:
+                        self._providers[key] = module
+        frozen = {k: frozenset(v) for k, v in artifacts.items()}
+        return fleet.version, index, graphql, frozen
+
+    def artifacts(self, keys: Iterable[str]) -> set[str]:
+        """The artifacts whose functions a call to ``keys`` (function names or
+        GraphQL ``operation.field``) may run; NO_ARTIFACT for a node's own."""
+        self._refresh()
+        return {a for key in keys for a in self._artifacts.get(key, ())}
 
     def functions(self) -> list[dict]:
         """Every function in the fleet and where it runs (``GET /api/functions``)."""
@@ -208,9 +225,11 @@ class Gateway:
         """``POST /functions/{key}`` to a node serving the function."""
         return await self._send(lambda ex: self._pick(key, ex), [key], body, headers)
 
-    async def graphql(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[Replica, Answer]:
-        """``POST /graphql`` to a node whose schema has every root field asked for."""
-        fields = root_fields(body)
+    async def graphql(
+        self, fields: frozenset[str], body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[Replica, Answer]:
+        """``POST /graphql`` to a node whose schema has every root field asked for
+        (``fields``: the query's ``root_fields``)."""
         return await self._send(lambda ex: self._pick_graphql(fields, ex), sorted(fields), body, headers)
 
     async def _send(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modrun.db.times import utc_now
+from modrun.orchestrator import labels as label_rules
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.scheduler import Policy
@@ -118,6 +119,10 @@ class ModuleControl:
         if group is not None and (not isinstance(group, str) or not group):
             raise P.InvalidArgument("group", group)
         module.group = group
+        try:
+            module.labels = label_rules.checked(data.get("labels") or {})
+        except label_rules.BadLabel as exc:
+            raise P.InvalidArgument("labels", str(exc)) from None
 
     def create_batch(self, data: Any) -> list[Module]:
         if not isinstance(data, dict):
@@ -148,6 +153,7 @@ class ModuleControl:
             if r.alive
             and r.uuid not in taken
             and wanted.issubset(r.apis)
+            and label_rules.matches(r.labels, module.labels)
             and (ignore_capacity or r.max_nmodules <= 0 or counts.get(r.uuid, 0) < r.max_nmodules)
             and (ignore_file or module.sha256 is not None or r.runtime_type != MODRUN_RUNTIME)
         ]

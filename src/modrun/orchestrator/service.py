@@ -7,9 +7,11 @@ Stop is the reverse.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modrun.control.deployments import Deployer
-from modrun.control.plane import ControlPlane
+from modrun.control.guard import CallGuard, Decision, Subject
+from modrun.control.nodes import JoinTokens
+from modrun.control.plane import ControlPlane, artifact_key
 from modrun.db.engine import database_url, make_engine
 from modrun.db.migrate import ensure_schema
+from modrun.mqtt.acl import ORCHESTRATOR_USER, FleetAccess
 from modrun.mqtt.broker import EmbeddedBroker
 from modrun.mqtt.client import MqttLink
 from modrun.orchestrator import protocol as P
@@ -46,8 +51,22 @@ class Orchestrator:
             self._blobs(storage, "files"), self.db, storage / "tmp", settings.max_file_size
         )
         self.topics = P.Topics(settings.realm)
-        self.broker = None if settings.mqtt else EmbeddedBroker(settings.broker_host, settings.broker_port)
-        self.mqtt = MqttLink(settings.broker, client_id=f"modrun-orchestrator-{settings.realm}", keepalive=10)
+        self.broker: EmbeddedBroker | None = None
+        broker = settings.broker
+        if settings.mqtt is None:
+            access = None
+            if settings.auth != "none":
+                password = secrets.token_urlsafe(24)
+                access = FleetAccess(
+                    settings.realm,
+                    password,
+                    JoinTokens(self.db).check,
+                    self._runtime_of,
+                    self._channels_of,
+                )
+                broker = broker.with_credentials(ORCHESTRATOR_USER, password)
+            self.broker = EmbeddedBroker(settings.broker_host, settings.broker_port, access)
+        self.mqtt = MqttLink(broker, client_id=f"modrun-orchestrator-{settings.realm}", keepalive=10)
         self.control = ControlLoop(
             FleetStore(self.db),
             self.topics,
@@ -68,10 +87,15 @@ class Orchestrator:
             max_key_lifetime=settings.max_key_lifetime,
             blobs=self._blobs(storage, "artifacts"),
             max_artifact_size=settings.max_artifact_size,
+            oidc=settings.oidc,
+            artifact_key=artifact_key() if settings.encrypt_artifacts else None,
+            default_quota=settings.default_quota,
         )
         self.deployer = Deployer(self.db, self.control_plane.artifacts, self.files, self.control)
         self.control_plane.deployer = self.deployer
         self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
+        plane = self.control_plane
+        self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None
         self.metrics = OrchestratorMetrics(self.control)
 
     def _blobs(self, storage: Path, kind: str) -> BlobStore:
@@ -81,6 +105,14 @@ class Orchestrator:
             bucket, _, prefix = target.removeprefix("s3://").partition("/")
             return S3Blobs(bucket, f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind)
         return LocalBlobs(storage / kind)
+
+    def _runtime_of(self, module: str) -> str | None:
+        found = self.control.fleet.modules.get(module)
+        return found.parent if found is not None else None
+
+    def _channels_of(self, runtime: str) -> set[str]:
+        modules = list(self.control.fleet.modules.copy().values())
+        return {c["topic"] for m in modules if m.parent == runtime for c in m.channels}
 
     def _lookup_file(self, path: str) -> tuple[str, str] | None:
         """(sha256, kind) of a stored module file: one indexed row, no file I/O
@@ -147,6 +179,13 @@ class Orchestrator:
             run_http(self.asgi(), self.settings.host, self.settings.port)
         finally:
             self.stop()
+
+
+def _in_thread(decide: Callable[[Subject, str], Decision]) -> Callable[[Subject, str], Awaitable[Decision]]:
+    async def run(subject: Subject, artifact: str) -> Decision:
+        return await asyncio.to_thread(decide, subject, artifact)
+
+    return run
 
 
 class OrchestratorMetrics:

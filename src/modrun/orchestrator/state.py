@@ -67,6 +67,12 @@ class Runtime:
         return self.status == ALIVE
 
     @property
+    def labels(self) -> dict:
+        meta = self.metadata if isinstance(self.metadata, dict) else {}
+        found = meta.get("labels")
+        return found if isinstance(found, dict) else {}
+
+    @property
     def url(self) -> str | None:
         meta = self.metadata if isinstance(self.metadata, dict) else {}
         url = meta.get("url")
@@ -91,6 +97,7 @@ class Runtime:
             "alive": self.alive,
             "parent": self.parent,
             "load": self.load,
+            "labels": self.labels,
             "functions": self.functions,
         }
 
@@ -123,6 +130,7 @@ class Module:
     last_error: str | None = None
     restarts: int = 0
     group: str | None = None  # replicas of one group go to distinct runtimes
+    labels: dict = field(default_factory=dict)  # node labels the runtime must have
     history: list[Event] = field(default_factory=list)
     retry_at: float = 0.0  # monotonic; a failed module waits for its backoff
 
@@ -144,6 +152,7 @@ class Module:
             "args": self.args,
             "channels": self.channels,
             "group": self.group,
+            "labels": self.labels,
         }
 
     def detail(self) -> dict:

@@ -1,0 +1,147 @@
+"""A joined node checks its callers itself, as the gateway does.
+
+When the fleet is secured, ``GET /api/config`` names the token issuers the
+fleet trusts (modrun's own, and an OIDC provider's) with their JWKS URLs and
+the decide endpoint. The node verifies tokens locally and asks the control
+plane, with its join token, whether a subject may invoke the artifact behind
+the function it calls; answers are cached for a couple of seconds
+(``modrun.control.guard``). Functions of the node's own plugins directory
+(no artifact) are for admins; so are the node's management routes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
+from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issuers, Subject
+from modrun.control.verify import LEEWAY, JwksKeys, JwtVerifier
+from modrun.orchestrator.gateway import BadGraphQL, root_fields
+
+if TYPE_CHECKING:
+    from modrun.services import Node
+
+log = logging.getLogger("modrun.agent")
+
+PUBLIC = frozenset({"/", "/health", "/metrics"})
+MAX_GRAPHQL_BODY = 16 * 1024 * 1024
+JSON_TYPE = b"application/json"
+
+Artifacts = Callable[[Iterable[str]], set[str]]
+
+
+def node_guard(orchestrator: str, token: str | None, auth: dict) -> CallGuard:
+    """The guard for a secured fleet's config (``auth`` from ``/api/config``)."""
+    trusted = []
+    for entry in auth["issuers"]:
+        required = ("iss", "aud", "sub", "exp", "iat") + (("jti",) if entry.get("kind") == "user" else ())
+        verifier = JwtVerifier(
+            JwksKeys(entry["jwks_uri"]),
+            entry["issuer"],
+            entry["audience"],
+            entry["algorithms"],
+            float(entry.get("leeway", LEEWAY)),
+            required=required,
+        )
+        trusted.append(Issuer(verifier, entry.get("kind", "user"), entry.get("groups_claim", "groups")))
+    return CallGuard(Issuers(trusted), RemoteDecide(orchestrator, token, auth["decide"]))
+
+
+class RemoteDecide:
+    """Asks the control plane (``POST /api/v2/auth/decide``) with the join token."""
+
+    def __init__(self, orchestrator: str, token: str | None, path: str) -> None:
+        self.url = orchestrator.rstrip("/") + path
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http: httpx.AsyncClient | None = None
+
+    async def __call__(self, subject: Subject, artifact: str) -> Decision:
+        if self._http is None:  # made on the server's event loop, where it is used
+            self._http = httpx.AsyncClient(headers=self.headers, timeout=httpx.Timeout(5, connect=2))
+        try:
+            response = await self._http.post(
+                self.url, json={"subject": subject.as_dict(), "artifact": artifact}
+            )
+            if response.status_code != 200:
+                log.error("the control plane answered %d to a call check", response.status_code)
+                return Decision(503, f"the control plane answered {response.status_code} to the call check")
+            answer = response.json()
+            return Decision(
+                int(answer["status"]), str(answer.get("reason", "")), str(answer.get("actor", ""))
+            )
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            log.error("cannot check a call with the control plane: %s", exc)
+            return Decision(503, "the control plane cannot be reached to check this call; try again")
+
+
+class GuardedApp:
+    """The node's ASGI app behind its fleet's call checks (only while joined to a secured fleet)."""
+
+    def __init__(self, app: Any, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        agent = self.node.agent
+        if scope["type"] != "http" or agent is None or not agent.secured:
+            await self.app(scope, receive, send)
+            return
+        guard = agent.guard
+        if guard is None:  # holding a join token but not joined yet: nothing is open
+            await _refuse(send, Decision(503, "this node is joining its fleet; try again shortly"), False)
+            return
+        method, path = scope["method"], scope["path"]
+        graphql = path == "/graphql"
+        if method in ("GET", "HEAD") and (path in PUBLIC or (graphql and not scope.get("query_string"))):
+            await self.app(scope, receive, send)
+            return
+        if method == "POST" and graphql:
+            try:
+                body = await read_body(receive, MAX_GRAPHQL_BODY)
+            except BodyTooLarge:
+                await respond(send, 413, b'{"errors": [{"message": "request body too large"}]}', JSON_TYPE)
+                return
+            try:
+                keys: list[str] = sorted(root_fields(body))
+            except BadGraphQL:
+                keys = []  # the node answers the parse error itself, to a valid caller
+            receive = _replay(body)
+            artifacts = agent.artifacts(keys)
+        elif method == "POST" and path.startswith(PREFIX):
+            artifacts = agent.artifacts([path[len(PREFIX) :]])
+        elif method == "GET" and path == "/functions":
+            artifacts = set()  # the catalog: any valid caller
+        else:
+            artifacts = {NO_ARTIFACT}  # models, inferences, Lambda batches, GraphQL over GET: admins
+        decision = await guard.check(scope["headers"], artifacts)
+        if not decision.allowed:
+            await _refuse(send, decision, graphql)
+            return
+        await self.app(scope, receive, send)
+
+
+def _replay(body: bytes) -> Callable[[], Any]:
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _refuse(send: Any, decision: Decision, graphql: bool) -> None:
+    message = decision.reason or "not allowed"
+    body = {"errors": [{"message": message}]} if graphql else {"error": message}
+    extra = [(b"www-authenticate", b'Bearer realm="modrun"')] if decision.status == 401 else []
+    if decision.status == 503:
+        extra.append((b"retry-after", b"1"))
+    await respond(send, decision.status, json.dumps(body).encode(), JSON_TYPE, extra)

@@ -1,0 +1,124 @@
+"""Who may use the embedded broker of a secured fleet, and which topics.
+
+The orchestrator connects with a password made at start; a node connects
+with its runtime uuid as username and a join token as password. A node may
+publish only its own registration, keepalive and control replies
+(``{realm}/proc/reg|keepalive|control/{uuid}``), the stdout/stderr of
+modules placed on it and their channel topics; it may subscribe only to its
+own control and registration topics and its modules' channels. Anything
+else is refused by the broker (a publish is dropped, a subscription fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from modrun.orchestrator import protocol as P
+
+log = logging.getLogger("modrun.mqtt.acl")
+
+ORCHESTRATOR_USER = "modrun-orchestrator"
+
+RuntimeOf = Callable[[str], str | None]  # module uuid -> the runtime it is placed on
+ChannelsOf = Callable[[str], set[str]]  # runtime uuid -> channel topics of its modules
+
+
+class FleetAccess:
+    def __init__(
+        self,
+        realm: str,
+        password: str,
+        check_token: Callable[[str], object | None],
+        runtime_of: RuntimeOf,
+        channels_of: ChannelsOf,
+    ) -> None:
+        self.topics = P.Topics(realm)
+        self.password = password
+        self.check_token = check_token
+        self.runtime_of = runtime_of
+        self.channels_of = channels_of
+
+    def authenticate(self, username: str | None, password: str | None) -> bool:
+        if not username or not password:
+            return False
+        if username == ORCHESTRATOR_USER:
+            return hmac.compare_digest(password.encode(), self.password.encode())
+        return self.check_token(password) is not None
+
+    def allowed(self, username: str | None, topic: str, action: str) -> bool:
+        if username == ORCHESTRATOR_USER:
+            return True
+        if not username:
+            return False
+        own = {
+            self.topics.registration(username),
+            self.topics.runtime_control(username),
+        }
+        if action == Action.PUBLISH:
+            if topic in own or topic == self.topics.runtime_keepalive(username):
+                return True
+            for stream in ("stdout", "stderr"):
+                prefix = f"{self.topics.realm}/proc/{stream}/"
+                if topic.startswith(prefix):
+                    return self.runtime_of(topic[len(prefix) :]) == username
+        elif topic in own:
+            return True
+        return topic in self.channels_of(username)
+
+
+# the broker makes its plugins from class paths; they find their FleetAccess here
+_ACCESS: dict[str, FleetAccess] = {}
+_ids = itertools.count()
+
+
+def register(access: FleetAccess) -> str:
+    key = f"fleet-{next(_ids)}"
+    _ACCESS[key] = access
+    return key
+
+
+def unregister(key: str) -> None:
+    _ACCESS.pop(key, None)
+
+
+class FleetAuthPlugin(BaseAuthPlugin):
+    @dataclass
+    class Config:
+        access: str = ""
+
+    async def authenticate(self, *, session: Any) -> bool | None:
+        access = _ACCESS.get(self.context.config.access)
+        if access is None:
+            return False
+        ok = await asyncio.to_thread(access.authenticate, session.username, session.password)
+        if not ok:
+            log.warning(
+                "refused an MQTT connection (client %s, user %r)", session.client_id, session.username
+            )
+        return ok
+
+
+class FleetTopicPlugin(BaseTopicPlugin):
+    @dataclass
+    class Config:
+        access: str = ""
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        access = _ACCESS.get(self.context.config.access)
+        if access is None or session is None or topic is None or action is None:
+            return False
+        ok = access.allowed(session.username, topic, str(action))
+        if not ok and action != Action.RECEIVE:
+            log.warning("refused MQTT %s on %s for %r", action, topic, session.username)
+        return ok
