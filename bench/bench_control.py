@@ -37,7 +37,7 @@ def peak_rss(pid: int) -> int:
 
 def uploads(tmp: Path, sizes: list[int]) -> None:
     env = {"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    with OrchestratorProcess(tmp / "orch-up", "--maxArtifactSize", "2GiB", env=env) as orch:
+    with OrchestratorProcess(tmp / "orch-up", "--maxArtifactSize", "2GiB", env=env, auth="basic") as orch:
         client = Client(orch.url, timeout=600)
         client.login("admin", ADMIN_PASSWORD)
         baseline = peak_rss(orch.proc.pid)
@@ -58,18 +58,19 @@ def uploads(tmp: Path, sizes: list[int]) -> None:
 
 def rolling_update(tmp: Path) -> None:
     env = {"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    with OrchestratorProcess(tmp / "orch-roll", "--keepalive", "1s", env=env) as orch:
+    with OrchestratorProcess(tmp / "orch-roll", "--keepalive", "1s", env=env, auth="basic") as orch:
+        client = Client(orch.url)
+        client.login("admin", ADMIN_PASSWORD)
+        join = {"MODRUN_JOIN_TOKEN": client.create_node_token("bench")["token"]}
         nodes = []
         for name in ("r1", "r2", "r3"):
             (tmp / name).mkdir()
             nodes.append(
                 ModrunServer(
-                    tmp / name, tmp / name, "--noreload", "--orchestrator", orch.url, "--name", name
+                    tmp / name, tmp / name, "--noreload", "--orchestrator", orch.url, "--name", name, env=join
                 ).start()
             )
         try:
-            client = Client(orch.url)
-            client.login("admin", ADMIN_PASSWORD)
             v2 = tmp / "v2.wasm"
             v2.write_bytes(append_custom_section(HELLO_AS.read_bytes(), "build", b"2"))
             artifact = client.push(HELLO_AS, name="hello")["artifact_id"]
@@ -81,7 +82,8 @@ def rolling_update(tmp: Path) -> None:
 
             client.deploy(artifact, 1, replicas=3)
             wait_until(lambda: settled(1), timeout=60, interval=0.05, what="v1 complete")
-            with CallLoad(orch.url, "/functions/greet", clients=4) as load:
+            signed_in = {"authorization": f"Bearer {client.token}"}
+            with CallLoad(orch.url, "/functions/greet", clients=4, headers=signed_in) as load:
                 time.sleep(1)
                 started = time.perf_counter()
                 client.deploy(artifact, 2, replicas=3)

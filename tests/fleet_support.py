@@ -133,14 +133,16 @@ class CallLoad:
     """``clients`` threads calling ``POST {url}{path}`` until stopped, recording
     (monotonic time, status) of every call (0: no answer at all)."""
 
-    def __init__(self, url: str, path: str, clients: int = 4, body: bytes = b"x") -> None:
-        self.url, self.path, self.body = url, path, body
+    def __init__(
+        self, url: str, path: str, clients: int = 4, body: bytes = b"x", headers: dict | None = None
+    ) -> None:
+        self.url, self.path, self.body, self.headers = url, path, body, headers or {}
         self.results: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self.workers = [threading.Thread(target=self._run) for _ in range(clients)]
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx.Client(base_url=self.url, timeout=30, headers=self.headers) as client:
             while not self._stop.is_set():
                 try:
                     status = client.post(self.path, content=self.body).status_code

@@ -253,11 +253,20 @@ class Client:
 
     # -- deployments -----------------------------------------------------------------------
 
-    def deploy(self, artifact_id: str, version: int | str | None = None, replicas: int | str = 1) -> dict:
-        """Deploy a version number or alias (default ``latest``) on ``replicas`` nodes (or ``"daemon"``)."""
+    def deploy(
+        self,
+        artifact_id: str,
+        version: int | str | None = None,
+        replicas: int | str = 1,
+        labels: dict[str, str] | None = None,
+    ) -> dict:
+        """Deploy a version number or alias (default ``latest``) on ``replicas`` nodes
+        (or ``"daemon"``), only on nodes carrying every one of ``labels``."""
         body: dict[str, Any] = {"replicas": replicas}
         if version is not None:
             body["version"] = version
+        if labels:
+            body["labels"] = labels
         return self._json("POST", f"/deploy/{artifact_id}", json=body)
 
     def deployment(self, artifact_id: str) -> dict:
@@ -284,6 +293,35 @@ class Client:
             if artifact["name"] == name:
                 return artifact["id"]
         raise ClientError(404, f"no artifact {name!r} that you can read")
+
+    # -- nodes and quotas -------------------------------------------------------------------
+
+    def create_node_token(self, name: str = "node", exp: str | None = None) -> dict:
+        """A join token for ``modrun serve --token`` (admins); ``{"id", "token"}``, shown once."""
+        body: dict[str, Any] = {"name": name}
+        if exp is not None:
+            body["exp"] = exp
+        return self._json("POST", "/node-token", json=body)
+
+    def node_tokens(self) -> list[dict]:
+        return self._json("GET", "/node-token/list")["tokens"]
+
+    def delete_node_token(self, token_id: str) -> None:
+        self._json("DELETE", f"/node-token/{token_id}")
+
+    def quota(self) -> list[dict]:
+        """Your limits and usage, and those of your teams."""
+        return self._json("GET", "/quota")["quotas"]
+
+    def get_quota(self, kind: str, subject_id: str) -> dict:
+        return self._json("GET", f"/quota/{kind}/{subject_id}")
+
+    def set_quota(self, kind: str, subject_id: str, **limits: int | None) -> dict:
+        """``kind`` user or team; limits artifact_bytes, deployments, replicas (None: no limit)."""
+        return self._json("POST", f"/quota/{kind}/{subject_id}", json=limits)
+
+    def reset_quota(self, kind: str, subject_id: str) -> dict:
+        return self._json("POST", f"/quota/{kind}/{subject_id}", json={"default": True})
 
     def audit(self, **filters: Any) -> list[dict]:
         return self._json("GET", "/audit", params={k: v for k, v in filters.items() if v is not None})[

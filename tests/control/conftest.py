@@ -13,7 +13,11 @@ def orch(tmp_path_factory: pytest.TempPathFactory):
     """A real orchestrator whose first admin has a known password."""
     storage = tmp_path_factory.mktemp("control")
     with OrchestratorProcess(
-        storage, "--maxArtifactSize", "4MiB", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        storage,
+        "--maxArtifactSize",
+        "4MiB",
+        env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        auth="basic",
     ) as o:
         yield o
 

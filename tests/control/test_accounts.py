@@ -12,7 +12,8 @@ import httpx
 import jwt
 
 from control_support import ADMIN_PASSWORD, basic, bearer, in_days, login, new_user
-from modrun.control.api import endpoints
+from modrun.control.api import PREFIX, endpoints
+from modrun.orchestrator.api import fleet_endpoints
 
 
 def test_tokens_are_asymmetric_and_verifiable_from_the_jwks(orch, api, admin):
@@ -182,8 +183,9 @@ def test_audit_log_records_outcomes_without_secrets(api, admin):
     assert only_denied and all(e["outcome"] == "denied" for e in only_denied)
 
 
-def test_authorization_matrix_from_the_route_table(api, admin):
-    """Every route against anonymous, an API key, a plain user and an expired-looking token."""
+def test_authorization_matrix_from_the_route_table(api, admin, orch):
+    """Every route (control plane and fleet) against anonymous, an API key, a
+    plain user, a join token and a garbage token."""
     _, user = new_user(api, admin)
     name = api.get("/user/info", headers=bearer(user)).json()["username"]
     key = api.post(
@@ -196,35 +198,44 @@ def test_authorization_matrix_from_the_route_table(api, admin):
             "exp": in_days(1),
         },
     ).json()["api_key"]
-    callers = {"anonymous": {}, "key": {"x-api-key": key}, "user": bearer(user), "garbage": bearer("x.y.z")}
-    expected = {
-        "public": {"anonymous": None, "key": None, "user": None, "garbage": 401},
-        "user": {"anonymous": 401, "key": None, "user": None, "garbage": 401},
-        "session": {"anonymous": 401, "key": 403, "user": None, "garbage": 401},
-        "admin": {"anonymous": 401, "key": 403, "user": 403, "garbage": 401},
-        "upload": {
-            "anonymous": 401,
-            "key": 401,
-            "user": 401,
-            "garbage": 401,
-        },  # only an upload token opens them
+    join = api.post("/node-token", headers=bearer(admin), json={"name": "matrix"}).json()["token"]
+    callers = {
+        "anonymous": {},
+        "key": {"x-api-key": key},
+        "user": bearer(user),
+        "node": bearer(join),
+        "garbage": bearer("x.y.z"),
     }
+    expected = {
+        "public": {"anonymous": None, "key": None, "user": None, "node": None, "garbage": 401},
+        "user": {"anonymous": 401, "key": None, "user": None, "node": 403, "garbage": 401},
+        "session": {"anonymous": 401, "key": 403, "user": None, "node": 403, "garbage": 401},
+        "admin": {"anonymous": 401, "key": 403, "user": 403, "node": 403, "garbage": 401},
+        "node": {"anonymous": 401, "key": 403, "user": 403, "node": None, "garbage": 401},
+        # only an upload token opens them
+        "upload": {"anonymous": 401, "key": 401, "user": 401, "node": 401, "garbage": 401},
+    }
+    routes = endpoints() + fleet_endpoints()
     checked = 0
-    for endpoint in endpoints():
-        if endpoint.rule == "public":
-            continue  # public routes are exercised above; they take credentials of their own
-        path = endpoint.path.replace("{id}", str(uuid.uuid4())).replace("{uid}", str(uuid.uuid4()))
-        path = path.replace("{chunk:int}", "0")
-        for caller, headers in callers.items():
-            want = expected[endpoint.rule][caller]
-            if endpoint.target and caller == "user":
-                want = 403  # neither an admin nor a member of a team nobody made
-            if endpoint.action == "user.logout" and caller == "user":  # it revokes the token it is sent
-                headers = bearer(login(api, name, "pw-" + name)["access_token"])
-            r = api.request(endpoint.method, path, headers=headers, json={})
-            if want is None:
-                assert r.status_code not in (401, 403), (endpoint.method, path, caller, r.status_code)
-            else:
-                assert r.status_code == want, (endpoint.method, path, caller, r.status_code, r.text)
-            checked += 1
-    assert checked >= 4 * len(endpoints()) - 4 * 3  # all but the public routes
+    with httpx.Client(base_url=orch.url, timeout=30) as root:
+        for endpoint in routes:
+            if endpoint.rule == "public" and endpoint.prefix == PREFIX:
+                continue  # login and sign-up take credentials of their own; exercised above
+            path = endpoint.path.replace("{id}", str(uuid.uuid4())).replace("{uid}", str(uuid.uuid4()))
+            path = (
+                path.replace("{chunk:int}", "0").replace("{query}", "nothing").replace("{path:path}", "x/y")
+            )
+            for caller, headers in callers.items():
+                want = expected[endpoint.rule][caller]
+                if endpoint.target and caller == "user":
+                    want = 403  # neither an admin nor a member of a team nobody made
+                if endpoint.action == "user.logout" and caller == "user":  # it revokes the token it is sent
+                    headers = bearer(login(api, name, "pw-" + name)["access_token"])
+                r = root.request(endpoint.method, endpoint.prefix + path, headers=headers, json={})
+                if want is None:
+                    assert r.status_code not in (401, 403), (endpoint.method, path, caller, r.status_code)
+                else:
+                    assert r.status_code == want, (endpoint.method, path, caller, r.status_code, r.text)
+                checked += 1
+    assert checked >= 5 * (len(routes) - 6)
+    assert {e.rule for e in fleet_endpoints()} >= {"public", "user", "node", "admin"}

@@ -20,20 +20,29 @@ pytestmark = pytest.mark.slow
 
 def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
     orch = OrchestratorProcess(
-        tmp_path / "orch", "--keepalive", "1s", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        tmp_path / "orch", "--keepalive", "1s", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic"
     )
     orch.start()
+    admin = Client(orch.url)
+    admin.login("admin", ADMIN_PASSWORD)
+    env = {"MODRUN_JOIN_TOKEN": admin.create_node_token("deploy-test")["token"]}
     nodes = []
     for name in ("d1", "d2"):
         (tmp_path / name).mkdir()
         nodes.append(
             ModrunServer(
-                tmp_path / name, tmp_path / name, "--noreload", "--orchestrator", orch.url, "--name", name
+                tmp_path / name,
+                tmp_path / name,
+                "--noreload",
+                "--orchestrator",
+                orch.url,
+                "--name",
+                name,
+                env=env,
             ).start()
         )
-    admin = Client(orch.url)
-    admin.login("admin", ADMIN_PASSWORD)
-    gateway = httpx.Client(base_url=orch.url, timeout=30)
+    signed_in = {"authorization": f"Bearer {admin.token}"}
+    gateway = httpx.Client(base_url=orch.url, timeout=30, headers=signed_in)
     try:
         v2_file = tmp_path / "hello-v2.wasm"
         v2_file.write_bytes(append_custom_section(HELLO_AS.read_bytes(), "build", b"v2"))
@@ -73,7 +82,7 @@ def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
         assert refused.value.status == 403
 
         # rolling update to version 2 while clients call through the gateway
-        with CallLoad(orch.url, "/functions/greet", clients=3) as load:
+        with CallLoad(orch.url, "/functions/greet", clients=3, headers=signed_in) as load:
             time.sleep(0.5)
             admin._json("POST", f"/deploy/{artifact}", json={"alias": "latest", "replicas": 2})
             wait_until(lambda: settled(2), timeout=60, what="rolled out")
@@ -119,7 +128,7 @@ def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
             what="function gone",
         )
         admin.delete_artifact(artifact)
-        files = httpx.get(orch.url + "/api/files/", params={"prefix": "artifacts/"}).json()["results"]
+        files = gateway.get("/api/files/", params={"prefix": "artifacts/"}).json()["results"]
         assert files == []  # the deployed versions' copies went with it
     finally:
         gateway.close()

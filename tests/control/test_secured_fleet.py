@@ -1,0 +1,284 @@
+"""A secured fleet end to end: a real orchestrator (``--auth basic``) and real
+nodes joined with a join token. The gateway and the nodes themselves refuse
+anonymous calls (401) and calls without Read + invoke on the artifact that
+provides the function (403); revocation reaches the whole fleet within 5 s;
+the embedded broker keeps each node to its own topics."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from control_support import ADMIN_PASSWORD, bearer
+from fleet_support import OrchestratorProcess
+from modrun.client import Client, ClientError
+from modrun.orchestrator import protocol as P
+from support import HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
+
+pytestmark = pytest.mark.slow
+REVOCATION_BOUND = 5.0
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("secured")
+    orch = OrchestratorProcess(
+        root / "orch", "--keepalive", "1s", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic"
+    ).start()
+    admin = Client(orch.url)
+    admin.login("admin", ADMIN_PASSWORD)
+    token = admin.create_node_token("e2e")["token"]
+    local = root / "e2-plugins"
+    local.mkdir()
+    build_wat(TEST_SOURCES / "sandbox.wat", local / "sandbox.wasm")  # the node's own plugin
+    nodes = {}
+    for name, plugins, labels in (("e1", root / "e1", ["--label", "zone=eu"]), ("e2", local, [])):
+        plugins.mkdir(exist_ok=True)
+        nodes[name] = ModrunServer(
+            plugins,
+            root / f"{name}-state",
+            "--noreload",
+            "--orchestrator",
+            orch.url,
+            "--name",
+            name,
+            *labels,
+            env={"MODRUN_JOIN_TOKEN": token},
+        )
+        (root / f"{name}-state").mkdir()
+        nodes[name].start()
+    admin_root = httpx.Client(base_url=orch.url, headers=bearer(admin.token), timeout=30)
+    wait_until(lambda: admin_root.get("/api/runtimes/").json()["count"] == 2, timeout=30, what="2 nodes")
+    try:
+        yield orch, admin, nodes, token, admin_root, root
+    finally:
+        for node in nodes.values():
+            node.stop()
+        admin_root.close()
+        orch.stop()
+
+
+def _deployed(admin: Client, path: Path, name: str, **deploy: object) -> str:
+    artifact = admin.push(path, name=name)["artifact_id"]
+    admin.deploy(artifact, **deploy)  # type: ignore[arg-type]
+    wait_until(
+        lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what=f"{name} deployed"
+    )
+    return artifact
+
+
+def _status(url: str, path: str, headers: dict, body: bytes = b"Ada") -> int:
+    return httpx.post(url + path, content=body, headers=headers, timeout=30).status_code
+
+
+def test_join_needs_a_valid_token(fleet):
+    orch, _admin, _nodes, _token, admin_root, root = fleet
+    assert httpx.get(orch.url + "/api/config").status_code == 401
+    assert (
+        httpx.get(orch.url + "/api/config", headers=bearer("mrj_" + "A" * 40 + "_00000000")).status_code
+        == 401
+    )
+    (root / "intruder").mkdir()
+    intruder = ModrunServer(
+        root / "intruder", root / "intruder", "--noreload", "--orchestrator", orch.url, "--name", "intruder"
+    ).start()
+    try:
+        time.sleep(3)
+        names = {r["name"] for r in admin_root.get("/api/runtimes/").json()["results"]}
+        assert "intruder" not in names
+        assert "refused to let this node join" in intruder.log()
+    finally:
+        intruder.stop()
+
+
+def test_keys_users_and_permissions_are_enforced_on_gateway_and_nodes(fleet):
+    orch, admin, nodes, _token, _root, _ = fleet
+    hello = _deployed(admin, HELLO_AS, "hello", replicas=2)
+    text = _deployed(admin, TEXTKIT_C, "textkit", replicas=1)
+    owner = Client(orch.url)
+    owner_id = admin.create_user("carol", "carol@example.com", "pw-carol-123")
+    owner.login("carol", "pw-carol-123")
+    assert owner_id
+
+    # nothing: 401 everywhere, with a reason
+    for url in (orch.url, nodes["e1"].url, nodes["e2"].url):
+        refused = httpx.post(url + "/functions/greet", content=b"x")
+        assert refused.status_code == 401 and "sign in" in refused.json()["error"]
+    # a user who may not read the private artifacts: 403
+    assert _status(orch.url, "/functions/greet", bearer(owner.token)) == 403
+    assert _status(nodes["e1"].url, "/functions/greet", bearer(owner.token)) == 403
+    # the admin may call both
+    assert httpx.post(orch.url + "/functions/greet", content=b"Ada", headers=bearer(admin.token)).text == (
+        "Hello, Ada!"
+    )
+    assert _status(orch.url, "/functions/reverse", bearer(admin.token)) == 200
+
+    # a key for hello only: works on hello (gateway and node), refused on textkit
+    key = admin.create_key("hello-only", artifact_ids=[hello], scopes=["invoke"], expires="1d")
+    with_key = {"x-api-key": key["api_key"]}
+    assert _status(orch.url, "/functions/greet", with_key) == 200
+    assert _status(nodes["e1"].url, "/functions/greet", with_key) == 200
+    assert _status(orch.url, "/functions/reverse", with_key) == 403
+    text_node = next(n for n in nodes.values() if _serves(n.url, "reverse", admin.token))
+    assert _status(text_node.url, "/functions/reverse", with_key) == 403
+    # GraphQL through the gateway: the key may ask for nothing of textkit
+    denied = httpx.post(
+        orch.url + "/graphql", json={"query": '{ reverse(text: "x") }'}, headers=with_key, timeout=30
+    )
+    assert denied.status_code == 403 and denied.json()["errors"][0]["message"]
+    assert (
+        httpx.post(orch.url + "/graphql", json={"query": "{ __typename }"}, headers=with_key).status_code
+        == 200
+    )
+    # a key with the wrong scope: 403
+    read_only = admin.create_key("read-only", artifact_ids=[hello], scopes=["read"], expires="1d")
+    assert _status(orch.url, "/functions/greet", {"x-api-key": read_only["api_key"]}) == 403
+    # the node's own plugin (no artifact) is for admins only
+    assert _status(nodes["e2"].url, "/functions/noop", with_key) == 403
+    assert _status(nodes["e2"].url, "/functions/noop", bearer(admin.token), b"") == 200
+    # node management routes are for admins
+    assert httpx.get(nodes["e1"].url + "/models", headers=with_key).status_code == 403
+    assert httpx.get(nodes["e1"].url + "/health").status_code == 200
+
+    # a permission change reaches the fleet within the bound: hello made public
+    admin.set_access(hello, "public")
+    took = _until(lambda: _status(nodes["e1"].url, "/functions/greet", bearer(owner.token)) == 200)
+    assert took < REVOCATION_BOUND
+    assert _status(orch.url, "/functions/greet", bearer(owner.token)) == 200
+
+    # revoking the key: refused on the gateway and on every node within 5 s
+    assert _status(nodes["e2"].url, "/functions/greet", with_key) == 200
+    admin.delete_key(key["id"])
+    took = _until(
+        lambda: all(
+            _status(url, "/functions/greet", with_key) == 401
+            for url in (orch.url, nodes["e1"].url, nodes["e2"].url)
+        )
+    )
+    assert took < REVOCATION_BOUND, took
+
+    # deleting the user: their token stops working everywhere within 5 s
+    assert _status(nodes["e1"].url, "/functions/greet", bearer(owner.token)) == 200
+    admin.delete_user(owner_id)
+    took = _until(
+        lambda: all(
+            _status(url, "/functions/greet", bearer(owner.token)) == 401
+            for url in (orch.url, nodes["e1"].url)
+        )
+    )
+    assert took < REVOCATION_BOUND, took
+
+    # what was denied is in the audit log, without secrets
+    denied_calls = admin.audit(action="function.invoke", outcome="denied")
+    assert denied_calls and key["api_key"] not in str(denied_calls)
+    admin.undeploy(text)
+
+
+def test_labels_choose_the_nodes(fleet):
+    _orch, admin, _nodes, _token, _admin_root, _ = fleet
+    artifact = admin.push(HELLO_AS, name="hello-eu")["artifact_id"]
+    admin.deploy(artifact, replicas="daemon", labels={"zone": "eu"})
+    wait_until(lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what="eu deploy")
+    state = admin.deployment(artifact)
+    assert [r["node"] for r in state["replicas"]] == ["e1"] and state["labels"] == {"zone": "eu"}
+    with pytest.raises(ClientError) as bad:
+        admin.deploy(artifact, labels={"zone": "a b"})
+    assert bad.value.status == 400
+    admin.undeploy(artifact)
+
+
+def test_the_broker_keeps_nodes_to_their_own_topics(fleet):
+    orch, _admin, _nodes, token, admin_root, _ = fleet
+    config = httpx.get(orch.url + "/api/config", headers=bearer(token)).json()
+    port = int(config["mqtt"].rsplit(":", 1)[1])
+    victim = next(r for r in admin_root.get("/api/runtimes/").json()["results"] if r["name"] == "e1")
+
+    anonymous = _connect(port, None, None)
+    assert anonymous is None  # refused
+    assert _connect(port, "someone", "not-a-token") is None
+
+    rogue_id = str(uuid.uuid4())
+    rogue = _connect(port, rogue_id, token)
+    assert rogue is not None
+    try:
+        granted: list[list[int]] = []
+        rogue.on_subscribe = lambda _c, _u, _mid, codes, _p: granted.append([int(c.value) for c in codes])
+        rogue.subscribe(
+            [
+                (f"realm/proc/control/{victim['uuid']}", 1),
+                ("realm/#", 1),
+                (f"realm/proc/control/{rogue_id}", 1),
+            ]
+        )
+        wait_until(lambda: granted, timeout=5, what="SUBACK")
+        assert granted[0][0] >= 0x80 and granted[0][1] >= 0x80 and granted[0][2] < 0x80
+        # its own registration goes through (so the messages below are well formed) ...
+        own = {"type": "runtime", "uuid": rogue_id, "name": "rogue", "apis": []}
+        rogue.publish(f"realm/proc/reg/{rogue_id}", json.dumps(P.envelope("create", own)), qos=1)
+        wait_until(
+            lambda: admin_root.get(f"/api/runtimes/{rogue_id}/").status_code == 200, timeout=10, what="rogue"
+        )
+        # ... but deregistering e1 in its name is dropped by the broker: e1 stays alive
+        forged = {"type": "runtime", "uuid": victim["uuid"], "name": "e1"}
+        rogue.publish(
+            f"realm/proc/reg/{victim['uuid']}", json.dumps(P.envelope("delete", forged)), qos=1
+        ).wait_for_publish(5)
+        time.sleep(2)
+        assert admin_root.get(f"/api/runtimes/{victim['uuid']}/").json()["alive"] is True
+    finally:
+        rogue.loop_stop()
+        rogue.disconnect()
+
+
+def test_join_tokens_are_admin_only_and_can_be_deleted(fleet):
+    orch, admin, _nodes, _token, _root, _ = fleet
+    made = admin.create_node_token("short-lived")
+    assert made["token"].startswith("mrj_")
+    listed = admin.node_tokens()
+    assert any(t["id"] == made["id"] for t in listed) and made["token"] not in str(listed)
+    assert httpx.get(orch.url + "/api/config", headers=bearer(made["token"])).status_code == 200
+    admin.delete_node_token(made["id"])
+    assert httpx.get(orch.url + "/api/config", headers=bearer(made["token"])).status_code == 401
+    # a join token opens nothing else
+    assert httpx.get(orch.url + "/api/v2/user/info", headers=bearer(made["token"])).status_code == 401
+
+
+def _serves(url: str, function: str, token: str) -> bool:
+    listing = httpx.get(url + "/functions", headers=bearer(token)).json()["functions"]
+    return any(f["name"] == function for f in listing)
+
+
+def _until(check, timeout: float = 15.0) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            return timeout
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _connect(port: int, username: str | None, password: str | None) -> mqtt.Client | None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
+    if username is not None:
+        client.username_pw_set(username, password)
+    outcome: list[bool] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(not reason.is_failure)
+    client.on_disconnect = lambda *_a: outcome.append(False)
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+    except OSError:
+        return None
+    client.loop_start()
+    deadline = time.monotonic() + 5
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if outcome and outcome[0]:
+        return client
+    client.loop_stop()
+    return None
