@@ -162,6 +162,7 @@ fleet_files = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("kind", sa.Text, nullable=False, comment="plugin, wasi or unknown (from its exports)"),
+    sa.Column("encryption", sa.Text, comment="aes-256-gcm when stored sealed, else null"),
 )
 
 fleet_settings = sa.Table(

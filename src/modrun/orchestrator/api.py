@@ -232,10 +232,11 @@ async def get_file(request: Request) -> Response:
     if info is None:
         return _problem(404, f"no file {path!r}")
     headers = {"etag": f'"{info.sha256}"', "x-checksum-sha256": info.sha256}
-    local = files.blobs.local_path(path)
+    local = files.local_file(info)
     if local is not None:
         return FileResponse(local, headers=headers, media_type="application/octet-stream")
-    return StreamingResponse(files.blobs.read(path), headers=headers, media_type="application/octet-stream")
+    chunks = await asyncio.to_thread(files.read, info)
+    return StreamingResponse(chunks, headers=headers, media_type="application/octet-stream")
 
 
 async def delete_file(request: Request) -> Response:

@@ -7,6 +7,7 @@ file carries its digest and nodes can verify and cache what they fetch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ from modrun.orchestrator.state import iso
 from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore
 from modrun.storage.receive import Receiver
+from modrun.storage.sealed import NAME as SEALED
+from modrun.storage.sealed import SealError, open_sealed, seal
 
 MAX_PATH = 512
 
@@ -35,6 +38,7 @@ class FileInfo:
     size: int
     updated_at: datetime
     kind: str = "unknown"
+    encryption: str | None = None  # aes-256-gcm when the blob is sealed (storage.sealed)
 
     def as_dict(self) -> dict:
         return {
@@ -60,12 +64,15 @@ def clean_path(path: str) -> str:
 
 
 class FileStore:
-    def __init__(self, blobs: BlobStore, engine: Engine, scratch: Path, max_size: int) -> None:
+    def __init__(
+        self, blobs: BlobStore, engine: Engine, scratch: Path, max_size: int, key: bytes | None = None
+    ) -> None:
         self.blobs = blobs
         self.engine = engine
         self.scratch = scratch
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.max_size = max_size
+        self.key = key  # seal what is stored (--encryptArtifacts)
 
     def receiver(self) -> Receiver:
         return Receiver(self.scratch, self.max_size)
@@ -73,7 +80,19 @@ class FileStore:
     def commit(self, path: str, received: Receiver) -> FileInfo:
         """Store a fully received upload under ``path`` and index it."""
         path = clean_path(path)
-        info = FileInfo(path, received.sha256, received.size, utc_now(), _kind(received.path))
+        info = FileInfo(
+            path,
+            received.sha256,
+            received.size,
+            utc_now(),
+            _kind(received.path),
+            SEALED if self.key is not None else None,
+        )
+        if self.key is not None:
+            sealed = received.path.with_suffix(".sealed")
+            seal(self.key, received.path, sealed)
+            received.path.unlink()
+            sealed.rename(received.path)
         self.blobs.put(path, received.path)
         with self.engine.begin() as conn:
             from modrun.orchestrator.store import upsert
@@ -84,14 +103,26 @@ class FileStore:
     def info(self, path: str) -> FileInfo | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(fleet_files).where(fleet_files.c.path == path)).first()
-        return FileInfo(row.path, row.sha256, row.size, row.updated_at, row.kind) if row else None
+        return _info(row) if row else None
 
     def list(self, prefix: str = "") -> list[FileInfo]:
         query = sa.select(fleet_files).order_by(fleet_files.c.path)
         if prefix:
             query = query.where(fleet_files.c.path.startswith(prefix, autoescape=True))
         with self.engine.connect() as conn:
-            return [FileInfo(r.path, r.sha256, r.size, r.updated_at, r.kind) for r in conn.execute(query)]
+            return [_info(r) for r in conn.execute(query)]
+
+    def local_file(self, info: FileInfo) -> Path | None:
+        """The file on local disk when it is kept there in the clear."""
+        return None if info.encryption else self.blobs.local_path(info.path)
+
+    def read(self, info: FileInfo) -> Iterator[bytes]:
+        chunks = self.blobs.read(info.path)
+        if info.encryption is None:
+            return chunks
+        if self.key is None:
+            raise SealError(f"{info.path} is stored encrypted; start with --encryptArtifacts and its key")
+        return open_sealed(self.key, chunks)
 
     def delete(self, path: str) -> bool:
         with self.engine.begin() as conn:
@@ -99,6 +130,10 @@ class FileStore:
         if gone:
             self.blobs.delete(path)
         return bool(gone)
+
+
+def _info(row: sa.Row) -> FileInfo:
+    return FileInfo(row.path, row.sha256, row.size, row.updated_at, row.kind, row.encryption)
 
 
 def _kind(path: Path) -> str:

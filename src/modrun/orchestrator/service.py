@@ -47,8 +47,9 @@ class Orchestrator:
         self.db_url = database_url(settings.db, storage)
         self.db = make_engine(self.db_url)
         ensure_schema(self.db, self.db_url, settings.migrate)
+        key = artifact_key() if settings.encrypt_artifacts else None
         self.files = FileStore(
-            self._blobs(storage, "files"), self.db, storage / "tmp", settings.max_file_size
+            self._blobs(storage, "files"), self.db, storage / "tmp", settings.max_file_size, key
         )
         self.topics = P.Topics(settings.realm)
         self.broker: EmbeddedBroker | None = None
@@ -88,7 +89,7 @@ class Orchestrator:
             blobs=self._blobs(storage, "artifacts"),
             max_artifact_size=settings.max_artifact_size,
             oidc=settings.oidc,
-            artifact_key=artifact_key() if settings.encrypt_artifacts else None,
+            artifact_key=key,
             default_quota=settings.default_quota,
         )
         self.deployer = Deployer(self.db, self.control_plane.artifacts, self.files, self.control)

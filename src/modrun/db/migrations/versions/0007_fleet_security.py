@@ -46,9 +46,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("labels", JSONType, nullable=False, server_default=sa.text("'{}'")))
     with op.batch_alter_table("artifact_versions") as batch:
         batch.add_column(sa.Column("encryption", sa.Text))
+    with op.batch_alter_table("fleet_files") as batch:
+        batch.add_column(sa.Column("encryption", sa.Text))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("fleet_files") as batch:
+        batch.drop_column("encryption")
     with op.batch_alter_table("artifact_versions") as batch:
         batch.drop_column("encryption")
     with op.batch_alter_table("deployments") as batch:
