@@ -1,6 +1,8 @@
-"""Control-plane benchmarks (issue 9): artifact upload speed and the
-orchestrator's peak memory by artifact size; a rolling update of a
-3-replica deployment under load (failed calls, time).
+"""Control-plane benchmarks (issue 9): what checking every call costs (an
+open fleet against a secured one, through the gateway and on a node, with a
+token and with an API key); artifact upload speed and the orchestrator's
+peak memory by artifact size; a rolling update of a 3-replica deployment
+under load (failed calls, time).
 
     .venv/bin/python bench/bench_control.py [--sizes 10,50,100]
 
@@ -12,10 +14,13 @@ orchestrator process's VmHWM from /proc, read after each push.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -99,11 +104,80 @@ def rolling_update(tmp: Path) -> None:
                 node.stop()
 
 
+def _fleet(tmp: Path, name: str, auth: str) -> tuple[OrchestratorProcess, ModrunServer, dict]:
+    """An orchestrator with one node serving hello-as; the admin's headers."""
+    env = {"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    orch = OrchestratorProcess(tmp / f"orch-{name}", "--keepalive", "1s", env=env, auth=auth).start()
+    client = Client(orch.url)
+    node_env = {}
+    if auth != "none":
+        client.login("admin", ADMIN_PASSWORD)
+        node_env["MODRUN_JOIN_TOKEN"] = client.create_node_token("bench")["token"]
+    (tmp / name).mkdir()
+    worker = ModrunServer(
+        tmp / name, tmp / name, "--noreload", "--orchestrator", orch.url, "--name", name, env=node_env
+    ).start()
+    artifact = client.push(HELLO_AS, name="hello")["artifact_id"]
+    client.deploy(artifact, replicas=1)
+    wait_until(lambda: client.deployment(artifact)["status"] == "complete", timeout=60, what="deployed")
+    headers = client.auth_headers()
+    if auth != "none":
+        key = client.create_key("bench", artifact_ids=[artifact], scopes=["invoke"], expires="1d")
+        headers = {"token": headers, "key": {"x-api-key": key["api_key"]}}
+    else:
+        headers = {"none": {}}
+    return orch, worker, headers
+
+
+def auth_overhead(tmp: Path, calls: int) -> None:
+    """Median latency of one call, open fleet vs secured fleet, interleaved."""
+    open_orch, open_node, _ = _fleet(tmp, "open", "none")
+    safe_orch, safe_node, creds = _fleet(tmp, "safe", "basic")
+    try:
+        cases = [
+            ("gateway, open fleet", open_orch.url, {}),
+            ("gateway, token", safe_orch.url, creds["token"]),
+            ("gateway, API key", safe_orch.url, creds["key"]),
+            ("node, open fleet", open_node.url, {}),
+            ("node, token", safe_node.url, creds["token"]),
+            ("node, API key", safe_node.url, creds["key"]),
+        ]
+        samples: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        clients = {name: httpx.Client(base_url=url, headers=headers) for name, url, headers in cases}
+        for name, client in clients.items():  # warm connections and caches
+            for _ in range(50):
+                assert client.post("/functions/greet", content=b"Ada").status_code == 200, name
+        for _ in range(calls):
+            for name, client in clients.items():
+                started = time.perf_counter()
+                client.post("/functions/greet", content=b"Ada")
+                samples[name].append(time.perf_counter() - started)
+        median = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+        for where in ("gateway", "node"):
+            base = median[f"{where}, open fleet"]
+            print(f"{where}, open fleet: median {base:.3f} ms")
+            for how in ("token", "API key"):
+                value = median[f"{where}, {how}"]
+                print(
+                    f"{where}, secured, {how}: median {value:.3f} ms -> +{value - base:.3f} ms "
+                    f"({value / base:.2f}x){' (target < 0.2 ms added)' if where == 'gateway' else ''}"
+                )
+        for client in clients.values():
+            client.close()
+    finally:
+        for proc in (open_node, safe_node):
+            proc.stop()
+        open_orch.stop()
+        safe_orch.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,50,100", help="artifact sizes in MiB")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per case for the auth overhead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modrun-bench-control-") as tmp:
+        auth_overhead(Path(tmp), args.calls)
         uploads(Path(tmp), [int(s) for s in args.sizes.split(",")])
         rolling_update(Path(tmp))
     return 0

@@ -60,14 +60,15 @@ class Client:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self) -> dict[str, str]:
+        """The credential headers this client sends."""
         if self.api_key:
             return {"x-api-key": self.api_key}
         return {"authorization": f"Bearer {self.token}"} if self.token else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request with this client's credentials; ClientError on a refusal."""
-        headers = {**self._headers(), **kwargs.pop("headers", {})}
+        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
         return self._raw(method, path, headers=headers, **kwargs)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -214,7 +215,7 @@ class Client:
         params = {"version": str(version)} if version is not None else {}
         out = Path(target)
         with self.http.stream(
-            "GET", f"/artifact/{artifact_id}/download", params=params, headers=self._headers()
+            "GET", f"/artifact/{artifact_id}/download", params=params, headers=self.auth_headers()
         ) as r:
             if r.status_code >= 400:
                 r.read()

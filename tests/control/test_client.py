@@ -10,6 +10,7 @@ import stat
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from control_support import ADMIN_PASSWORD
@@ -106,3 +107,21 @@ def test_cli_login_push_and_keys(orch, tmp_path: Path):
         keyed.artifacts()
     too_long = run_cli("keys", "create", "--name", "x", "--all", "--expires", "400d", env=env)
     assert too_long.returncode == 1 and b"key lifetime policy" in too_long.stderr
+
+
+def test_cli_fleet_commands_use_the_saved_login(orch, tmp_path: Path):
+    env = {"MODRUN_STORAGE_PATH": str(tmp_path / "home"), "MODRUN_ORCHESTRATOR": orch.url, "COLUMNS": "200"}
+    anonymous = run_cli("runtimes", env=env)
+    assert anonymous.returncode == 1 and b"sign in" in anonymous.stderr
+    assert run_cli("login", "--username", "admin", "--password", ADMIN_PASSWORD, env=env).returncode == 0
+    assert run_cli("runtimes", env=env).returncode == 0
+    token = run_cli("node-token", "--name", "cli-made", env=env)
+    assert token.returncode == 0 and token.stdout.startswith(b"mrj_"), token.stderr
+    joined = httpx.get(
+        orch.url + "/api/config", headers={"authorization": f"Bearer {token.stdout.decode().strip()}"}
+    )
+    assert joined.status_code == 200 and joined.json()["auth"]["issuers"][0]["audience"] == "modrun"
+    quota = run_cli("quota", env=env)
+    assert quota.returncode == 0 and b"user:" in quota.stdout
+    bad = run_cli("deploy", "nothing", "--label", "no-equals-sign", env=env)
+    assert bad.returncode == 2 and b"KEY=VALUE" in bad.stderr

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,54 +16,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from modrun.cli.credentials import client_for, save_login
 from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, _table
 from modrun.client import Client, ClientError
-from modrun.config.settings import default_storage_path
-
-
-def _credentials_file() -> Path:
-    return default_storage_path().expanduser() / "credentials.json"
-
-
-def _saved() -> dict:
-    try:
-        return json.loads(_credentials_file().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save(url: str, tokens: dict) -> None:
-    path = _credentials_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = _saved() | {
-        url.rstrip("/"): {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]}
-    }
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(path.with_suffix(".tmp"), path)
-
-
-def client_for(url: str) -> Client:
-    """A client with the best credentials at hand: MODRUN_API_KEY, MODRUN_TOKEN, or
-    the saved login (refreshed when its access token has expired)."""
-    if os.environ.get("MODRUN_API_KEY"):
-        return Client(url, api_key=os.environ["MODRUN_API_KEY"])
-    if os.environ.get("MODRUN_TOKEN"):
-        return Client(url, token=os.environ["MODRUN_TOKEN"])
-    saved = _saved().get(url.rstrip("/"))
-    client = Client(url, token=saved["access_token"] if saved else None)
-    if saved:
-        client.refresh_token = saved["refresh_token"]
-        try:
-            client.info()
-        except ClientError as exc:
-            if exc.status == 401:
-                try:
-                    _save(url, client.refresh())
-                except ClientError:
-                    pass  # the next call says 401: log in again
-    return client
 
 
 def _fail(exc: ClientError) -> None:
@@ -86,7 +40,7 @@ def login(
             tokens = client.login(username, password)
         except ClientError as exc:
             _fail(exc)
-        _save(orchestrator, tokens)
+        save_login(orchestrator, tokens)
         info = client.info()
     typer.echo(f"logged in to {orchestrator} as {info['username']}{' (admin)' if info['admin'] else ''}")
 
@@ -207,14 +161,24 @@ def deploy(
         str, typer.Option("--replicas", help="How many nodes run it, or 'daemon' (all).")
     ] = "1",
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it is complete (or failed).")] = False,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Only on nodes with this label, KEY=VALUE (repeat for several)."),
+    ] = None,
 ) -> None:
     """Deploy an artifact version onto the fleet (a rolling update when it is deployed)."""
+    from modrun.orchestrator.labels import BadLabel, parse
+
     name, version = _target(spec)
     count: int | str = replicas if replicas == "daemon" else int(replicas)
+    try:
+        labels = parse(label or [])
+    except BadLabel as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label") from None
     with client_for(orchestrator) as client:
         try:
             artifact = client.artifact_id(name)
-            result = client.deploy(artifact, version, count)
+            result = client.deploy(artifact, version, count, labels)
             typer.echo(f"{name}: version {result['version']} on {result['replicas']} replicas")
             while wait:
                 state = client.deployment(artifact)
@@ -261,10 +225,48 @@ def rollback(
     typer.echo(f"{name}: rolling back to version {result['version']}")
 
 
+def node_token(
+    orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
+    name: Annotated[str, typer.Option("--name", help="What the token is for (shown in lists).")] = "node",
+    expires: Annotated[
+        str | None, typer.Option("--exp", help="Expiry, RFC 3339 (default: until deleted).")
+    ] = None,
+) -> None:
+    """Make a join token (admins): give it to nodes as --token or MODRUN_JOIN_TOKEN."""
+    with client_for(orchestrator) as client:
+        try:
+            made = client.create_node_token(name, expires)
+        except ClientError as exc:
+            _fail(exc)
+    typer.echo(made["token"])
+    typer.echo(f"join token {made['id']}: shown once; delete it with the API to stop new joins", err=True)
+
+
+def quota(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
+    """Your quotas and your teams': limits and what is used."""
+    with client_for(orchestrator) as client:
+        try:
+            reports = client.quota()
+        except ClientError as exc:
+            _fail(exc)
+
+    def cell(report: dict, field: str) -> str:
+        limit = report["limits"][field]
+        return f"{report['usage'][field]} / {'-' if limit is None else limit}"
+
+    rows = [
+        [r["subject"], cell(r, "artifact_bytes"), cell(r, "deployments"), cell(r, "replicas")]
+        for r in reports
+    ]
+    _table("quotas (used / limit)", ["subject", "artifact bytes", "deployments", "replicas"], rows)
+
+
 def register(app: typer.Typer) -> None:
     app.command("login")(login)
     app.command("push")(push)
     app.command("deploy")(deploy)
     app.command("deployments")(deployments)
     app.command("rollback")(rollback)
+    app.command("node-token")(node_token)
+    app.command("quota")(quota)
     app.add_typer(keys_app, name="keys")

@@ -212,9 +212,15 @@ def _oidc(
 
 
 class Api:
+    """The fleet API with the credentials at hand (a secured fleet's routes need them)."""
+
     def __init__(self, url: str) -> None:
+        from modrun.cli.credentials import client_for
+
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=60)
+        with client_for(self.url) as client:
+            headers = client.auth_headers()
+        self.http = httpx.Client(base_url=self.url, timeout=60, headers=headers)
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

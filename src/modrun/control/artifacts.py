@@ -51,7 +51,7 @@ class UploadError(AccountError):
 class Upload:
     """One upload in progress (kept in memory: an orchestrator restart drops it)."""
 
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None  # the new artifact's owner (None in an open fleet: --auth none)
     actor: str
     name: str
     type: str
@@ -240,7 +240,7 @@ class Artifacts:
 
     def begin(
         self,
-        user_id: uuid.UUID,
+        user_id: uuid.UUID | None,
         actor: str,
         name: str,
         type_: str,
