@@ -260,14 +260,18 @@ class Client:
         version: int | str | None = None,
         replicas: int | str = 1,
         labels: dict[str, str] | None = None,
+        limits: dict | None = None,
     ) -> dict:
         """Deploy a version number or alias (default ``latest``) on ``replicas`` nodes
-        (or ``"daemon"``), only on nodes carrying every one of ``labels``."""
+        (or ``"daemon"``), only on nodes carrying every one of ``labels``; ``limits``
+        (``{"timeout": "5s", "max_memory": "64MiB"}``) bound each call."""
         body: dict[str, Any] = {"replicas": replicas}
         if version is not None:
             body["version"] = version
         if labels:
             body["labels"] = labels
+        if limits:
+            body["limits"] = limits
         return self._json("POST", f"/deploy/{artifact_id}", json=body)
 
     def deployment(self, artifact_id: str) -> dict:

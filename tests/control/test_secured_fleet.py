@@ -282,3 +282,21 @@ def _connect(port: int, username: str | None, password: str | None) -> mqtt.Clie
         return client
     client.loop_stop()
     return None
+
+
+def test_deployment_limits_bound_each_call(fleet, tmp_path: Path):
+    _orch, admin, nodes, _token, _root, _ = fleet
+    sandbox = build_wat(TEST_SOURCES / "sandbox.wat", tmp_path / "sandbox.wasm")
+    artifact = admin.push(sandbox, name="limited")["artifact_id"]
+    with pytest.raises(ClientError) as bad:
+        admin.deploy(artifact, limits={"timeout": "soon"})
+    assert bad.value.status == 400 and "limits" in str(bad.value)
+    admin.deploy(artifact, replicas=1, labels={"zone": "eu"}, limits={"timeout": "300ms"})
+    wait_until(lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what="limited")
+    assert admin.deployment(artifact)["limits"] == {"timeout": 0.3}
+    started = time.monotonic()
+    spun = httpx.post(nodes["e1"].url + "/functions/spin", headers=bearer(admin.token), timeout=30)
+    took = time.monotonic() - started
+    assert spun.status_code >= 400 and took < 3, (spun.status_code, took)  # the node's own default is 10 s
+    assert "time" in spun.text.lower()
+    admin.undeploy(artifact)

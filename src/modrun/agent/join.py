@@ -34,6 +34,7 @@ from modrun.agent.modules import (
     Hosted,
     command_spec,
     kind_of,
+    plugin_limits,
     start_plugin,
     stop_plugin,
 )
@@ -304,7 +305,7 @@ class FleetAgent:
             group = data.get("group") if isinstance(data.get("group"), str) else None
             hosted = Hosted(module_id, name, kind_of(wasm, data), group=group)
             if hosted.kind == "plugin":
-                functions = start_plugin(self.node, hosted, path)
+                functions = start_plugin(self.node, hosted, path, plugin_limits(self.node, data))
                 self.hosted[module_id] = hosted
                 details = {
                     "uuid": module_id,

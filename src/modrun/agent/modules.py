@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modrun.plugins.discovery import PluginSource
@@ -79,10 +79,11 @@ def plugin_name(node: Node, module: str, uuid: str) -> str:
     return name
 
 
-def start_plugin(node: Node, hosted: Hosted, path: Any) -> list[str]:
-    """Add a plugin module to the catalog; returns its functions (raises on a load error)."""
+def start_plugin(node: Node, hosted: Hosted, path: Any, limits: Limits | None = None) -> list[str]:
+    """Add a plugin module to the catalog, with its own call limits when given;
+    returns its functions (raises on a load error)."""
     name = plugin_name(node, hosted.name, hosted.uuid)
-    source = PluginSource(name, path, None)
+    source = PluginSource(name, path, None, limits)
     node.manager.set_extra(name, source)
     node.manager.refresh()
     plugin = node.manager.catalog.plugins.get(name)
@@ -99,6 +100,19 @@ def stop_plugin(node: Node, hosted: Hosted) -> None:
     if hosted.plugin is not None:
         node.manager.set_extra(hosted.plugin, None)
         node.manager.refresh()
+
+
+def plugin_limits(node: Node, data: dict) -> Limits | None:
+    """A module's ``args.limits`` (``timeout`` seconds, ``max_memory`` bytes) over the node's."""
+    args = data.get("args") if isinstance(data.get("args"), dict) else {}
+    wanted = args.get("limits")
+    if not isinstance(wanted, dict) or not wanted:
+        return None
+    base = node.manager.options.limits
+    timeout, memory = wanted.get("timeout", base.timeout), wanted.get("max_memory", base.max_memory)
+    if not isinstance(timeout, int | float) or timeout <= 0 or not isinstance(memory, int) or memory <= 0:
+        raise ValueError(f"bad module limits {wanted!r}")
+    return replace(base, timeout=float(timeout), max_memory=memory)
 
 
 def command_spec(wasm: bytes, data: dict, limits: Limits) -> CommandSpec:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from modrun.config.units import parse_duration, parse_size
 from modrun.control.accounts import AccountError
 from modrun.control.auth import Principal, Unauthenticated
 from modrun.control.guard import Subject
@@ -35,6 +36,7 @@ from modrun.control.permissions import ACTIONS, ArtifactAccess, allowed
 from modrun.control.quotas import Limits, QuotaExceeded, team_subject, user_subject
 from modrun.control.tokens import InvalidToken
 from modrun.db.times import utc_now
+from modrun.errors import ConfigError
 from modrun.orchestrator import labels as label_rules
 
 if TYPE_CHECKING:
@@ -560,6 +562,7 @@ async def deploy(call: Call) -> Any:
         labels = label_rules.checked(body.get("labels") or {})
     except label_rules.BadLabel as exc:
         raise AccountError(str(exc)) from None
+    limits = _call_limits(body.get("limits") or {})
     deployer = _deployer(call)
     access = await run_in_threadpool(call.plane.artifacts.access, artifact_id)
     assert access is not None  # checked by the route's artifact rule
@@ -567,8 +570,27 @@ async def deploy(call: Call) -> Any:
     await run_in_threadpool(
         call.plane.quotas.check_deploy, _quota_subjects(access), artifact_id, replicas, runtimes
     )
-    result = await run_in_threadpool(deployer.deploy, artifact_id, version, replicas, call.who.actor, labels)
+    result = await run_in_threadpool(
+        deployer.deploy, artifact_id, version, replicas, call.who.actor, labels, limits
+    )
     return JSONResponse(result, status_code=202)
+
+
+def _call_limits(given: Any) -> dict:
+    """``{"timeout": "5s" | seconds, "max_memory": "64MiB" | bytes}`` -> seconds and bytes."""
+    if not isinstance(given, dict) or set(given) - {"timeout", "max_memory"}:
+        raise AccountError('limits: {"timeout": "5s", "max_memory": "64MiB"} (either may be left out)')
+    out: dict = {}
+    try:
+        if "timeout" in given:
+            out["timeout"] = parse_duration(given["timeout"])
+        if "max_memory" in given:
+            out["max_memory"] = parse_size(given["max_memory"])
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise AccountError(f"limits: {exc}") from None
+    if out.get("timeout", 1) <= 0 or out.get("max_memory", 1) <= 0:
+        raise AccountError("limits: timeout and max_memory must be above zero")
+    return out
 
 
 def _quota_subjects(access: ArtifactAccess) -> list[str]:

@@ -52,6 +52,7 @@ class Deployment:
     deployed_by: str
     last_good_version: int | None
     labels: dict[str, str] = field(default_factory=dict)  # node labels every replica's node must have
+    limits: dict = field(default_factory=dict)  # per-call limits: timeout (s), max_memory (bytes)
 
 
 def group_prefix(artifact_id: uuid.UUID) -> str:
@@ -91,6 +92,7 @@ class Deployer:
         replicas: int,
         actor: str,
         labels: dict[str, str] | None = None,
+        limits: dict | None = None,
     ) -> dict:
         if self.artifacts.detail(artifact_id)["type"] != "plugin":
             raise AccountError("only plugin artifacts can be deployed for now (bundles: not yet)", 422)
@@ -102,6 +104,7 @@ class Deployer:
                 "deployed_by": actor,
                 "updated_at": utc_now(),
                 "labels": labels or {},
+                "limits": limits or {},
             }
             if row is None:
                 conn.execute(
@@ -120,6 +123,7 @@ class Deployer:
             "version": version,
             "replicas": _replicas_out(replicas),
             "labels": labels or {},
+            "limits": limits or {},
         }
 
     def rollback(self, artifact_id: uuid.UUID, actor: str) -> dict:
@@ -246,7 +250,11 @@ class Deployer:
         path = self._ensure_file(artifact_id, version)
         name = self.artifacts.detail(artifact_id)["name"]
         modules = [m for m in self._modules(artifact_id) if m.status != P.EXITING]
-        new = [m for m in modules if m.group == group and m.labels == deployment.labels]
+        new = [
+            m
+            for m in modules
+            if m.group == group and m.labels == deployment.labels and _limits_of(m) == deployment.limits
+        ]
         old = [m for m in modules if m not in new]
         wanted = (
             deployment.replicas if deployment.replicas != DAEMON else self.runtime_count(deployment.labels)
@@ -254,7 +262,7 @@ class Deployer:
         errors, warnings = [], []
         for _ in range(max(0, wanted - len(new))):
             try:
-                created = self._create(name, path, group, deployment.labels)
+                created = self._create(name, path, group, deployment)
                 new.append(created)
             except P.ProtocolError as exc:
                 warnings.append(f"replica not placed: {exc.desc}")
@@ -301,6 +309,7 @@ class Deployer:
                 "version": version,
                 "replicas_wanted": _replicas_out(deployment.replicas),
                 "labels": deployment.labels,
+                "limits": deployment.limits,
                 "errors": errors,
                 "warnings": warnings,
                 "replicas": [
@@ -370,15 +379,18 @@ class Deployer:
             )
         )
 
-    def _create(self, name: str, path: str, group: str, labels: dict[str, str]) -> Module:
+    def _create(self, name: str, path: str, group: str, deployment: Deployment) -> Module:
+        args: dict = {"kind": "plugin"}
+        if deployment.limits:
+            args["limits"] = deployment.limits
         data = {
             "name": name,
             "file": path,
             "apis": [API],
             "restart": "always",
             "group": group,
-            "labels": labels,
-            "args": {"kind": "plugin"},
+            "labels": deployment.labels,
+            "args": args,
         }
         return self.control.call(self.control.modules.create, data).result(30)
 
@@ -441,8 +453,20 @@ class Deployer:
 
 def _deployment(row: Any) -> Deployment:
     return Deployment(
-        row.artifact_id, row.version, row.replicas, row.deployed_by, row.last_good_version, row.labels or {}
+        row.artifact_id,
+        row.version,
+        row.replicas,
+        row.deployed_by,
+        row.last_good_version,
+        row.labels or {},
+        row.limits or {},
     )
+
+
+def _limits_of(module: Module) -> dict:
+    args = module.args if isinstance(module.args, dict) else {}
+    found = args.get("limits")
+    return found if isinstance(found, dict) else {}
 
 
 def _version_of(module: Module) -> int | None:

@@ -300,6 +300,13 @@ deployments = sa.Table(
     sa.Column(
         "labels", JSONType, nullable=False, server_default=sa.text("'{}'"), comment="node labels required"
     ),
+    sa.Column(
+        "limits",
+        JSONType,
+        nullable=False,
+        server_default=sa.text("'{}'"),
+        comment="per-call limits: timeout (s), max_memory (bytes)",
+    ),
 )
 
 node_tokens = sa.Table(

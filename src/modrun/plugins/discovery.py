@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from modrun.wasm.limits import Limits
+
 BUILD_OUTPUTS = ("build/release.wasm", "build/debug.wasm")
 ROOT_SCHEMA = "modrun.schema.json"
 _SKIP_DIRS = {"node_modules", ".git", "build", "__pycache__"}
@@ -26,6 +28,7 @@ class PluginSource:
     name: str
     wasm: Path
     schema: Path | None
+    limits: Limits | None = None  # this plugin's own call limits (a deployment's), else the node's
 
     def fingerprint(self) -> tuple:
         """Changes whenever the wasm or its schema file changes."""

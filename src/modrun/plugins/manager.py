@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from modrun.errors import PluginLoadError
@@ -64,7 +65,7 @@ class PluginManager:
             source.fingerprint(),
             tuple(sorted(config.items())),
             id(self.options.services),
-            self.options.limits,
+            source.limits or self.options.limits,
             self.options.log_level,
         )
 
@@ -106,7 +107,8 @@ class PluginManager:
                     plugins[source.name] = old
                 continue
             try:
-                plugin = load_plugin(source, self.engine, self.options)
+                options = replace(self.options, limits=source.limits) if source.limits else self.options
+                plugin = load_plugin(source, self.engine, options)
             except PluginLoadError as exc:
                 self._failed[source.name] = (stamp, exc.reason)
                 errors[source.name] = exc.reason

@@ -1,4 +1,4 @@
-"""join tokens, quotas, OIDC identities, deployment labels, artifact encryption
+"""join tokens, quotas, OIDC identities, deployment labels and limits, artifact encryption
 
 Revision ID: 0007
 Revises: 0006
@@ -42,6 +42,7 @@ def upgrade() -> None:
         batch.create_unique_constraint("uq_users_external_id", ["external_id"])
     with op.batch_alter_table("deployments") as batch:
         batch.add_column(sa.Column("labels", JSONType, nullable=False, server_default=sa.text("'{}'")))
+        batch.add_column(sa.Column("limits", JSONType, nullable=False, server_default=sa.text("'{}'")))
     with op.batch_alter_table("fleet_modules") as batch:
         batch.add_column(sa.Column("labels", JSONType, nullable=False, server_default=sa.text("'{}'")))
     with op.batch_alter_table("artifact_versions") as batch:
@@ -56,6 +57,7 @@ def downgrade() -> None:
     with op.batch_alter_table("artifact_versions") as batch:
         batch.drop_column("encryption")
     with op.batch_alter_table("deployments") as batch:
+        batch.drop_column("limits")
         batch.drop_column("labels")
     with op.batch_alter_table("fleet_modules") as batch:
         batch.drop_column("labels")
