@@ -285,7 +285,7 @@ def _connect(port: int, username: str | None, password: str | None) -> mqtt.Clie
 
 
 def test_deployment_limits_bound_each_call(fleet, tmp_path: Path):
-    _orch, admin, nodes, _token, _root, _ = fleet
+    orch, admin, nodes, _token, _root, _ = fleet
     sandbox = build_wat(TEST_SOURCES / "sandbox.wat", tmp_path / "sandbox.wasm")
     artifact = admin.push(sandbox, name="limited")["artifact_id"]
     with pytest.raises(ClientError) as bad:
@@ -299,4 +299,15 @@ def test_deployment_limits_bound_each_call(fleet, tmp_path: Path):
     took = time.monotonic() - started
     assert spun.status_code >= 400 and took < 3, (spun.status_code, took)  # the node's own default is 10 s
     assert "time" in spun.text.lower()
+    # the call error was shipped from the node: in the deployment's logs and the module's output
+    wait_until(
+        lambda: any(
+            e.get("stream") == "stderr" and "error spin" in e["line"] for e in admin.deploy_logs(artifact)
+        ),
+        timeout=10,
+        what="the call error in the deployment's logs",
+    )
+    replica = admin.deployment(artifact)["replicas"][0]["module"]
+    output = httpx.get(f"{orch.url}/api/modules/{replica}/output", headers=bearer(admin.token)).json()
+    assert any("error spin" in line["line"] for line in output["lines"])
     admin.undeploy(artifact)

@@ -120,6 +120,7 @@ class FleetAgent:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self.node.invoker.observers.append(self._ship_call_output)
         for thread in self._threads:
             thread.start()
 
@@ -390,6 +391,27 @@ class FleetAgent:
         stop_plugin(self.node, hosted)
         self._report_exit(hosted)
 
+    # -- output of plugin modules ------------------------------------------------------------
+
+    def _ship_call_output(self, plugin: str, function: str, logs: list, error: str | None) -> None:
+        """A plugin module's log lines (stdout; warnings and errors on stderr) and
+        call errors (stderr) go to its output topics, as a WASI module's do;
+        at most LINES_PER_SECOND per module, the rest counted and reported."""
+        link = self.link
+        hosted = next((h for h in list(self.hosted.values()) if h.plugin == plugin), None)
+        if hosted is None or link is None or not link.connected.is_set():
+            return
+        lines = [(_stream(line.level), f"{line.level} {function}: {line.message}") for line in logs]
+        if error is not None:
+            lines.append(("stderr", f"error {function}: {error}"))
+        for stream, text in lines:
+            if not hosted.output_budget.take():
+                continue
+            dropped = hosted.output_budget.dropped_since_last()
+            if dropped:
+                link.publish(self.topics.stderr(hosted.uuid), f"({dropped} lines dropped)".encode())
+            link.publish(getattr(self.topics, stream)(hosted.uuid), text.encode())
+
     # -- keepalive ---------------------------------------------------------------------------
 
     def _keepalive_loop(self) -> None:
@@ -462,6 +484,10 @@ class FleetAgent:
             "mem_available": available,
             "modules": len(self.hosted),
         }
+
+
+def _stream(level: str) -> str:
+    return "stderr" if level.lower() in ("warn", "warning", "error", "fatal") else "stdout"
 
 
 def _runtime_id(path: Path) -> str:

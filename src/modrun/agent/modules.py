@@ -29,6 +29,34 @@ log = logging.getLogger("modrun.agent")
 Publish = Callable[[str, Any], None]
 
 
+LINES_PER_SECOND = 100  # output lines a plugin module may ship, each second
+
+
+class OutputBudget:
+    """A token bucket of output lines, counting what it refuses."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.at = time.monotonic()
+        self.dropped = 0
+        self._reported = 0
+
+    def take(self) -> bool:
+        moment = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (moment - self.at) * self.rate)
+        self.at = moment
+        if self.tokens < 1:
+            self.dropped += 1
+            return False
+        self.tokens -= 1
+        return True
+
+    def dropped_since_last(self) -> int:
+        count, self._reported = self.dropped - self._reported, self.dropped
+        return count
+
+
 @dataclass
 class Hosted:
     uuid: str
@@ -41,6 +69,7 @@ class Hosted:
     deleting: bool = False
     last_cpu: tuple[float, float] = (0.0, 0.0)  # (monotonic, busy seconds) at the last keepalive
     last_active: float | None = None
+    output_budget: OutputBudget = field(default_factory=lambda: OutputBudget(LINES_PER_SECOND))
 
     def busy_seconds(self, node: Node) -> tuple[float, int]:
         if self.run is not None:

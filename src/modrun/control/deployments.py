@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from modrun.orchestrator.engine import ControlLoop
     from modrun.orchestrator.files import FileStore
     from modrun.orchestrator.fleet import Fleet
+    from modrun.orchestrator.output import ModuleOutput
     from modrun.orchestrator.state import Module
 
 log = logging.getLogger("modrun.deploy")
@@ -71,8 +72,16 @@ def artifact_of_group(group: str | None) -> str | None:
 
 
 class Deployer:
-    def __init__(self, engine: Engine, artifacts: Artifacts, files: FileStore, control: ControlLoop) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        artifacts: Artifacts,
+        files: FileStore,
+        control: ControlLoop,
+        output: ModuleOutput | None = None,
+    ) -> None:
         self.engine = engine
+        self.output = output
         self.artifacts = artifacts
         self.files = files
         self.control = control
@@ -210,11 +219,16 @@ class Deployer:
             ]
 
     def logs(self, artifact_id: uuid.UUID) -> list[dict]:
-        """Every state change of every replica, with the runtimes' error messages."""
+        """Every state change of every replica with the runtimes' error messages,
+        and what the replicas printed: log lines and call errors (``stream``)."""
         entries = []
         for module in self._modules(artifact_id, include_dead=True):
+            version = _version_of(module)
             for event in module.history:
-                entries.append({"module": module.uuid, "version": _version_of(module)} | event.as_dict())
+                entries.append({"module": module.uuid, "version": version} | event.as_dict())
+            if self.output is not None:
+                for line in self.output.of(module.uuid):
+                    entries.append({"module": module.uuid, "version": version} | line)
         return sorted(entries, key=lambda e: e["at"])
 
     # -- reconciling -----------------------------------------------------------------

@@ -158,6 +158,17 @@ async def get_module(request: Request) -> JSONResponse:
     return JSONResponse(found) if found else _problem(404, f"no module {query!r}")
 
 
+async def module_output(request: Request) -> JSONResponse:
+    """The latest lines the module printed (stdout, stderr), oldest first."""
+    query = request.path_params["query"]
+    orch = _orch(request)
+    found = orch.control.snapshot(lambda fleet: lookup(list(fleet.modules.values()), query))
+    if found is None:
+        return _problem(404, f"no module {query!r}")
+    lines = orch.output.of(found.uuid, request.query_params.get("since"))
+    return JSONResponse({"module": found.uuid, "lines": lines})
+
+
 async def create_module(request: Request) -> JSONResponse:
     try:
         data = json.loads(await request.body() or b"null")
@@ -356,6 +367,7 @@ def fleet_endpoints() -> list[Endpoint]:
         *_both("POST", "/api/modules/", create_module, "admin", "fleet.module_create"),
         *_both("GET", "/api/modules/{query}/", get_module, "user", "fleet.module"),
         *_both("DELETE", "/api/modules/{query}/", delete_module, "admin", "fleet.module_delete"),
+        *_both("GET", "/api/modules/{query}/output/", module_output, "user", "fleet.module_output"),
         *_both("GET", "/api/queued/", list_queued, "user", "fleet.queued"),
         *_both("GET", "/api/files/", list_files, "node", "fleet.files"),
         one("GET", "/api/files/{path:path}", get_file, "node", "fleet.file_get"),

@@ -33,6 +33,7 @@ from modrun.orchestrator.config import OrchestratorSettings
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.files import FileStore
 from modrun.orchestrator.gateway import Gateway
+from modrun.orchestrator.output import ModuleOutput
 from modrun.orchestrator.scheduler import make_policy
 from modrun.orchestrator.store import FleetStore
 from modrun.storage.blobs import BlobStore, LocalBlobs, S3Blobs
@@ -79,6 +80,9 @@ class Orchestrator:
         )
         for topic in (f"{self.topics.reg}/+", f"{self.topics.control}/#", f"{self.topics.keepalive}/+"):
             self.mqtt.subscribe(topic, self.control.on_mqtt)
+        self.output = ModuleOutput(self.topics)
+        for topic in self.output.subscriptions():
+            self.mqtt.subscribe(topic, self.output.on_mqtt)
         self.control_plane = ControlPlane(
             self.db,
             storage,
@@ -92,7 +96,7 @@ class Orchestrator:
             artifact_key=key,
             default_quota=settings.default_quota,
         )
-        self.deployer = Deployer(self.db, self.control_plane.artifacts, self.files, self.control)
+        self.deployer = Deployer(self.db, self.control_plane.artifacts, self.files, self.control, self.output)
         self.control_plane.deployer = self.deployer
         self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
         plane = self.control_plane

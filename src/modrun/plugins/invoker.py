@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -81,6 +82,8 @@ class Invoker:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="modrun-call")
         self._dispatch: dict[tuple[int, str], _Dispatch] = {}
         self._inline_ticks = engine.ticks(INLINE_BUDGET)
+        # called after every call that logged or failed: (plugin, function, logs, error or None)
+        self.observers: list[Callable[[str, str, list[LogLine], str | None], None]] = []
 
     def call(self, plugin: Plugin, function: Function, data: bytes) -> CallResult:
         """Run the function on the calling thread with the full timeout."""
@@ -124,6 +127,7 @@ class Invoker:
             elapsed = time.perf_counter() - started
             exc.plugin, exc.function, exc.logs = plugin.name, function.name, _logs(state)
             recorder.record(elapsed, exc.kind)
+            self._observe(plugin.name, function.name, exc.logs, str(exc))
             raise
         except Exception as exc:  # a bug on our side: report it, keep serving
             log.exception("internal error calling %s.%s", plugin.name, function.name)
@@ -138,7 +142,16 @@ class Invoker:
         elapsed = time.perf_counter() - started
         recorder.record(elapsed)
         logs = _logs(state) if state.logs is not None or state.streams is not None else []
+        if logs:
+            self._observe(plugin.name, function.name, logs, None)
         return CallResult(output, logs, elapsed, function)
+
+    def _observe(self, plugin: str, function: str, logs: list[LogLine], error: str | None) -> None:
+        for observer in self.observers:
+            try:
+                observer(plugin, function, logs, error)
+            except Exception:  # an observer must never fail a call
+                log.exception("call observer failed")
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
