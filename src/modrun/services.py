@@ -233,9 +233,10 @@ class Node:
         app = NodeApp(self, lifespan=self.lifespan)
         if self.agent is None:
             return app
+        from modrun.agent.bundles import BundleProxy
         from modrun.agent.guard import GuardedApp
 
-        return GuardedApp(app, self)
+        return GuardedApp(BundleProxy(app, self.agent.bundle), self)
 
     def serve(self) -> None:
         from modrun.api.server import run_http

@@ -7,6 +7,7 @@ the embedded broker keeps each node to its own topics."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +20,7 @@ from control_support import ADMIN_PASSWORD, bearer
 from fleet_support import OrchestratorProcess
 from modrun.client import Client, ClientError
 from modrun.orchestrator import protocol as P
-from support import HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
+from support import CONNECT_AS, HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
 
 pytestmark = pytest.mark.slow
 REVOCATION_BOUND = 5.0
@@ -311,3 +312,56 @@ def test_deployment_limits_bound_each_call(fleet, tmp_path: Path):
     output = httpx.get(f"{orch.url}/api/modules/{replica}/output", headers=bearer(admin.token)).json()
     assert any("error spin" in line["line"] for line in output["lines"])
     admin.undeploy(artifact)
+
+
+def test_a_bundle_deploys_as_a_whole_app(fleet, tmp_path: Path):
+    """An app directory (two plugins, a manifest with plugin config and an
+    embedded model) pushed as a bundle, deployed, called through the gateway
+    and on its node; checked like any artifact."""
+    orch, admin, nodes, _token, admin_root, _ = fleet
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(HELLO_AS, app / "hello.wasm")
+    shutil.copy(CONNECT_AS, app / "connect.wasm")
+    (app / "modrun.json").write_text(
+        json.dumps(
+            {
+                "models": {"sentiment": {"provider": "embedded", "sourceModel": "vader"}},
+                "plugins": {"hello": {"config": {"greeting": "Howdy"}}},
+            }
+        )
+    )
+    artifact = admin.push(app, name="whole-app")["artifact_id"]
+    assert admin.artifact(artifact)["type"] == "bundle"
+    admin.deploy(artifact, replicas=1, labels={"zone": "eu"})
+    wait_until(lambda: admin.deployment(artifact)["status"] == "complete", timeout=90, what="bundle deployed")
+    replica = admin.deployment(artifact)["replicas"][0]
+    assert replica["node"] == "e1"
+    signed_in = bearer(admin.token)
+    # through the gateway: the bundle's functions are in the fleet's catalog
+    listed = admin_root.get("/api/functions").json()["results"]
+    assert any(f["name"] == "mood" and f["module"] == replica["module"] for f in listed)
+    mood = httpx.post(
+        orch.url + "/functions/mood", content=b"I love this, it is wonderful", headers=signed_in
+    )
+    assert mood.status_code == 200, mood.text
+    assert mood.json()["compound"] > 0.5  # the bundle's own embedded model answered
+    # on its node, under the bundle's path, with the bundle's own plugin config
+    base = f"{nodes['e1'].url}/bundles/{replica['module']}"
+    assert httpx.post(base + "/functions/greet", content=b"Ada", headers=signed_in).text == "Howdy, Ada!"
+    # checked like any artifact: anonymous 401, a key for another artifact 403
+    assert httpx.post(base + "/functions/greet", content=b"Ada").status_code == 401
+    other = admin.push(HELLO_AS, name="not-the-bundle")["artifact_id"]
+    key = admin.create_key("other", artifact_ids=[other], scopes=["invoke"], expires="1d")
+    assert (
+        httpx.post(base + "/functions/greet", content=b"x", headers={"x-api-key": key["api_key"]}).status_code
+        == 403
+    )
+    assert _status(orch.url, "/functions/mood", {"x-api-key": key["api_key"]}) == 403
+    # undeployed: the child app stops and its directory goes
+    admin.undeploy(artifact)
+    wait_until(
+        lambda: httpx.post(base + "/functions/greet", content=b"Ada", headers=signed_in).status_code == 404,
+        timeout=30,
+        what="bundle stopped",
+    )

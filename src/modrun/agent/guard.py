@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
 from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
 from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issuers, Subject
 from modrun.control.verify import LEEWAY, JwksKeys, JwtVerifier
@@ -114,6 +115,8 @@ class GuardedApp:
             artifacts = agent.artifacts(keys)
         elif method == "POST" and path.startswith(PREFIX):
             artifacts = agent.artifacts([path[len(PREFIX) :]])
+        elif path.startswith(BUNDLE_PREFIX):
+            artifacts = agent.artifacts([path])
         elif method == "GET" and path == "/functions":
             artifacts = set()  # the catalog: any valid caller
         else:

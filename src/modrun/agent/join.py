@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from modrun import __version__
+from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
+from modrun.agent.bundles import BundleRun
 from modrun.agent.files import FetchError, FileCache
 from modrun.agent.guard import node_guard
 from modrun.agent.modules import (
@@ -105,6 +107,10 @@ class FleetAgent:
         by_plugin = {h.plugin: artifact_of_group(h.group) for h in list(self.hosted.values()) if h.plugin}
         found: set[str] = set()
         for key in keys:
+            if key.startswith(BUNDLE_PREFIX):  # anything inside a bundle module: its artifact
+                hosted = self.hosted.get(key[len(BUNDLE_PREFIX) :].partition("/")[0])
+                found.add((artifact_of_group(hosted.group) if hosted else None) or NO_ARTIFACT)
+                continue
             operation, dot, field_name = key.partition(".")
             if dot and operation in ("query", "mutation"):
                 fn = (catalog.queries if operation == "query" else catalog.mutations).get(field_name)
@@ -305,7 +311,10 @@ class FleetAgent:
             wasm = path.read_bytes()
             group = data.get("group") if isinstance(data.get("group"), str) else None
             hosted = Hosted(module_id, name, kind_of(wasm, data), group=group)
-            if hosted.kind == "plugin":
+            if hosted.kind == "bundle":
+                self._start_bundle(hosted, path, data)
+                details = {"uuid": module_id, "kind": "bundle", "functions": self._bundle_names(hosted)}
+            elif hosted.kind == "plugin":
                 functions = start_plugin(self.node, hosted, path, plugin_limits(self.node, data))
                 self.hosted[module_id] = hosted
                 details = {
@@ -352,6 +361,34 @@ class FleetAgent:
         self.hosted[hosted.uuid] = hosted
         run.start()
         threading.Thread(target=self._await_exit, args=(hosted,), daemon=True).start()
+
+    def _start_bundle(self, hosted: Hosted, archive: Path, data: dict) -> None:
+        """Run the bundle's app as a child ``modrun serve`` (agent/bundles.py)."""
+
+        def output(stream: str, line: bytes) -> None:
+            if self.link is not None:
+                self.link.publish(getattr(self.topics, stream)(hosted.uuid), line)
+
+        settings = self.node.settings
+        limits = plugin_limits(self.node, data) or settings.limits
+        serve_args = ["--timeout", f"{limits.timeout}s", "--maxMemory", str(limits.max_memory)]
+        if settings.db:
+            serve_args += ["--db", settings.db]  # a shared database (PostgreSQL) records its inferences
+        storage = Path(settings.storage_path).expanduser()
+        run = BundleRun(hosted.uuid, archive, storage / "fleet" / "bundles" / hosted.uuid, serve_args, output)
+        run.start()
+        hosted.run = run
+        self.hosted[hosted.uuid] = hosted
+        threading.Thread(target=self._await_exit, args=(hosted,), daemon=True).start()
+
+    def bundle(self, module_id: str) -> BundleRun | None:
+        hosted = self.hosted.get(module_id)
+        return hosted.run if hosted is not None and isinstance(hosted.run, BundleRun) else None
+
+    @staticmethod
+    def _bundle_names(hosted: Hosted) -> list[str]:
+        assert isinstance(hosted.run, BundleRun)
+        return sorted({f["name"] for f in hosted.run.functions})
 
     def _await_exit(self, hosted: Hosted) -> None:
         assert hosted.run is not None
@@ -459,6 +496,21 @@ class FleetAgent:
                     "description": described["description"],
                 }
             )
+        for hosted in list(self.hosted.values()):
+            run = hosted.run
+            if not isinstance(run, BundleRun):
+                continue
+            for fn in run.functions:
+                out.append(
+                    {
+                        "name": fn["name"],
+                        "plugin": fn.get("plugin"),
+                        "module": hosted.uuid,
+                        "path": f"{BUNDLE_PREFIX}{hosted.uuid}{fn.get('path') or '/functions/' + fn['name']}",
+                        "signature": fn.get("signature"),
+                        "description": fn.get("description"),
+                    }
+                )
         return out
 
     def _graphql_fields(self) -> list[str]:

@@ -22,6 +22,7 @@ from modrun.wasm.command import CommandRun, CommandSpec
 from modrun.wasm.limits import Limits
 
 if TYPE_CHECKING:
+    from modrun.agent.bundles import BundleRun
     from modrun.services import Node
 
 log = logging.getLogger("modrun.agent")
@@ -65,7 +66,7 @@ class Hosted:
     started: float = field(default_factory=time.monotonic)
     plugin: str | None = None  # the catalog name of a plugin module
     group: str | None = None  # the module's group (a deployment's: deploy:<artifact>:v<n>)
-    run: CommandRun | None = None
+    run: CommandRun | BundleRun | None = None  # a WASI command's run, or a bundle's child app
     deleting: bool = False
     last_cpu: tuple[float, float] = (0.0, 0.0)  # (monotonic, busy seconds) at the last keepalive
     last_active: float | None = None
@@ -173,6 +174,6 @@ def command_spec(wasm: bytes, data: dict, limits: Limits) -> CommandSpec:
 def kind_of(wasm: bytes, data: dict) -> str:
     args = data.get("args") if isinstance(data.get("args"), dict) else {}
     wanted = args.get("kind") or data.get("kind")
-    if wanted in ("plugin", "wasi"):
+    if wanted in ("plugin", "wasi", "bundle"):
         return wanted
     return module_kind(wasm)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import tarfile
 import tempfile
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -32,14 +30,13 @@ from modrun.control.quotas import QuotaExceeded
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
 from modrun.db.times import utc_now
 from modrun.storage.blobs import BlobStore
+from modrun.storage.bundles import BadBundle, read_bundle
 from modrun.storage.receive import Receiver, TooLarge
 from modrun.storage.sealed import NAME as SEALED
 from modrun.storage.sealed import open_sealed, seal
 
 TYPES = ("plugin", "bundle")
 UPLOAD_TTL = 3600.0
-MAX_BUNDLE_ENTRIES = 10_000
-MAX_COMPRESSION_RATIO = 200
 ALIAS = USERNAME
 
 
@@ -398,64 +395,11 @@ def _check_wasm(data: bytes, what: str) -> None:
         raise UploadError(f"{what} is not valid WebAssembly: {str(exc).splitlines()[0]}", 422) from None
 
 
-def _safe(name: str) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if not name or name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
-        raise UploadError(f"bundle entry {name!r}: absolute or '..' paths are not allowed", 422)
-    return path
-
-
-def _entries(path: Path, limit: int) -> dict[str, bytes]:
-    """Every regular file of the bundle, checked for traversal, links and bombs."""
-    files: dict[str, bytes] = {}
-    total = 0
-    compressed = path.stat().st_size
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            if len(infos) > MAX_BUNDLE_ENTRIES:
-                raise UploadError("bundle has too many entries", 422)
-            declared = sum(i.file_size for i in infos)
-            if declared > limit or declared > max(compressed, 1) * MAX_COMPRESSION_RATIO:
-                raise UploadError("bundle expands too much (a zip bomb?)", 422)
-            for info in infos:
-                name = str(_safe(info.filename))
-                if info.is_dir():
-                    continue
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise UploadError(f"bundle entry {name!r}: links are not allowed", 422)
-                with archive.open(info) as member:
-                    data = member.read(info.file_size + 1)
-                if len(data) > info.file_size:
-                    raise UploadError(f"bundle entry {name!r} is larger than it declares", 422)
-                total += len(data)
-                files[name] = data
-    else:
-        try:
-            with tarfile.open(path) as archive:
-                members = archive.getmembers()
-                if len(members) > MAX_BUNDLE_ENTRIES:
-                    raise UploadError("bundle has too many entries", 422)
-                for member in members:
-                    name = str(_safe(member.name))
-                    if member.isdir():
-                        continue
-                    if not member.isfile():
-                        raise UploadError(f"bundle entry {name!r}: only regular files are allowed", 422)
-                    total += member.size
-                    if total > limit or total > max(compressed, 1) * MAX_COMPRESSION_RATIO:
-                        raise UploadError("bundle expands too much (a tar bomb?)", 422)
-                    extracted = archive.extractfile(member)
-                    files[name] = extracted.read() if extracted else b""
-        except tarfile.TarError:
-            raise UploadError("a bundle must be a zip or tar archive", 422) from None
-    if total > limit:
-        raise UploadError("bundle expands too much", 422)
-    return files
-
-
 def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
-    files = _entries(path, limit)
+    try:
+        files = read_bundle(path, limit)
+    except BadBundle as exc:
+        raise UploadError(str(exc), 422) from None
     if not any(name.endswith(".wasm") for name in files):
         raise UploadError("the bundle holds no .wasm plugin", 422)
     for name, data in files.items():

@@ -103,8 +103,6 @@ class Deployer:
         labels: dict[str, str] | None = None,
         limits: dict | None = None,
     ) -> dict:
-        if self.artifacts.detail(artifact_id)["type"] != "plugin":
-            raise AccountError("only plugin artifacts can be deployed for now (bundles: not yet)", 422)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(deployments).where(deployments.c.artifact_id == artifact_id)).first()
             values = {
@@ -262,7 +260,8 @@ class Deployer:
         artifact_id, version = deployment.artifact_id, deployment.version
         group = group_of(artifact_id, version)
         path = self._ensure_file(artifact_id, version)
-        name = self.artifacts.detail(artifact_id)["name"]
+        detail = self.artifacts.detail(artifact_id)
+        name, kind = detail["name"], detail["type"]
         modules = [m for m in self._modules(artifact_id) if m.status != P.EXITING]
         new = [
             m
@@ -276,7 +275,7 @@ class Deployer:
         errors, warnings = [], []
         for _ in range(max(0, wanted - len(new))):
             try:
-                created = self._create(name, path, group, deployment)
+                created = self._create(name, path, group, deployment, kind)
                 new.append(created)
             except P.ProtocolError as exc:
                 warnings.append(f"replica not placed: {exc.desc}")
@@ -393,8 +392,8 @@ class Deployer:
             )
         )
 
-    def _create(self, name: str, path: str, group: str, deployment: Deployment) -> Module:
-        args: dict = {"kind": "plugin"}
+    def _create(self, name: str, path: str, group: str, deployment: Deployment, kind: str) -> Module:
+        args: dict = {"kind": kind}  # plugin, or bundle (a whole app: agent/bundles.py)
         if deployment.limits:
             args["limits"] = deployment.limits
         data = {
@@ -415,8 +414,9 @@ class Deployer:
             pass  # already gone
 
     def _ensure_file(self, artifact_id: uuid.UUID, version: int) -> str:
-        """The version's wasm in the file store, where nodes fetch modules from."""
-        path = f"artifacts/{artifact_id}/v{version}.wasm"
+        """The version in the file store, where nodes fetch modules from."""
+        kind = self.artifacts.detail(artifact_id)["type"]
+        path = f"artifacts/{artifact_id}/v{version}.{'wasm' if kind == 'plugin' else 'bundle'}"
         if self.files.info(path) is None:
             receiver = self.files.receiver()
             try:

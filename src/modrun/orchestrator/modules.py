@@ -104,7 +104,7 @@ class ModuleControl:
         module.sha256, module.kind = known if known else (None, "unknown")
         wanted_kind = args.get("kind") if isinstance(args, dict) else None
         if wanted_kind is not None:
-            if wanted_kind not in ("plugin", "wasi"):
+            if wanted_kind not in ("plugin", "wasi", "bundle"):
                 raise P.InvalidArgument("args/kind", wanted_kind)
             module.kind = wanted_kind
         restart = data.get("restart")
