@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-fast install system-deps examples lint format bench clean
+.PHONY: run test test-fast install system-deps examples console lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ examples: system-deps
 	cd examples/connect-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	examples/textkit-c/build.sh
 
+## Rebuild the web console (console/ -> src/modrun/console/static); under CI=true fail
+## when the committed build is not what the sources make.
+console: system-deps
+	cd console && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	@if [ "$$CI" = "true" ]; then git diff --exit-code --stat -- src/modrun/console/static \
+		|| { echo "the committed console build is stale: run make console and commit it" >&2; exit 1; }; fi
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -37,11 +44,11 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 
 ## Install what the tests need, rebuild the examples from source, lint, run the suite.
-test: install system-deps examples lint
+test: install system-deps examples console lint
 	$(BIN)/pytest
 
 ## The suite without the slow fleet tests (CI runs them all).
-test-fast: install system-deps lint
+test-fast: install system-deps console lint
 	$(BIN)/pytest -m "not slow"
 
 bench: install
@@ -54,4 +61,4 @@ bench: install
 	$(BIN)/python bench/bench_control.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules console/node_modules

@@ -11,6 +11,7 @@ packages=(
   openssh-server                               # tests: a private sshd for the ssh executor
   mosquitto mosquitto-clients                  # tests: a private MQTT broker for the fleet
   wrk                                          # benchmarks: HTTP load
+  chromium chromium-driver                     # console tests: a real headless browser (Playwright)
 )
 
 missing=()

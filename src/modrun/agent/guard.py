@@ -98,7 +98,9 @@ class GuardedApp:
             return
         method, path = scope["method"], scope["path"]
         graphql = path == "/graphql"
-        if method in ("GET", "HEAD") and (path in PUBLIC or (graphql and not scope.get("query_string"))):
+        if method in ("GET", "HEAD") and (
+            path in PUBLIC or path.startswith("/console") or (graphql and not scope.get("query_string"))
+        ):
             await self.app(scope, receive, send)
             return
         if method == "POST" and graphql:

@@ -494,6 +494,9 @@ class FleetAgent:
                     "field": described["graphql"]["field"],
                     "signature": described["signature"],
                     "description": described["description"],
+                    "params": described["params"],
+                    "input": described["input"],
+                    "returns": described["returns"],
                 }
             )
         for hosted in list(self.hosted.values()):
@@ -509,6 +512,9 @@ class FleetAgent:
                         "path": f"{BUNDLE_PREFIX}{hosted.uuid}{fn.get('path') or '/functions/' + fn['name']}",
                         "signature": fn.get("signature"),
                         "description": fn.get("description"),
+                        "params": fn.get("params"),
+                        "input": fn.get("input"),
+                        "returns": fn.get("returns"),
                     }
                 )
         return out

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from modrun import __version__
@@ -31,6 +31,7 @@ from modrun.api.models import (
     ping_model,
 )
 from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
+from modrun.console import asset, page, wants_html
 
 if TYPE_CHECKING:
     from modrun.services import Node
@@ -40,7 +41,9 @@ async def _functions(request: Request) -> JSONResponse:
     return JSONResponse(list_functions(request.app.state.node))
 
 
-async def _index(request: Request) -> JSONResponse:
+async def _index(request: Request) -> Response:
+    if wants_html(request):  # a browser: the console
+        return RedirectResponse("/console", status_code=303)
     return JSONResponse(
         {
             "name": "modrun",
@@ -50,9 +53,14 @@ async def _index(request: Request) -> JSONResponse:
                 "functions": "/functions",
                 "health": "/health",
                 "metrics": "/metrics",
+                "console": "/console",
             },
         }
     )
+
+
+async def _console(_request: Request) -> Response:
+    return page("node")
 
 
 async def _method_not_allowed(request: Request) -> JSONResponse:
@@ -80,6 +88,9 @@ def build_router(node: Node, lifespan: Any = None) -> Starlette:
             Route("/models/{name}/weights", list_weights, methods=["GET"]),
             Route("/models/{name}/weights", add_weights, methods=["POST"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/console", _console, methods=["GET"]),
+            Route("/console/assets/{name}", asset, methods=["GET"]),
+            Route("/console/{path:path}", _console, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from modrun.config.units import parse_duration, parse_size
 from modrun.control.accounts import AccountError
-from modrun.control.auth import Principal, Unauthenticated
+from modrun.control.auth import REFRESH_COOKIE, SESSION_COOKIE, Principal, Unauthenticated
 from modrun.control.guard import Subject
 from modrun.control.keys import SCOPES, key_hash, new_key
 from modrun.control.permissions import ACTIONS, ArtifactAccess, allowed
@@ -138,6 +138,13 @@ async def login(call: Call) -> Any:
     if call.request.headers.get("authorization", "").lower().startswith("bearer "):
         return await _exchange(call)
     login_name, password = _basic(call.request)
+    return await run_in_threadpool(
+        call.plane.tokens.issue, (await _password_login(call, login_name, password)).id
+    )
+
+
+async def _password_login(call: Call, login_name: str, password: str) -> Any:
+    """The user, after the failed-login limits; Denied (401, 429) otherwise."""
     plane = call.plane
     name, address = login_name.lower(), _ip(call.request)
     wait = max(plane.login_limiter.retry_after(name), plane.address_limiter.retry_after(address))
@@ -148,7 +155,86 @@ async def login(call: Call) -> Any:
         plane.login_limiter.failed(name)
         plane.address_limiter.failed(address)
         raise Denied("wrong username, email or password", 401, _BASIC)
-    return await run_in_threadpool(call.plane.tokens.issue, user.id)
+    return user
+
+
+# -- console sessions (cookies) ------------------------------------------------------
+
+
+def _session_response(call: Call, tokens: dict) -> Response:
+    secure = call.request.url.scheme == "https"
+    response = JSONResponse({"user_id": tokens["user_id"], "expires_in": tokens["expires_in"]})
+    response.set_cookie(
+        SESSION_COOKIE, tokens["access_token"], httponly=True, samesite="strict", secure=secure, path="/"
+    )
+    response.set_cookie(
+        REFRESH_COOKIE,
+        tokens["refresh_token"],
+        max_age=int(call.plane.tokens.refresh_ttl),
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path=PREFIX + "/session",
+    )
+    return response
+
+
+async def session_login(call: Call) -> Any:
+    """The console signs in: ``{username, password}`` -> HttpOnly cookies, no token in the body."""
+    body = await call.json()
+    name, password = body.get("username"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise AccountError("give username and password")
+    user = await _password_login(call, name, password)
+    return _session_response(call, await run_in_threadpool(call.plane.tokens.issue, user.id))
+
+
+async def session_state(call: Call) -> Any:
+    """Who the console is signed in as: ``{"user": {...}}``, or ``{"user": null}``
+    (200 either way, so a signed-out console loads without errors). An expired
+    access cookie is renewed here from the refresh cookie."""
+    principal = None
+    try:
+        principal = await run_in_threadpool(call.plane.auth.identify, call.request)
+    except Unauthenticated:
+        principal = None
+    if principal is not None and principal.session:
+        return {"user": await info(Call(call.request, call.plane, principal))}
+    token = call.request.cookies.get(REFRESH_COOKIE)
+    if token:
+        try:
+            tokens = await run_in_threadpool(call.plane.tokens.refresh, token)
+        except InvalidToken:
+            tokens = None
+        if tokens is not None:
+            user = await run_in_threadpool(call.plane.accounts.get, uuid.UUID(tokens["user_id"]))
+            if user is not None:
+                response = _session_response(call, tokens)
+                body = await info(Call(call.request, call.plane, Principal(user)))
+                response.body = response.render({"user": body})
+                response.headers["content-length"] = str(len(response.body))
+                return response
+    return {"user": None}
+
+
+async def session_refresh(call: Call) -> Any:
+    token = call.request.cookies.get(REFRESH_COOKIE)
+    if not token:
+        raise Denied("no console session; sign in", 401)
+    try:
+        tokens = await run_in_threadpool(call.plane.tokens.refresh, token)
+    except InvalidToken as exc:
+        raise Denied(str(exc), 401) from None
+    return _session_response(call, tokens)
+
+
+async def session_logout(call: Call) -> Any:
+    if call.who.claims is not None:
+        await run_in_threadpool(call.plane.tokens.revoke, call.who.claims)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path=PREFIX + "/session")
+    return response
 
 
 async def _exchange(call: Call) -> Any:
@@ -720,6 +806,10 @@ def endpoints() -> list[Endpoint]:
         Endpoint("GET", "/user/login", login, "public", "user.login"),
         Endpoint("POST", "/user/refresh", refresh, "public", "user.refresh"),
         Endpoint("POST", "/user/logout", logout, "session", "user.logout"),
+        Endpoint("GET", "/session", session_state, "public", "session.state"),
+        Endpoint("POST", "/session", session_login, "public", "session.login"),
+        Endpoint("POST", "/session/refresh", session_refresh, "public", "session.refresh"),
+        Endpoint("DELETE", "/session", session_logout, "session", "session.logout"),
         Endpoint("GET", "/user/info", info, "user", "user.info"),
         Endpoint("GET", "/user/list", list_users, "session", "user.list"),
         Endpoint("POST", "/user/create", create_user, "admin", "user.create"),
@@ -852,7 +942,7 @@ def route(plane: ControlPlane, endpoint: Endpoint) -> Route:
         if (
             (endpoint.method not in ("GET", "HEAD") and endpoint.action not in QUIET)
             or response.status_code in (401, 403, 429)
-            or endpoint.action == "user.login"
+            or endpoint.action in ("user.login", "session.login")
         ):
             actor = principal.actor if principal else "anonymous"
             target = "/".join(str(v) for v in request.path_params.values()) or None

@@ -50,12 +50,27 @@ class Principal:
         return self.key is None and self.node is None
 
 
+SESSION_COOKIE = "modrun_session"  # the console's access token: HttpOnly, SameSite=Strict
+REFRESH_COOKIE = "modrun_refresh"  # its refresh token, sent only to /api/v2/session
+CONSOLE_HEADER = "x-modrun-console"  # what a console request that changes something must carry
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def credentials(request: Request) -> str | None:
+    """``X-API-Key``, else a Bearer value, else the console's session cookie. The
+    cookie counts for a request that changes something only with the console's
+    header: a form or image on another site cannot set one (CSRF), and
+    SameSite=Strict keeps the cookie off cross-site requests besides."""
     key = request.headers.get("x-api-key")
     if key:
         return key.strip()
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    session = request.cookies.get(SESSION_COOKIE)
+    if session and (request.method in SAFE_METHODS or request.headers.get(CONSOLE_HEADER) == "1"):
+        return session
+    return None
 
 
 class Authenticator:

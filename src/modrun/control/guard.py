@@ -132,8 +132,11 @@ class Issuers:
 
 
 def presented(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The credential in raw ASGI headers: ``X-API-Key``, else a Bearer value."""
-    bearer = None
+    """The credential in raw ASGI headers: ``X-API-Key``, else a Bearer value,
+    else the console's session cookie when the console's header is there too
+    (calls change things: a cross-site form cannot add the header)."""
+    bearer = cookie = None
+    console = False
     for name, value in headers:
         if name == b"x-api-key" and value.strip():
             return value.decode("latin-1").strip()
@@ -141,7 +144,19 @@ def presented(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             scheme, _, rest = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and rest.strip():
                 bearer = rest.strip()
-    return bearer
+        elif name == b"cookie":
+            cookie = _session_cookie(value.decode("latin-1"))
+        elif name == b"x-modrun-console" and value == b"1":
+            console = True
+    return bearer or (cookie if console else None)
+
+
+def _session_cookie(header: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "modrun_session" and value:
+            return value
+    return None
 
 
 class CallGuard:

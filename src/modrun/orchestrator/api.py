@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from modrun import __version__
 from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
+from modrun.console import asset, page, wants_html
 from modrun.control.api import Call, Endpoint, route
 from modrun.orchestrator import protocol as P
 from modrun.orchestrator.files import BadPath, clean_path
@@ -305,13 +307,81 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
+async def console_page(_request: Request) -> Response:
+    return page("fleet")
+
+
+def fleet_summary(fleet: Fleet) -> dict:
+    """What the console's live views need: every runtime, modules by state."""
+    states: dict[str, int] = {}
+    hosted: dict[str, int] = {}
+    for m in fleet.modules.values():
+        states[P.STATES.get(m.status, m.status)] = states.get(P.STATES.get(m.status, m.status), 0) + 1
+        if m.status == P.ALIVE and m.parent:
+            hosted[m.parent] = hosted.get(m.parent, 0) + 1
+    runtimes = [
+        {
+            "uuid": r.uuid,
+            "name": r.name,
+            "alive": r.alive,
+            "status": r.status,
+            "labels": r.labels,
+            "load": r.load,
+            "modules": hosted.get(r.uuid, 0),
+            "functions": len(r.functions),
+            "ka_ts": r.ka_ts.isoformat(),
+            "url": r.url,
+        }
+        for r in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid))
+    ]
+    return {"version": fleet.version, "runtimes": runtimes, "modules": states}
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: ``fleet`` (fleet_summary) whenever the fleet changes,
+    ``calls`` (the newest call-statistics point) every 2 s."""
+    orch = _orch(request)
+
+    async def stream() -> AsyncIterator[str]:
+        last_version, last_calls = -1, 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            version = orch.control.fleet.version
+            if version != last_version:
+                last_version = version
+                summary = orch.control.snapshot(fleet_summary)
+                yield f"event: fleet\ndata: {json.dumps(summary)}\n\n"
+            if time.monotonic() - last_calls >= 2:
+                last_calls = time.monotonic()
+                point = orch.calls.series(window=10, step=10)[-1]
+                yield f"event: calls\ndata: {json.dumps(point)}\n\n"
+            await asyncio.sleep(0.25)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+async def call_stats(request: Request) -> JSONResponse:
+    try:
+        window = min(900, max(10, int(request.query_params.get("window", "900"))))
+        step = min(300, max(1, int(request.query_params.get("step", "10"))))
+    except ValueError:
+        return _problem(400, "window and step are whole seconds")
+    return JSONResponse({"window": window, "step": step, "points": _orch(request).calls.series(window, step)})
+
+
 async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     return Response(generate_latest(_orch(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def index(request: Request) -> JSONResponse:
+async def index(request: Request) -> Response:
+    if wants_html(request):  # a browser: the console's overview
+        return page("fleet")
     return JSONResponse(
         {
             "name": "modrun orchestrator",
@@ -328,6 +398,7 @@ async def index(request: Request) -> JSONResponse:
                 "health": "/health",
                 "metrics": "/metrics",
                 "control": "/api/v2",
+                "console": "/console",
                 "jwks": "/.well-known/jwks.json",
             },
         }
@@ -357,10 +428,15 @@ def fleet_endpoints() -> list[Endpoint]:
 
     return [
         one("GET", "/", index, "public", "fleet.index"),
+        one("GET", "/console", console_page, "public", "console.page"),
+        one("GET", "/console/assets/{name}", asset, "public", "console.asset"),
+        one("GET", "/console/{path:path}", console_page, "public", "console.page"),
         one("GET", "/health", health, "public", "fleet.health"),
         one("GET", "/metrics", metrics, "public", "fleet.metrics"),
         one("GET", "/api/config", config, "node", "fleet.config"),
         one("GET", "/api/functions", functions, "user", "fleet.functions"),
+        one("GET", "/api/events", events, "user", "fleet.events"),
+        one("GET", "/api/stats/calls", call_stats, "user", "fleet.call_stats"),
         *_both("GET", "/api/runtimes/", list_runtimes, "user", "fleet.runtimes"),
         *_both("GET", "/api/runtimes/{query}/", get_runtime, "user", "fleet.runtime"),
         *_both("GET", "/api/modules/", list_modules, "user", "fleet.modules"),
@@ -397,12 +473,28 @@ class OrchestratorApp:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             if path.startswith(PREFIX):
-                await self.gateway(scope, receive, send, path[len(PREFIX) :])
+                await self.timed(scope, receive, send, path[len(PREFIX) :])
                 return
             if path == "/graphql":
-                await self.gateway(scope, receive, send, None)
+                await self.timed(scope, receive, send, None)
                 return
         await self.router(scope, receive, send)
+
+    async def timed(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:
+        """A gateway call, counted in the fleet's call statistics (status, duration)."""
+        started = time.perf_counter()
+        status = 0
+
+        async def tracked(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.gateway(scope, receive, tracked, key)
+        finally:
+            self.orchestrator.calls.record(status, time.perf_counter() - started)
 
     async def gateway(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:
         """A function call (``key``) or a GraphQL request (``None``) sent on to a node."""

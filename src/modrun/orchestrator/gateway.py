@@ -31,7 +31,17 @@ log = logging.getLogger("modrun.gateway")
 SUSPECT_FOR = 3.0
 POLL = 0.02
 WATCH = 0.25  # how often a call in flight checks that its node is alive
-_FORWARDED = frozenset({b"content-type", b"accept", b"authorization", b"x-api-key", b"x-request-id"})
+_FORWARDED = frozenset(
+    {
+        b"content-type",
+        b"accept",
+        b"authorization",
+        b"x-api-key",
+        b"x-request-id",
+        b"cookie",
+        b"x-modrun-console",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,19 @@ class Gateway:
                     key = (fn["name"], str(fn.get("plugin", "")))
                     entry = found.setdefault(
                         key,
-                        {k: fn.get(k) for k in ("name", "plugin", "module", "signature", "description")}
+                        {
+                            k: fn.get(k)
+                            for k in (
+                                "name",
+                                "plugin",
+                                "module",
+                                "signature",
+                                "description",
+                                "params",
+                                "input",
+                                "returns",
+                            )
+                        }
                         | {"runtimes": []},
                     )
                     entry["runtimes"].append({"uuid": runtime.uuid, "name": runtime.name, "url": runtime.url})

@@ -29,6 +29,7 @@ from modrun.mqtt.acl import ORCHESTRATOR_USER, FleetAccess
 from modrun.mqtt.broker import EmbeddedBroker
 from modrun.mqtt.client import MqttLink
 from modrun.orchestrator import protocol as P
+from modrun.orchestrator.callstats import CallStats
 from modrun.orchestrator.config import OrchestratorSettings
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.files import FileStore
@@ -102,6 +103,7 @@ class Orchestrator:
         plane = self.control_plane
         self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None
         self.metrics = OrchestratorMetrics(self.control)
+        self.calls = CallStats()
 
     def _blobs(self, storage: Path, kind: str) -> BlobStore:
         """``kind`` (files, artifacts) under --filesS3 or under --storagePath."""
