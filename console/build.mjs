@@ -17,4 +17,21 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
+// The GraphQL explorer: React + GraphiQL, loaded only by the explorer page.
+await build({
+  entryPoints: { explorer: "src/explorer.tsx" },
+  bundle: true,
+  minify: true,
+  format: "esm",
+  target: ["es2020"],
+  jsx: "automatic",
+  jsxImportSource: "react",
+  define: { "process.env.NODE_ENV": '"production"' },
+  loader: { ".woff": "file", ".woff2": "file", ".ttf": "file", ".svg": "file" },
+  assetNames: "[name]-[hash]",
+  publicPath: "/console/assets/",
+  outdir: out,
+  legalComments: "none",
+  logLevel: "warning",
+});
 copyFileSync("src/index.html", out + "index.html");

@@ -52,6 +52,7 @@ const NAV: Record<"fleet" | "node", [string, string, boolean?][]> = {
     ["/console/keys", "API keys"],
     ["/console/users", "Users & teams", true],
     ["/console/audit", "Audit log", true],
+    ["/console/graphql", "GraphQL explorer"],
   ],
   node: [
     ["/console/functions", "Functions"],
@@ -107,7 +108,7 @@ function App() {
           {NAV[mode]
             .filter(([, , adminOnly]) => !adminOnly || me?.admin)
             .map(([href, label]) =>
-              href === "/graphql" ? (
+              href.endsWith("graphql") ? (
                 <li>
                   <a href={href}>{label}</a>
                 </li>

@@ -238,6 +238,7 @@ def test_a_reader_sees_no_admin_pages_and_no_deploy_button(browser, fleet, shots
 def test_node_console_functions_models_and_inference_history(browser, shots, tmp_path: Path):
     app = tmp_path / "app"
     shutil.copytree(EXAMPLES, app, ignore=shutil.ignore_patterns("node_modules", "assembly", "src"))
+    (tmp_path / "state").mkdir()
     node = ModrunServer(app, tmp_path / "state", "--noreload").start()
     tab = Visitor(browser, shots)
     page = tab.page
@@ -260,9 +261,20 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
         page.get_by_role("heading", name="Input").wait_for()
         assert "wonderful" in page.locator(".detail").inner_text()
         tab.check("node-inferences")
-        # the GraphQL explorer is served from the node itself (no CDN)
+        # the GraphQL explorer is served from the node itself (no CDN) and runs a query
         explorer = httpx.get(node.url + "/graphql", headers={"accept": "text/html"}).text
-        assert "unpkg.com" not in explorer and "cdn." not in explorer
+        assert "unpkg.com" not in explorer and "https://" not in explorer
+        outside: list[str] = []
+        page.on("request", lambda r: r.url.startswith(node.url) or outside.append(r.url))
+        page.goto(node.url + "/graphql")
+        page.locator(".graphiql-container").wait_for()
+        page.locator(".graphiql-query-editor .CodeMirror").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type('{ greet(name: "Ada") }')
+        page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
+        page.locator(".graphiql-response").get_by_text("Hello, Ada!").wait_for()
+        page.screenshot(path=str(shots / "node-explorer.png"))
+        assert outside == [] and [e for e in tab.errors if "favicon" not in e] == []
     finally:
         tab.close()
         node.stop()

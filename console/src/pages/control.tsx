@@ -218,7 +218,7 @@ export function ArtifactPage(props: { id: string; me: Me | null }) {
             />
             <h2>Permissions</h2>
             <Show loaded={permissions}>
-              {(p) => <pre class="output">{JSON.stringify(p, null, 2)}</pre>}
+              {(p) => <pre class="output" tabIndex={0}>{JSON.stringify(p, null, 2)}</pre>}
             </Show>
           </>
         )}

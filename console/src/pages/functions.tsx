@@ -156,9 +156,9 @@ function TryIt(props: { fn: Fn; id: string }) {
           <p>
             <strong>{result.status < 400 ? "Output" : `Failed (${result.status})`}</strong> in {ms(result.seconds * 1000)}
           </p>
-          <pre class={result.status < 400 ? "output" : "output stderr"}>{result.body || "(empty)"}</pre>
+          <pre class={result.status < 400 ? "output" : "output stderr"} tabIndex={0}>{result.body || "(empty)"}</pre>
           {result.logs?.length ? (
-            <pre class="output">{result.logs.map((l) => `${l.level} ${l.message}\n`).join("")}</pre>
+            <pre class="output" tabIndex={0}>{result.logs.map((l) => `${l.level} ${l.message}\n`).join("")}</pre>
           ) : null}
         </div>
       )}

@@ -58,7 +58,7 @@ function ModelCard(props: { model: any }) {
         <button type="submit" disabled={busy}>
           {busy ? "Invoking…" : "Invoke"}
         </button>
-        {answer && <pre class="output" role="status">{answer}</pre>}
+        {answer && <pre class="output" role="status" tabIndex={0}>{answer}</pre>}
       </form>
     </article>
   );
@@ -146,9 +146,9 @@ export function InferencesPage() {
             {picked.model} at <Rel at={picked.startedAt} />
           </h2>
           <h3>Input</h3>
-          <pre class="output">{JSON.stringify(picked.input, null, 2)}</pre>
+          <pre class="output" tabIndex={0}>{JSON.stringify(picked.input, null, 2)}</pre>
           <h3>Output</h3>
-          <pre class="output">{JSON.stringify(picked.output ?? picked.error, null, 2)}</pre>
+          <pre class="output" tabIndex={0}>{JSON.stringify(picked.output ?? picked.error, null, 2)}</pre>
           <button type="button" onClick={() => setPicked(null)}>
             Close
           </button>

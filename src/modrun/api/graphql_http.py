@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, OperationType, execute, get_operation_ast, parse, validate
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from modrun.api.explorer import explorer_page
 from modrun.api.graphql import schema_for
@@ -46,7 +46,7 @@ async def _params(request: Request) -> dict[str, Any] | JSONResponse:
 async def graphql_endpoint(request: Request) -> Response:
     node: Node = request.app.state.node
     if request.method == "GET" and "query" not in request.query_params:
-        return HTMLResponse(explorer_page(request.url.path))
+        return explorer_page(request.url.path)
     params = await _params(request)
     if isinstance(params, Response):
         return params

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from modrun import __version__
+from modrun.api.explorer import explorer_page
 from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
 from modrun.console import asset, page, wants_html
 from modrun.control.api import Call, Endpoint, route
@@ -311,6 +312,11 @@ async def console_page(_request: Request) -> Response:
     return page("fleet")
 
 
+async def fleet_explorer(_request: Request) -> Response:
+    """GraphiQL on the gateway's /graphql (a signed-in console session is enough)."""
+    return explorer_page("/graphql")
+
+
 def fleet_summary(fleet: Fleet) -> dict:
     """What the console's live views need: every runtime, modules by state."""
     states: dict[str, int] = {}
@@ -430,6 +436,7 @@ def fleet_endpoints() -> list[Endpoint]:
         one("GET", "/", index, "public", "fleet.index"),
         one("GET", "/console", console_page, "public", "console.page"),
         one("GET", "/console/assets/{name}", asset, "public", "console.asset"),
+        one("GET", "/console/graphql", fleet_explorer, "public", "console.explorer"),
         one("GET", "/console/{path:path}", console_page, "public", "console.page"),
         one("GET", "/health", health, "public", "fleet.health"),
         one("GET", "/metrics", metrics, "public", "fleet.metrics"),
