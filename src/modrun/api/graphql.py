@@ -10,9 +10,11 @@ execution id, plugin, function, duration and log lines.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -212,8 +214,15 @@ def _resolver(fn: Function) -> Callable[..., Any]:
         data = encode_args(fn.signature, args)
         record: dict[str, Any] = {"executionId": str(uuid.uuid4()), "plugin": fn.plugin, "function": fn.name}
         ctx["invocations"][str(info.path.key)] = record
+        remaining = ctx["deadline"] - time.monotonic()
+        if remaining <= 0:
+            raise GraphQLError(
+                "the request's deadline (--timeout) passed before this call",
+                extensions={"kind": "Timeout", "plugin": fn.plugin, "function": fn.name},
+            )
+        await asyncio.sleep(0)  # between the calls of a large request, other requests get their turn
         try:
-            result = await ctx["node"].invoker.acall(plugin, fn, data)
+            result = await ctx["node"].invoker.acall(plugin, fn, data, remaining)
         except CallFailed as exc:
             record["logs"] = log_dicts(exc.logs)
             raise GraphQLError(

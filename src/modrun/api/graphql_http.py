@@ -3,15 +3,27 @@ serves the explorer to browsers and runs queries given as ``?query=``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError, OperationType, execute, get_operation_ast, parse, validate
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    validate,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from modrun.api.explorer import explorer_page
 from modrun.api.graphql import schema_for
+from modrun.api.graphql_limits import GraphQLLimits, TooCostly, check_cost
 
 if TYPE_CHECKING:
     from modrun.services import Node
@@ -43,6 +55,31 @@ async def _params(request: Request) -> dict[str, Any] | JSONResponse:
     return doc
 
 
+def _prepare(
+    schema: GraphQLSchema, query: str, operation_name: str | None, method: str, limits: GraphQLLimits
+) -> DocumentNode | Response:
+    """The parsed, cost-checked, validated document, or the error answer."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return JSONResponse({"errors": [exc.formatted]}, status_code=400)
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return _errors("no operation to run: name one with operationName")
+    try:
+        check_cost(document, operation, limits)
+    except TooCostly as exc:
+        return JSONResponse(
+            {"errors": [{"message": str(exc), "extensions": {"kind": "QueryTooCostly"}}]}, status_code=400
+        )
+    problems = validate(schema, document)
+    if problems:
+        return JSONResponse({"errors": [e.formatted for e in problems]}, status_code=400)
+    if method == "GET" and operation.operation != OperationType.QUERY:
+        return _errors("only queries may be sent with GET; use POST", status=405)
+    return document
+
+
 async def graphql_endpoint(request: Request) -> Response:
     node: Node = request.app.state.node
     if request.method == "GET" and "query" not in request.query_params:
@@ -60,21 +97,20 @@ async def graphql_endpoint(request: Request) -> Response:
 
     catalog = node.manager.catalog
     schema = schema_for(catalog)
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        return JSONResponse({"errors": [exc.formatted]}, status_code=400)
-    problems = validate(schema, document)
-    if problems:
-        return JSONResponse({"errors": [e.formatted for e in problems]}, status_code=400)
-    if request.method == "GET":
-        operation = get_operation_ast(document, operation_name)
-        if operation is not None and operation.operation != OperationType.QUERY:
-            return _errors("only queries may be sent with GET; use POST", status=405)
-
-    context = {"node": node, "catalog": catalog, "invocations": {}}
+    # parsing, the cost check and validation of a large document take time: not on the event loop
+    prepared = await asyncio.to_thread(
+        _prepare, schema, query, operation_name, request.method, node.settings.graphql_limits
+    )
+    if isinstance(prepared, Response):
+        return prepared
+    context = {
+        "node": node,
+        "catalog": catalog,
+        "invocations": {},
+        "deadline": time.monotonic() + node.settings.limits.timeout,
+    }
     result = execute(
-        schema, document, variable_values=variables, operation_name=operation_name, context_value=context
+        schema, prepared, variable_values=variables, operation_name=operation_name, context_value=context
     )
     if hasattr(result, "__await__"):
         result = await result  # type: ignore[misc]

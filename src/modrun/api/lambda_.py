@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from modrun.api.graphql import decode_output
-from modrun.errors import CallFailed
+from modrun.errors import CallFailed, CallTimeout
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.plugin import Function
 from modrun.secrets.redact import REDACTOR
@@ -75,9 +76,20 @@ async def lambda_endpoint(request: Request) -> Response:
     if body.get("authHeader") is not None:
         base["authHeader"] = body["authHeader"]
     parents = body.get("parents")
+    per_parent = isinstance(parents, list) and not any(p.name == "parents" for p in fn.signature.params)
+    limit = node.settings.graphql_limits.max_calls
+    if per_parent and len(parents) > limit:
+        return JSONResponse(
+            {"error": f"{len(parents)} parents would make more than {limit} calls (--graphqlMaxCalls)"},
+            status_code=400,
+        )
+    deadline = time.monotonic() + node.settings.limits.timeout  # the batch's calls share one deadline
 
     async def run(values: dict[str, Any]) -> Any:
-        result = await node.invoker.acall(plugin, fn, _input(fn, values))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CallTimeout("the batch's deadline (--timeout) passed", plugin=fn.plugin, function=fn.name)
+        result = await node.invoker.acall(plugin, fn, _input(fn, values), remaining)
         return decode_output(fn.signature, result.output)
 
     try:
@@ -88,7 +100,7 @@ async def lambda_endpoint(request: Request) -> Response:
                     {"error": f"{fn.name} must return one result per parent ({len(parents)})"},
                     status_code=500,
                 )
-        elif isinstance(parents, list):
+        elif per_parent:
             result = await asyncio.gather(*(run({**base, "parent": p}) for p in parents))
         else:
             result = await run(base)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from modrun import __version__
+from modrun.api.graphql_limits import DEFAULT_MAX_CALLS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_FIELDS, GraphQLLimits
 from modrun.cli.flags import normalize
 from modrun.config.settings import DEFAULT_MAX_INPUT, DEFAULT_PORT, ServeSettings, default_storage_path
 from modrun.config.units import format_duration, format_size, parse_duration, parse_size
@@ -136,6 +137,21 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")
     ] = 32,
+    graphql_max_depth: Annotated[
+        int, typer.Option("--graphqlMaxDepth", help="Deepest selection a GraphQL request may nest.")
+    ] = DEFAULT_MAX_DEPTH,
+    graphql_max_fields: Annotated[
+        int,
+        typer.Option(
+            "--graphqlMaxFields", help="Most fields (aliases included) one GraphQL request selects."
+        ),
+    ] = DEFAULT_MAX_FIELDS,
+    graphql_max_calls: Annotated[
+        int,
+        typer.Option(
+            "--graphqlMaxCalls", help="Most function calls one GraphQL request or Lambda batch makes."
+        ),
+    ] = DEFAULT_MAX_CALLS,
     proxy_headers: Annotated[
         bool,
         typer.Option(
@@ -255,6 +271,7 @@ def serve(
         timeout=_duration(timeout),
         max_memory=_size(max_memory),
         max_input=_size(max_input),
+        graphql_limits=GraphQLLimits(graphql_max_depth, graphql_max_fields, graphql_max_calls),
         workers=workers,
         proxy_headers=proxy_headers,
         model_host=model_host,

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modrun.api.graphql_limits import GraphQLLimits
 from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, Limits
 
 DEFAULT_PORT = 8686
@@ -30,6 +31,7 @@ class ServeSettings:
     timeout: float = DEFAULT_TIMEOUT
     max_memory: int = DEFAULT_MAX_MEMORY
     max_input: int = DEFAULT_MAX_INPUT
+    graphql_limits: GraphQLLimits = field(default_factory=GraphQLLimits)
     workers: int = 32
     proxy_headers: bool = False
     model_host: str | None = None

@@ -89,7 +89,11 @@ class Invoker:
         """Run the function on the calling thread with the full timeout."""
         return self._run(plugin, function, data, False)
 
-    async def acall(self, plugin: Plugin, function: Function, data: bytes) -> CallResult:
+    async def acall(
+        self, plugin: Plugin, function: Function, data: bytes, timeout: float | None = None
+    ) -> CallResult:
+        """Run the function; ``timeout`` (seconds) shortens the plugin's own limit,
+        for calls that share one deadline (a GraphQL request's)."""
         key = (id(plugin), function.name)
         dispatch = self._dispatch.get(key)
         if dispatch is None:
@@ -104,13 +108,17 @@ class Invoker:
             except MustRunOnThread:
                 dispatch.effects, dispatch.inline = True, False
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self._run, plugin, function, data, False)
+        result = await loop.run_in_executor(self._executor, self._run, plugin, function, data, False, timeout)
         dispatch.observe(result.duration)
         return result
 
-    def _run(self, plugin: Plugin, function: Function, data: bytes, speculative: bool) -> CallResult:
+    def _run(
+        self, plugin: Plugin, function: Function, data: bytes, speculative: bool, timeout: float | None = None
+    ) -> CallResult:
         state = CallState(function.name, speculative)
         ticks = self._inline_ticks if speculative else plugin.timeout_ticks
+        if timeout is not None and not speculative:
+            ticks = max(1, min(ticks, self.engine.ticks(timeout)))
         recorder = self.metrics.recorder(plugin.name, function.name)
         instance = plugin.pool.acquire()
         started = time.perf_counter()
