@@ -13,6 +13,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from modrun.connections.services import NodeServices, build_bundle
 from modrun.db.engine import database_url, make_engine
 from modrun.db.history import BatchedWriter, InferenceHistory
 from modrun.db.migrate import ensure_schema
+from modrun.db.plugins import record_plugins
 from modrun.db.recording import InferenceRecorder
 from modrun.db.tables import model_access
 from modrun.errors import ConfigError
@@ -77,12 +79,33 @@ class Node:
         if self.aws_secrets is not None:
             self.secret_sources.append(self.aws_secrets.lookup)
         self.manager = PluginManager(self.storage.app_dir, self.engine, self._options(), self.metrics)
+        self._unrecorded: dict[str, Any] = {}  # plugin versions not yet in the plugins table
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modrun-plugins")
+        self.manager.on_loaded.append(self._record_plugins)
         self.executors = ExecutorRegistry(self._app_dir())  # model processes and embedded models
         self.catalog = ModelCatalog(
             self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
         )
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
         self.agent = self._agent()
+
+    def _record_plugins(self, loaded: list) -> None:
+        """Record loaded plugin versions in the plugins table, off the caller's
+        thread; versions the database refused wait for the next load."""
+        for plugin in loaded:
+            self._unrecorded[plugin.sha256] = plugin
+
+        def write() -> None:
+            pending = dict(self._unrecorded)
+            try:
+                record_plugins(self.db, pending.values())
+            except Exception as exc:  # the database may be down; calls go on
+                log.warning("cannot record %d plugin versions yet: %s", len(pending), exc)
+                return
+            for key in pending:
+                self._unrecorded.pop(key, None)
+
+        self._recorder.submit(write)
 
     def _agent(self) -> Any:
         """The fleet agent when the node joins an orchestrator (--orchestrator)."""
@@ -218,6 +241,7 @@ class Node:
     def close(self) -> None:
         """Stop workers, unload plugins, close connections (in that order)."""
         self.invoker.shutdown()
+        self._recorder.shutdown(wait=True)  # plugin versions loaded last are recorded before the exit
         if self.history is not None:
             self.history.close()
         self.access_log.close()

@@ -31,14 +31,19 @@ def _tables(url: str) -> set[str]:
 
 def _round_trip(db_args: list[str], url: str) -> None:
     status = run_cli("migrate", "status", *db_args)
-    assert status.returncode == 1 and b"pending:  0001, 0002, 0003, 0004, 0005, 0006, 0007" in status.stdout
+    assert (
+        status.returncode == 1
+        and b"pending:  0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008" in status.stdout
+    )
     up = run_cli("migrate", "up", *db_args)
     assert up.returncode == 0, up.stderr
     assert {"plugins", "inferences", "model_servers", "model_access", "model_weights"} <= _tables(url)
     assert set(FLEET_TABLES) <= _tables(url)
     assert set(CONTROL_TABLES) <= _tables(url)
     assert run_cli("migrate", "status", *db_args).returncode == 0
-    security = run_cli("migrate", "down", *db_args)  # one step
+    sdk = run_cli("migrate", "down", *db_args)  # one step
+    assert sdk.returncode == 0 and b"0008 -> 0007" in sdk.stdout
+    security = run_cli("migrate", "down", *db_args)
     assert security.returncode == 0 and b"0007 -> 0006" in security.stdout
     assert "node_tokens" not in _tables(url) and "deployments" in _tables(url)
     deploys = run_cli("migrate", "down", *db_args)
@@ -85,7 +90,7 @@ def test_serve_refuses_unmigrated_postgresql_unless_told(app_dir, storage, postg
     (app_dir / "t.wasm").write_bytes(TEXTKIT_C.read_bytes())
     refused = run_cli("serve", "--plugins", str(app_dir), "--db", url, "--storagePath", str(storage))
     assert refused.returncode == 2
-    assert b"needs 0007: run `modrun migrate up --db URL`, or start with --migrate" in refused.stderr
+    assert b"needs 0008: run `modrun migrate up --db URL`, or start with --migrate" in refused.stderr
     with ModrunServer(app_dir, storage, "--noreload", "--db", url, "--migrate"):
         pass
     assert run_cli("migrate", "status", "--db", url).returncode == 0

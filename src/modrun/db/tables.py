@@ -21,6 +21,7 @@ plugins = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("version", sa.Text),
     sa.Column("language", sa.Text),
+    sa.Column("sdk", sa.Text, comment="the SDK the plugin was built with"),
     sa.Column("sdk_version", sa.Text),
     sa.Column("build_id", sa.Text, nullable=False, unique=True, comment="SHA-256 of the wasm"),
     sa.Column("build_time", sa.DateTime(timezone=True)),

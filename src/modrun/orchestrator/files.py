@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from modrun.db.tables import fleet_files
 from modrun.db.times import utc_now
+from modrun.db.upsert import upsert
 from modrun.orchestrator.state import iso
 from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore
@@ -95,8 +96,6 @@ class FileStore:
             sealed.rename(received.path)
         self.blobs.put(path, received.path)
         with self.engine.begin() as conn:
-            from modrun.orchestrator.store import upsert
-
             upsert(conn, fleet_files, [info.__dict__], ["path"])
         return info
 

@@ -22,6 +22,7 @@ from modrun.db.tables import (
     fleet_settings,
 )
 from modrun.db.times import utc
+from modrun.db.upsert import upsert
 from modrun.orchestrator.state import HISTORY_IN_MEMORY, Event, Manager, Module, Runtime
 
 _RUNTIME_COLUMNS = [c.name for c in fleet_runtimes.columns]
@@ -38,19 +39,6 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.runtimes or self.managers or self.modules or self.events or self.settings)
-
-
-def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE, for SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
-    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
 
 
 class FleetStore:

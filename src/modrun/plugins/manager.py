@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class PluginManager:
         self._stamps: dict[str, tuple] = {}
         self._failed: dict[str, tuple[tuple, str]] = {}
         self._extra: dict[str, PluginSource] = {}
+        # told of every plugin version a refresh loaded (the node records them: db/plugins.py)
+        self.on_loaded: list[Callable[[list[Plugin]], None]] = []
         self._lock = threading.Lock()
 
     def set_extra(self, name: str, source: PluginSource | None) -> None:
@@ -80,7 +82,15 @@ class PluginManager:
     def refresh(self) -> bool:
         """Rescan; returns True when the catalog changed."""
         with self._lock:
-            return self._refresh()
+            before = self.catalog.plugins
+            changed = self._refresh()
+        loaded = [p for name, p in self.catalog.plugins.items() if before.get(name) is not p]
+        for listener in self.on_loaded if loaded else ():
+            try:
+                listener(loaded)
+            except Exception:  # a listener must not stop a reload
+                log.exception("plugin load listener failed")
+        return changed
 
     def _refresh(self) -> bool:
         current = self.catalog

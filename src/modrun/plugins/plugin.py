@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from modrun.hostfns.base import HostFunction, VarStore
 from modrun.plugins import naming
 from modrun.plugins.discovery import PluginSource
 from modrun.plugins.pool import RECYCLE_BYTES, InstancePool
-from modrun.plugins.schema import EMPTY, SECTION_NAME, PluginSchema, Signature, parse_schema
+from modrun.plugins.schema import EMPTY, SECTION_NAME, PluginSchema, Signature, parse_schema, plugin_meta
 from modrun.plugins.wasmbin import MAGIC, custom_sections
 from modrun.wasm.engine import WasmEngine
 from modrun.wasm.instance import WASI_MODULE, InstanceEnv, PluginInstance
 from modrun.wasm.kernel import ENV_MODULE
 from modrun.wasm.limits import Limits
+
+META_SECTION = "modrun.meta"
 
 _ENTRY_POINTS = {"_start", "_initialize"}
 
@@ -83,6 +86,7 @@ class Plugin:
         self.uses_wasi = self._check_imports(engine, options.host_functions)
         exports = self._function_exports()
         self.schema = self._load_schema(source, wasm)
+        self.meta = self._meta(wasm)
         for missing in sorted(set(self.schema.functions) - set(exports)):
             self.warnings.append(f"schema describes {missing!r}, which the plugin does not export")
         self.functions = {
@@ -167,6 +171,18 @@ class Plugin:
         except ValueError as exc:
             raise PluginLoadError(self.name, f"malformed wasm: {exc}") from None
         return parse_schema(section, self.name) if section is not None else EMPTY
+
+    def _meta(self, wasm: bytes) -> dict[str, str]:
+        """Version, language, SDK, build and git facts: the ``modrun.meta`` custom
+        section (JSON) when there is one, over the schema's ``meta``."""
+        meta = dict(self.schema.meta)
+        section = custom_sections(wasm).get(META_SECTION)
+        if section is not None:
+            try:
+                meta.update(plugin_meta(json.loads(section)))
+            except ValueError:
+                self.warnings.append(f"the {META_SECTION} custom section is not JSON; ignored")
+        return meta
 
     def describe(self) -> dict:
         return {

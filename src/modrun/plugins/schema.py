@@ -110,6 +110,17 @@ class Signature:
         return f"{name}({args}): {self.returns if self.returns else 'Void'}"
 
 
+META_KEYS = ("version", "language", "sdk", "sdk_version", "build_time", "git_repo", "git_commit")
+
+
+def plugin_meta(raw: object) -> dict[str, str]:
+    """What a plugin says of itself (its schema's ``meta``, or a ``modrun.meta``
+    custom section): the known keys, as short strings; anything else is ignored."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: str(raw[k])[:200] for k in META_KEYS if isinstance(raw.get(k), str | int | float)}
+
+
 UNTYPED = Signature(params=(Param("input", STRING),), returns=STRING, input="text")
 
 
@@ -118,6 +129,7 @@ class PluginSchema:
     functions: Mapping[str, Signature] = field(default_factory=dict)
     types: Mapping[str, ObjectType] = field(default_factory=dict)
     description: str = ""
+    meta: Mapping[str, str] = field(default_factory=dict)  # "meta": version, language, sdk, git...
 
     def signature(self, function: str) -> Signature:
         return self.functions.get(function, UNTYPED)
@@ -199,7 +211,7 @@ def parse_schema(data: bytes | str, origin: str) -> PluginSchema:
         for where, ref in _refs(functions, types):
             if ref.base not in known:
                 raise ValueError(f"{where}: unknown type {ref.base!r}")
-        return PluginSchema(functions, types, str(doc.get("description", "")))
+        return PluginSchema(functions, types, str(doc.get("description", "")), plugin_meta(doc.get("meta")))
     except ValueError as exc:
         raise SchemaError(origin, f"invalid schema: {exc}") from None
 
