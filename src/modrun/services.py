@@ -277,7 +277,13 @@ class Node:
             self.settings.limits.describe(),
             "off" if self.settings.noreload else f"every {self.settings.refresh:g}s",
         )
-        run_http(self.asgi(), self.settings.host, self.settings.port, self.settings.proxy_headers)
+        run_http(
+            self.asgi(),
+            self.settings.host,
+            self.settings.port,
+            self.settings.proxy_headers,
+            grace=self.settings.timeout + 1,  # a call accepted before SIGTERM may take its whole --timeout
+        )
 
 
 def _plugin_level(level: str) -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 
-def run_http(app: Any, host: str, port: int, proxy_headers: bool = False) -> None:
+def run_http(app: Any, host: str, port: int, proxy_headers: bool = False, grace: float = 10.0) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: modrun's own logging, no access log,
-    lifespan on, 10 s for requests in flight to finish."""
+    lifespan on. On SIGTERM it stops accepting and gives requests in flight
+    ``grace`` seconds to finish (a node passes its --timeout: no call it
+    accepted is cut short), then the lifespan's shutdown runs."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -17,8 +23,32 @@ def run_http(app: Any, host: str, port: int, proxy_headers: bool = False) -> Non
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=max(1, int(grace + 0.999)),
         proxy_headers=proxy_headers,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    _server_class()(config).run()
+
+
+def _server_class() -> type:
+    """uvicorn's Server, made when a server starts (uvicorn is not imported with modrun)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """As uvicorn's, but SIGTERM and SIGINT end a graceful shutdown with
+            exit status 0 (uvicorn raises the signal again, so the process would
+            die of it, which supervisors count as a crash)."""
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server
