@@ -118,6 +118,22 @@ class _HistoryCollector(Collector):
         )
 
 
+class _AdmissionCollector(Collector):
+    def __init__(self, admission: Any) -> None:
+        self._admission = admission
+
+    def collect(self):
+        a = self._admission
+        yield GaugeMetricFamily("modrun_calls_running", "Calls admitted and running", value=a.running)
+        yield GaugeMetricFamily("modrun_calls_waiting", "Calls waiting for a place", value=a.waiting)
+        shed = CounterMetricFamily(
+            "modrun_calls_shed", "Calls answered 503 at once under load, by reason", labels=["reason"]
+        )
+        for reason, count in a.shed.items():
+            shed.add_metric([reason], count)
+        yield shed
+
+
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -145,6 +161,10 @@ class NodeMetrics:
         """Expose the inference-history writer's counts."""
         if history is not None:
             self.registry.register(_HistoryCollector(history))
+
+    def attach_admission(self, admission: Any) -> None:
+        """Expose the load shedder's counts (api/admission.py)."""
+        self.registry.register(_AdmissionCollector(admission))
 
     def inference(self, model: str, status: str, seconds: float) -> None:
         self.inferences.labels(model, status).inc()

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from modrun.api.admission import Admission
 from modrun.config.settings import ServeSettings
 from modrun.connections.resolve import ResolvedManifest, resolve
 from modrun.connections.services import NodeServices, build_bundle
@@ -87,6 +88,8 @@ class Node:
             self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
         )
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
+        self.admission = Admission(settings.admission)
+        self.metrics.attach_admission(self.admission)
         self.agent = self._agent()
 
     def _record_plugins(self, loaded: list) -> None:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from modrun import __version__
+from modrun.api.admission import Shed
 from modrun.api.graphql_http import graphql_endpoint
 from modrun.api.health import health_endpoint
 from modrun.api.inferences import inferences_endpoint
@@ -30,7 +31,7 @@ from modrun.api.models import (
     modify_model,
     ping_model,
 )
-from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
+from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions, respond
 from modrun.console import asset, page, wants_html
 
 if TYPE_CHECKING:
@@ -104,9 +105,31 @@ class NodeApp:
     def __init__(self, node: Node, lifespan: Any = None) -> None:
         self.router = build_router(node, lifespan)
         self.call_function = FunctionEndpoint(node)
+        self.admission = node.admission
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-            await self.call_function(scope, receive, send)
-        else:
+        if scope["type"] != "http" or not _is_call(scope):
             await self.router(scope, receive, send)
+            return
+        client = scope["client"][0] if scope.get("client") else "?"
+        try:
+            await self.admission.enter(client)
+        except Shed as exc:
+            message = f'{{"error": "the node is at capacity ({exc.reason}); retry shortly"}}'.encode()
+            await respond(send, 503, message, b"application/json", [(b"retry-after", b"1")])
+            return
+        try:
+            if scope["path"].startswith(PREFIX):
+                await self.call_function(scope, receive, send)
+            else:
+                await self.router(scope, receive, send)
+        finally:
+            self.admission.leave()
+
+
+def _is_call(scope: dict) -> bool:
+    """Requests that run functions: the ones admission control bounds."""
+    path, method = scope["path"], scope["method"]
+    if method == "POST":
+        return path.startswith(PREFIX) or path in ("/graphql", "/graphql-worker")
+    return method == "GET" and path == "/graphql" and b"query=" in scope.get("query_string", b"")

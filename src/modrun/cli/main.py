@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from modrun import __version__
+from modrun.api.admission import DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUNNING, AdmissionLimits
 from modrun.api.graphql_limits import DEFAULT_MAX_CALLS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_FIELDS, GraphQLLimits
 from modrun.cli.flags import normalize
 from modrun.config.settings import DEFAULT_MAX_INPUT, DEFAULT_PORT, ServeSettings, default_storage_path
@@ -137,6 +138,15 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")
     ] = 32,
+    max_running: Annotated[
+        int, typer.Option("--maxRunning", help="Calls that run at once; more wait in the queue.")
+    ] = DEFAULT_MAX_RUNNING,
+    max_queue: Annotated[
+        int, typer.Option("--maxQueue", help="Calls that may wait; beyond it the node answers 503 at once.")
+    ] = DEFAULT_MAX_QUEUE,
+    max_wait: Annotated[
+        str, typer.Option("--maxWait", help="Longest a call waits for a place before a 503 (Go duration).")
+    ] = "2s",
     graphql_max_depth: Annotated[
         int, typer.Option("--graphqlMaxDepth", help="Deepest selection a GraphQL request may nest.")
     ] = DEFAULT_MAX_DEPTH,
@@ -272,6 +282,7 @@ def serve(
         max_memory=_size(max_memory),
         max_input=_size(max_input),
         graphql_limits=GraphQLLimits(graphql_max_depth, graphql_max_fields, graphql_max_calls),
+        admission=AdmissionLimits(max_running, max_queue, _duration(max_wait)),
         workers=workers,
         proxy_headers=proxy_headers,
         model_host=model_host,

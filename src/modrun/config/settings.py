@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modrun.api.admission import AdmissionLimits
 from modrun.api.graphql_limits import GraphQLLimits
 from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, Limits
 
@@ -32,6 +33,7 @@ class ServeSettings:
     max_memory: int = DEFAULT_MAX_MEMORY
     max_input: int = DEFAULT_MAX_INPUT
     graphql_limits: GraphQLLimits = field(default_factory=GraphQLLimits)
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
     workers: int = 32
     proxy_headers: bool = False
     model_host: str | None = None
