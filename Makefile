@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/bench_fleet.py
 	$(BIN)/python bench/bench_control.py
 	$(BIN)/python bench/bench_console.py
+	$(BIN)/python bench/bench_overload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules console/node_modules
