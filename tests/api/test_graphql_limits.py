@@ -70,3 +70,16 @@ def test_limits_are_flags_and_calls_stop_at_the_deadline(tmp_path, sandbox_wasm)
 def test_default_call_limit_allows_fifty(example_server, calls):
     query = "{" + " ".join(f'a{i}: greet(name: "x")' for i in range(calls)) + "}"
     assert gql(example_server, query).status_code == 200
+
+
+def test_introspection_queries_pass_the_default_limits(example_server):
+    from graphql import get_introspection_query
+
+    full = get_introspection_query(
+        descriptions=True, specified_by_url=True, directive_is_repeatable=True, input_value_deprecation=True
+    )
+    answer = gql(example_server, full)
+    assert answer.status_code == 200 and answer.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+    # but nesting lists inside introspection still counts
+    deep = "{ __schema { types { " + "fields { type { " * 6 + "name" + " } }" * 6 + " } } }"
+    assert gql(example_server, deep).status_code == 400

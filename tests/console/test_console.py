@@ -268,9 +268,10 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
         page.on("request", lambda r: r.url.startswith(node.url) or outside.append(r.url))
         page.goto(node.url + "/graphql")
         page.locator(".graphiql-container").wait_for()
-        page.locator(".graphiql-query-editor .CodeMirror").click()
-        page.keyboard.press("Control+A")
-        page.keyboard.type('{ greet(name: "Ada") }')
+        page.evaluate(
+            "document.querySelector('.graphiql-query-editor .CodeMirror')"
+            ".CodeMirror.setValue('{ greet(name: \"Ada\") }')"
+        )
         page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
         page.locator(".graphiql-response").get_by_text("Hello, Ada!").wait_for()
         page.screenshot(path=str(shots / "node-explorer.png"))
@@ -278,3 +279,43 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
     finally:
         tab.close()
         node.stop()
+
+
+def test_sign_in_through_the_identity_provider(browser, shots, tmp_path: Path):
+    """With --auth oidc the login page offers the provider: the authorization
+    code flow with PKCE, back to the console signed in as the provider's user."""
+    from oidc_support import OidcProvider
+
+    (tmp_path / "idp").mkdir()
+    with OidcProvider(tmp_path / "idp") as idp:
+        orch = OrchestratorProcess(
+            tmp_path / "orch",
+            "--oidcIssuer",
+            idp.url,
+            "--oidcAudience",
+            "modrun-console",
+            env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            auth="oidc",
+        ).start()
+        tab = Visitor(browser, shots)
+        page = tab.page
+        try:
+            page.goto(orch.url + "/console/nodes")
+            page.wait_for_url("**/console/login**")
+            page.get_by_role("link", name="Sign in with your organization's account").wait_for()
+            tab.check("login-oidc")
+            page.get_by_role("link", name="Sign in with your organization's account").click()
+            page.wait_for_url("**/console/nodes")
+            page.get_by_text("alice").first.wait_for()
+            assert page.evaluate("document.cookie") == ""
+            me = httpx.get(
+                orch.url + "/api/v2/session", cookies={c["name"]: c["value"] for c in tab.context.cookies()}
+            ).json()["user"]
+            assert me["username"] == "alice" and me["email"] == "alice@corp.example"
+            # a callback not started in this browser is refused, and said so on the login page
+            page.goto(orch.url + "/api/v2/session/oidc/callback?code=forged&state=forged")
+            page.wait_for_url("**/console/login**")
+            page.get_by_text("state mismatch").wait_for()
+        finally:
+            tab.close()
+            orch.stop()

@@ -9,9 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import jwt
@@ -22,52 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from control_support import ADMIN_PASSWORD, bearer
 from fleet_support import OrchestratorProcess
 from modrun.client import Client
-from support import free_port, wait_until
+from oidc_support import OidcProvider
 
 AUDIENCE = "modrun-cli"
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("oidc")
-    users = root / "users.json"
-    users.write_text(
-        json.dumps(
-            {
-                "alice": {
-                    "password": "alice-pw",
-                    "sub": "idp-alice-1",
-                    "email": "alice@corp.example",
-                    "groups": ["ml-team", "unknown-group"],
-                },
-            }
-        )
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).parent.parent / "oidc_provider.py"),
-            "--port",
-            str(port),
-            "--users",
-            str(users),
-        ],
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url + "/.well-known/openid-configuration", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=20, what="OIDC provider")
-    try:
-        yield url, users
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with OidcProvider(tmp_path_factory.mktemp("oidc")) as idp:
+        yield idp.url, idp.users
 
 
 @pytest.fixture(scope="module")

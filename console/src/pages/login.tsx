@@ -1,11 +1,18 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { errorText, json, request } from "../api";
 import type { Me } from "../main";
 import { navigate } from "../ui";
 
 export function LoginPage(props: { onIn: (me: Me) => void }) {
-  const [error, setError] = useState<string | null>(null);
+  const params = new URLSearchParams(location.search);
+  const [error, setError] = useState<string | null>(params.get("error"));
   const [busy, setBusy] = useState(false);
+  const [oidc, setOidc] = useState(false);
+  useEffect(() => {
+    json<{ oidc?: boolean }>("GET", "/api/v2/session")
+      .then((state) => setOidc(Boolean(state.oidc)))
+      .catch(() => setOidc(false));
+  }, []);
   async function submit(event: Event) {
     event.preventDefault();
     const form = new FormData(event.target as HTMLFormElement);
@@ -51,6 +58,16 @@ export function LoginPage(props: { onIn: (me: Me) => void }) {
         <button type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
         </button>
+        {oidc && (
+          <p>
+            <a
+              class="button secondary"
+              href={`/api/v2/session/oidc?next=${encodeURIComponent(params.get("next") ?? "/console")}`}
+            >
+              Sign in with your organization's account
+            </a>
+          </p>
+        )}
         <p class="muted small">
           First start: the admin's password is MODRUN_ADMIN_PASSWORD, or the one printed once in the
           orchestrator's log.

@@ -5,7 +5,9 @@ operation nests deeper than ``max_depth``, selects more than ``max_fields``
 fields (every alias counts: ``{a: f b: f}`` is two), or calls functions more
 than ``max_calls`` times (root fields are function calls). Fragments are
 followed (a fragment spread twice counts twice; a fragment cycle is an
-error); introspection fields count as fields but not as calls. The calls of
+error); introspection fields count as fields but not as calls, and
+introspection's ``ofType`` links add no depth (GraphiQL's introspection
+query passes the defaults). The calls of
 one request share one deadline (``--timeout``), so a request cannot run for
 ``max_calls`` x ``--timeout``.
 """
@@ -69,7 +71,10 @@ class _Count:
                             f"the query calls functions more than {self.limits.max_calls} times "
                             "(--graphqlMaxCalls); split it into several requests"
                         )
-                self.walk(node.selection_set, depth + 1, False, path)
+                # ofType unwraps List/NonNull one link at a time (every introspection client
+                # nests it ~8 deep); it is not a list, so it does not multiply the answer
+                step = 0 if node.name.value == "ofType" else 1
+                self.walk(node.selection_set, depth + step, False, path)
             elif isinstance(node, InlineFragmentNode):
                 self.walk(node.selection_set, depth, root, path)
             elif isinstance(node, FragmentSpreadNode):

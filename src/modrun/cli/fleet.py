@@ -102,6 +102,20 @@ def orchestrator(
         str, typer.Option("--oidcAlgorithms", help="Accepted signing algorithms, comma-separated.")
     ] = "RS256",
     oidc_leeway: Annotated[str, typer.Option("--oidcLeeway", help="Clock skew accepted.")] = "30s",
+    oidc_client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--oidcClientId", help="The console's client id at the provider (default: --oidcAudience)."
+        ),
+    ] = None,
+    oidc_client_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--oidcClientSecret",
+            envvar="MODRUN_OIDC_CLIENT_SECRET",
+            help="Its secret, for a confidential client (PKCE is used either way).",
+        ),
+    ] = None,
     oidc_groups_claim: Annotated[
         str,
         typer.Option("--oidcGroupsClaim", help='Claim listing groups, mapped to teams by name ("" = off).'),
@@ -169,7 +183,16 @@ def orchestrator(
             issuer=issuer,
             max_key_lifetime=_seconds(max_key_lifetime, "--maxKeyLifetime") or 90 * 86400,
             max_artifact_size=parse_size(max_artifact_size),
-            oidc=_oidc(auth, oidc_issuer, oidc_audience, oidc_algorithms, oidc_leeway, oidc_groups_claim),
+            oidc=_oidc(
+                auth,
+                oidc_issuer,
+                oidc_audience,
+                oidc_algorithms,
+                oidc_leeway,
+                oidc_groups_claim,
+                oidc_client_id,
+                oidc_client_secret,
+            ),
             encrypt_artifacts=encrypt_artifacts,
             default_quota=Limits(
                 parse_size(quota_artifact_bytes) if quota_artifact_bytes else None,
@@ -194,7 +217,14 @@ def _auth_mode(value: str) -> str:
 
 
 def _oidc(
-    auth: str, issuer: str | None, audience: str | None, algorithms: str, leeway: str, groups: str
+    auth: str,
+    issuer: str | None,
+    audience: str | None,
+    algorithms: str,
+    leeway: str,
+    groups: str,
+    client_id: str | None = None,
+    client_secret: str | None = None,
 ) -> Any:
     from modrun.control.oidc import OidcSettings
 
@@ -205,7 +235,8 @@ def _oidc(
     if not issuer or not audience:
         raise typer.BadParameter("--auth oidc needs --oidcIssuer and --oidcAudience", param_hint="--auth")
     pinned = tuple(a.strip() for a in algorithms.split(",") if a.strip())
-    return OidcSettings(issuer, audience, pinned, _seconds(leeway, "--oidcLeeway") or 0.0, groups or None)
+    leeway_s = _seconds(leeway, "--oidcLeeway") or 0.0
+    return OidcSettings(issuer, audience, pinned, leeway_s, groups or None, client_id, client_secret)
 
 
 # -- client commands ------------------------------------------------------------------------

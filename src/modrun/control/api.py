@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from modrun.config.units import parse_duration, parse_size
@@ -32,6 +33,7 @@ from modrun.control.accounts import AccountError
 from modrun.control.auth import REFRESH_COOKIE, SESSION_COOKIE, Principal, Unauthenticated
 from modrun.control.guard import Subject
 from modrun.control.keys import SCOPES, key_hash, new_key
+from modrun.control.oidc_login import LoginFailed
 from modrun.control.permissions import ACTIONS, ArtifactAccess, allowed
 from modrun.control.quotas import Limits, QuotaExceeded, team_subject, user_subject
 from modrun.control.tokens import InvalidToken
@@ -214,7 +216,84 @@ async def session_state(call: Call) -> Any:
                 response.body = response.render({"user": body})
                 response.headers["content-length"] = str(len(response.body))
                 return response
-    return {"user": None}
+    login = call.plane.oidc_login
+    return {"user": None, "oidc": bool(login and login.available)}
+
+
+OIDC_STATE_COOKIE = "modrun_oidc_state"
+
+
+def _next_path(value: str | None) -> str:
+    """Where to land after signing in: a path on this site, never another site."""
+    return value if value and value.startswith("/") and not value.startswith("//") else "/console"
+
+
+async def oidc_begin(call: Call) -> Any:
+    """The console's "Sign in with ..." link: off to the provider (code flow, PKCE)."""
+    login = call.plane.oidc_login
+    if login is None or not login.available:
+        raise AccountError("sign-in through an identity provider is not configured (--auth oidc)", 404)
+    params = call.request.query_params
+    redirect_uri = str(call.request.base_url).rstrip("/") + PREFIX + "/session/oidc/callback"
+    try:
+        url, state = login.begin(redirect_uri, _next_path(params.get("next")), params.get("login_hint"))
+    except LoginFailed as exc:
+        raise Denied(str(exc), 429) from None
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        OIDC_STATE_COOKIE,
+        state,
+        max_age=600,
+        httponly=True,
+        samesite="lax",  # it must come back with the provider's redirect, a cross-site navigation
+        secure=call.request.url.scheme == "https",
+        path=PREFIX + "/session/oidc",
+    )
+    return response
+
+
+async def oidc_callback(call: Call) -> Any:
+    """The provider sends the browser back with a code: a console session, or the
+    login page with the reason."""
+    login = call.plane.oidc_login
+    if login is None:
+        raise AccountError("sign-in through an identity provider is not configured (--auth oidc)", 404)
+    params = call.request.query_params
+    try:
+        if params.get("error"):
+            raise LoginFailed(
+                f"the identity provider says: {params.get('error_description') or params['error']}"
+            )
+        claims, next_path = await run_in_threadpool(
+            login.finish,
+            params.get("code", ""),
+            params.get("state", ""),
+            call.request.cookies.get(OIDC_STATE_COOKIE),
+        )
+        issuer = login.id_tokens.issuer
+        groups = claims.get(call.plane.oidc.groups_claim or "groups") if call.plane.oidc else None
+        subject = Subject(
+            "oidc",
+            str(claims["sub"]),
+            issuer,
+            groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
+            name=str(claims.get("preferred_username") or ""),
+            email=str(claims.get("email") or ""),
+        )
+        principal = await run_in_threadpool(call.plane.auth.principal, subject)
+    except (LoginFailed, Unauthenticated, KeyError) as exc:
+        await run_in_threadpool(
+            call.plane.audit.record, "anonymous", "session.oidc", None, 401, _ip(call.request)
+        )
+        return RedirectResponse(f"/console/login?{urlencode({'error': str(exc)})}", status_code=303)
+    tokens = await run_in_threadpool(call.plane.tokens.issue, principal.user.id)
+    response = _session_response(call, tokens)
+    redirect = RedirectResponse(next_path, status_code=303)
+    for name, value in response.headers.items():
+        if name == "set-cookie":
+            redirect.headers.append("set-cookie", value)
+    redirect.delete_cookie(OIDC_STATE_COOKIE, path=PREFIX + "/session/oidc")
+    return redirect
 
 
 async def session_refresh(call: Call) -> Any:
@@ -809,6 +888,8 @@ def endpoints() -> list[Endpoint]:
         Endpoint("GET", "/session", session_state, "public", "session.state"),
         Endpoint("POST", "/session", session_login, "public", "session.login"),
         Endpoint("POST", "/session/refresh", session_refresh, "public", "session.refresh"),
+        Endpoint("GET", "/session/oidc", oidc_begin, "public", "session.oidc_begin"),
+        Endpoint("GET", "/session/oidc/callback", oidc_callback, "public", "session.oidc"),
         Endpoint("DELETE", "/session", session_logout, "session", "session.logout"),
         Endpoint("GET", "/user/info", info, "user", "user.info"),
         Endpoint("GET", "/user/list", list_users, "session", "user.list"),

@@ -29,6 +29,12 @@ class OidcSettings:
     algorithms: tuple[str, ...] = ("RS256",)
     leeway: float = LEEWAY
     groups_claim: str | None = "groups"  # None: teams are managed in modrun only
+    client: str | None = None  # the console's client id (default: the audience)
+    client_secret: str | None = None  # for a confidential client; PKCE is used either way
+
+    @property
+    def client_id(self) -> str:
+        return self.client or self.audience
 
 
 def discover(issuer: str, timeout: float = 10.0) -> dict:

@@ -23,10 +23,12 @@ from modrun.control.auth import Authenticator, Principal, Unauthenticated
 from modrun.control.guard import NO_ARTIFACT, SIGNED_IN, Decision, Issuer, Issuers, Subject
 from modrun.control.nodes import JoinTokens
 from modrun.control.oidc import OidcSettings, oidc_issuer
+from modrun.control.oidc_login import OidcLogin
 from modrun.control.permissions import allowed
 from modrun.control.quotas import Limits, Quotas
 from modrun.control.ratelimit import FailureLimiter
 from modrun.control.tokens import ALGORITHM, AUDIENCE, TokenService, load_signing_key
+from modrun.control.verify import JwksKeys, JwtVerifier
 from modrun.db.tables import api_keys
 from modrun.errors import ConfigError
 from modrun.secrets.sources import SecretSource
@@ -75,11 +77,20 @@ class ControlPlane:
         trusted = [Issuer(self.tokens.verifier)]
         self.oidc = oidc
         self.oidc_document: dict | None = None
+        self.oidc_login: OidcLogin | None = None  # the console's sign-in through the provider
         if auth == "oidc":
             if oidc is None:
                 raise ValueError("--auth oidc needs --oidcIssuer and --oidcAudience")
             provider, self.oidc_document = oidc_issuer(oidc)
             trusted.append(provider)
+            id_tokens = JwtVerifier(
+                JwksKeys(self.oidc_document["jwks_uri"]),
+                oidc.issuer,
+                oidc.client_id,
+                oidc.algorithms,
+                oidc.leeway,
+            )
+            self.oidc_login = OidcLogin(oidc, self.oidc_document, id_tokens)
         self.issuers = Issuers(trusted)
         self.auth = Authenticator(
             engine,
