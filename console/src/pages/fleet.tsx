@@ -174,7 +174,15 @@ export function NodePage(props: { id: string }) {
                   <Rel at={summary?.ka_ts ?? node.ka_ts} />
                 </dd>
                 <dt>Address</dt>
-                <dd>{node.metadata?.url ?? "–"}</dd>
+                <dd>
+                  {node.metadata?.url ? (
+                    <>
+                      {node.metadata.url} (<a href={`${node.metadata.url}/console`}>its console: models, inferences</a>)
+                    </>
+                  ) : (
+                    "–"
+                  )}
+                </dd>
                 <dt>APIs</dt>
                 <dd>{(node.apis ?? []).join(", ")}</dd>
                 <dt>Labels</dt>
