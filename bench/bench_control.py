@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from control_support import ADMIN_PASSWORD
+from control_support import ADMIN_PASSWORD, secured_fleet
 from fleet_support import CallLoad, OrchestratorProcess
 from modrun.client import Client
 from modrun.plugins.wasmbin import append_custom_section
@@ -62,46 +62,36 @@ def uploads(tmp: Path, sizes: list[int]) -> None:
 
 
 def rolling_update(tmp: Path) -> None:
-    env = {"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    with OrchestratorProcess(tmp / "orch-roll", "--keepalive", "1s", env=env, auth="basic") as orch:
-        client = Client(orch.url)
-        client.login("admin", ADMIN_PASSWORD)
-        join = {"MODRUN_JOIN_TOKEN": client.create_node_token("bench")["token"]}
-        nodes = []
-        for name in ("r1", "r2", "r3"):
-            (tmp / name).mkdir()
-            nodes.append(
-                ModrunServer(
-                    tmp / name, tmp / name, "--noreload", "--orchestrator", orch.url, "--name", name, env=join
-                ).start()
-            )
-        try:
-            v2 = tmp / "v2.wasm"
-            v2.write_bytes(append_custom_section(HELLO_AS.read_bytes(), "build", b"2"))
-            artifact = client.push(HELLO_AS, name="hello")["artifact_id"]
-            client.push(v2, name="hello")
+    secured = secured_fleet(tmp / "orch-roll")
+    orch, client = secured.orch, secured.admin
+    nodes = [secured.node(tmp / name, name) for name in ("r1", "r2", "r3")]
+    try:
+        v2 = tmp / "v2.wasm"
+        v2.write_bytes(append_custom_section(HELLO_AS.read_bytes(), "build", b"2"))
+        artifact = client.push(HELLO_AS, name="hello")["artifact_id"]
+        client.push(v2, name="hello")
 
-            def settled(version: int) -> bool:
-                state = client.deployment(artifact)
-                return state["status"] == "complete" and state["version"] == version
+        def settled(version: int) -> bool:
+            state = client.deployment(artifact)
+            return state["status"] == "complete" and state["version"] == version
 
-            client.deploy(artifact, 1, replicas=3)
-            wait_until(lambda: settled(1), timeout=60, interval=0.05, what="v1 complete")
-            signed_in = {"authorization": f"Bearer {client.token}"}
-            with CallLoad(orch.url, "/functions/greet", clients=4, headers=signed_in) as load:
-                time.sleep(1)
-                started = time.perf_counter()
-                client.deploy(artifact, 2, replicas=3)
-                wait_until(lambda: settled(2), timeout=120, interval=0.05, what="v2 complete")
-                took = time.perf_counter() - started
-                time.sleep(1)
-            print(
-                f"rolling update of 3 replicas under load (4 clients): {len(load.results)} calls, "
-                f"{len(load.failed())} failed (target 0); complete after {took:.2f} s"
-            )
-        finally:
-            for node in nodes:
-                node.stop()
+        client.deploy(artifact, 1, replicas=3)
+        wait_until(lambda: settled(1), timeout=60, interval=0.05, what="v1 complete")
+        with CallLoad(orch.url, "/functions/greet", clients=4, headers=client.auth_headers()) as load:
+            time.sleep(1)
+            started = time.perf_counter()
+            client.deploy(artifact, 2, replicas=3)
+            wait_until(lambda: settled(2), timeout=120, interval=0.05, what="v2 complete")
+            took = time.perf_counter() - started
+            time.sleep(1)
+        print(
+            f"rolling update of 3 replicas under load (4 clients): {len(load.results)} calls, "
+            f"{len(load.failed())} failed (target 0); complete after {took:.2f} s"
+        )
+    finally:
+        for node in nodes:
+            node.stop()
+        secured.stop()
 
 
 def _fleet(tmp: Path, name: str, auth: str) -> tuple[OrchestratorProcess, ModrunServer, dict]:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+
+from fleet_support import OrchestratorProcess
+from modrun.client import Client
+from support import ModrunServer
 
 ADMIN_PASSWORD = "correct horse battery"
 
@@ -38,3 +44,34 @@ def new_user(api: httpx.Client, admin_token: str, name: str | None = None) -> tu
 
 def in_days(days: float) -> str:
     return (datetime.now(UTC) + timedelta(days=days)).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class SecuredFleet:
+    """A real orchestrator with --auth basic, its admin signed in, and the
+    environment that lets a node join it (a join token)."""
+
+    orch: OrchestratorProcess
+    admin: Client
+    join_env: dict[str, str]
+
+    def node(self, plugins: Path, name: str, *extra: str) -> ModrunServer:
+        """A node joined to this fleet, started (its state next to its plugins)."""
+        state = plugins.parent / f"{name}-state"
+        state.mkdir(parents=True, exist_ok=True)
+        plugins.mkdir(parents=True, exist_ok=True)
+        args = ("--noreload", "--orchestrator", self.orch.url, "--name", name, *extra)
+        return ModrunServer(plugins, state, *args, env=self.join_env).start()
+
+    def stop(self) -> None:
+        self.admin.close()
+        self.orch.stop()
+
+
+def secured_fleet(storage: Path, *extra: str) -> SecuredFleet:
+    orch = OrchestratorProcess(
+        storage, "--keepalive", "1s", *extra, env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic"
+    ).start()
+    admin = Client(orch.url)
+    admin.login("admin", ADMIN_PASSWORD)
+    return SecuredFleet(orch, admin, {"MODRUN_JOIN_TOKEN": admin.create_node_token("tests")["token"]})

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_support import ADMIN_PASSWORD
+from control_support import ADMIN_PASSWORD, secured_fleet
 from fleet_support import OrchestratorProcess
-from modrun.client import Client
 from support import EXAMPLES, HELLO_AS, REPO, ModrunServer, wait_until
 
 pytestmark = pytest.mark.slow
@@ -45,16 +44,11 @@ def browser():
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("console")
-    orch = OrchestratorProcess(
-        root / "orch", "--keepalive", "1s", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic"
-    ).start()
-    admin = Client(orch.url)
-    admin.login("admin", ADMIN_PASSWORD)
-    token = admin.create_node_token("console")["token"]
+    secured = secured_fleet(root / "orch")
     try:
-        yield orch, admin, token, root
+        yield secured, root
     finally:
-        orch.stop()
+        secured.stop()
 
 
 class Visitor:
@@ -103,7 +97,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_fleet_console_end_to_end(browser, fleet, shots, tmp_path: Path):
-    orch, admin, token, root = fleet
+    secured, root = fleet
+    orch, admin = secured.orch, secured.admin
     tab = Visitor(browser, shots)
     page = tab.page
     try:
@@ -116,17 +111,7 @@ def test_fleet_console_end_to_end(browser, fleet, shots, tmp_path: Path):
 
         # a node joins: it appears on the nodes page without a reload
         page.get_by_role("link", name="Nodes").click()
-        (root / "n1").mkdir()
-        node = ModrunServer(
-            root / "n1",
-            root / "n1",
-            "--noreload",
-            "--orchestrator",
-            orch.url,
-            "--name",
-            "console-n1",
-            env={"MODRUN_JOIN_TOKEN": token},
-        ).start()
+        node = secured.node(root / "n1", "console-n1")
         row = page.get_by_role("row").filter(has_text="console-n1")
         row.locator("[data-node-state=alive]").wait_for(timeout=20_000)
         tab.check("nodes")
@@ -198,7 +183,8 @@ def test_fleet_console_end_to_end(browser, fleet, shots, tmp_path: Path):
 
 
 def test_a_reader_sees_no_admin_pages_and_no_deploy_button(browser, fleet, shots):
-    orch, admin, _token, _root = fleet
+    secured, _root = fleet
+    orch, admin = secured.orch, secured.admin
     name = f"reader{uuid.uuid4().hex[:6]}"
     admin.create_user(name, f"{name}@example.com", "reader-password-1")
     artifact = admin.push(HELLO_AS, name=f"public-{name}")["artifact_id"]

@@ -242,5 +242,6 @@ def test_authorization_matrix_from_the_route_table(api, admin, orch):
                 else:
                     assert status == want, (endpoint.method, path, caller, status, text)
                 checked += 1
-    assert checked >= 5 * (len(routes) - 6)
+    skipped = sum(1 for e in routes if e.rule == "public" and e.prefix == PREFIX)
+    assert skipped <= 8 and checked == 5 * (len(routes) - skipped)
     assert {e.rule for e in fleet_endpoints()} >= {"public", "user", "node", "admin"}

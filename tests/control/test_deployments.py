@@ -9,38 +9,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_support import ADMIN_PASSWORD
-from fleet_support import CallLoad, OrchestratorProcess
+from control_support import secured_fleet
+from fleet_support import CallLoad
 from modrun.client import Client, ClientError
 from modrun.plugins.wasmbin import append_custom_section
-from support import HELLO_AS, ModrunServer, run_cli, wait_until
+from support import HELLO_AS, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
-    orch = OrchestratorProcess(
-        tmp_path / "orch", "--keepalive", "1s", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic"
-    )
-    orch.start()
-    admin = Client(orch.url)
-    admin.login("admin", ADMIN_PASSWORD)
-    env = {"MODRUN_JOIN_TOKEN": admin.create_node_token("deploy-test")["token"]}
-    nodes = []
-    for name in ("d1", "d2"):
-        (tmp_path / name).mkdir()
-        nodes.append(
-            ModrunServer(
-                tmp_path / name,
-                tmp_path / name,
-                "--noreload",
-                "--orchestrator",
-                orch.url,
-                "--name",
-                name,
-                env=env,
-            ).start()
-        )
+    secured = secured_fleet(tmp_path / "orch")
+    orch, admin = secured.orch, secured.admin
+    nodes = [secured.node(tmp_path / name, name) for name in ("d1", "d2")]
     signed_in = {"authorization": f"Bearer {admin.token}"}
     gateway = httpx.Client(base_url=orch.url, timeout=30, headers=signed_in)
     try:
@@ -134,4 +115,4 @@ def test_deploy_roll_out_roll_back_undeploy(tmp_path: Path):
         gateway.close()
         for n in nodes:
             n.stop()
-        orch.stop()
+        secured.stop()

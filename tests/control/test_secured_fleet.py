@@ -16,8 +16,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from control_support import ADMIN_PASSWORD, bearer
-from fleet_support import OrchestratorProcess
+from control_support import bearer, secured_fleet
 from modrun.client import Client, ClientError
 from modrun.orchestrator import protocol as P
 from support import CONNECT_AS, HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
@@ -29,40 +28,24 @@ REVOCATION_BOUND = 5.0
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("secured")
-    orch = OrchestratorProcess(
-        root / "orch", "--keepalive", "1s", env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic"
-    ).start()
-    admin = Client(orch.url)
-    admin.login("admin", ADMIN_PASSWORD)
-    token = admin.create_node_token("e2e")["token"]
+    secured = secured_fleet(root / "orch")
     local = root / "e2-plugins"
     local.mkdir()
     build_wat(TEST_SOURCES / "sandbox.wat", local / "sandbox.wasm")  # the node's own plugin
-    nodes = {}
-    for name, plugins, labels in (("e1", root / "e1", ["--label", "zone=eu"]), ("e2", local, [])):
-        plugins.mkdir(exist_ok=True)
-        nodes[name] = ModrunServer(
-            plugins,
-            root / f"{name}-state",
-            "--noreload",
-            "--orchestrator",
-            orch.url,
-            "--name",
-            name,
-            *labels,
-            env={"MODRUN_JOIN_TOKEN": token},
-        )
-        (root / f"{name}-state").mkdir()
-        nodes[name].start()
-    admin_root = httpx.Client(base_url=orch.url, headers=bearer(admin.token), timeout=30)
+    nodes = {
+        "e1": secured.node(root / "e1", "e1", "--label", "zone=eu"),
+        "e2": secured.node(local, "e2"),
+    }
+    admin_root = httpx.Client(base_url=secured.orch.url, headers=bearer(secured.admin.token), timeout=30)
     wait_until(lambda: admin_root.get("/api/runtimes/").json()["count"] == 2, timeout=30, what="2 nodes")
+    token = secured.join_env["MODRUN_JOIN_TOKEN"]
     try:
-        yield orch, admin, nodes, token, admin_root, root
+        yield secured.orch, secured.admin, nodes, token, admin_root, root
     finally:
         for node in nodes.values():
             node.stop()
         admin_root.close()
-        orch.stop()
+        secured.stop()
 
 
 def _deployed(admin: Client, path: Path, name: str, **deploy: object) -> str:
