@@ -18,8 +18,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 DEFAULT_MAX_RUNNING = 64
-DEFAULT_MAX_QUEUE = 512
-DEFAULT_MAX_WAIT = 2.0
+DEFAULT_MAX_QUEUE = 256
+DEFAULT_MAX_WAIT = 0.5
 
 
 @dataclass(frozen=True)

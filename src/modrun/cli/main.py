@@ -146,7 +146,7 @@ def serve(
     ] = DEFAULT_MAX_QUEUE,
     max_wait: Annotated[
         str, typer.Option("--maxWait", help="Longest a call waits for a place before a 503 (Go duration).")
-    ] = "2s",
+    ] = "500ms",
     graphql_max_depth: Annotated[
         int, typer.Option("--graphqlMaxDepth", help="Deepest selection a GraphQL request may nest.")
     ] = DEFAULT_MAX_DEPTH,
