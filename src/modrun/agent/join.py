@@ -46,6 +46,7 @@ from modrun.errors import FunctionNotFound
 from modrun.mqtt.client import MqttLink
 from modrun.mqtt.url import BrokerAddress
 from modrun.orchestrator import protocol as P
+from modrun.secrets.redact import REDACTOR
 from modrun.wasm.command import CommandRun
 
 if TYPE_CHECKING:
@@ -432,8 +433,8 @@ class FleetAgent:
 
     def _ship_call_output(self, plugin: str, function: str, logs: list, error: str | None) -> None:
         """A plugin module's log lines (stdout; warnings and errors on stderr) and
-        call errors (stderr) go to its output topics, as a WASI module's do;
-        at most LINES_PER_SECOND per module, the rest counted and reported."""
+        call errors (stderr) go to its output topics, as a WASI module's do, with
+        secrets scrubbed; at most LINES_PER_SECOND per module, the rest counted."""
         link = self.link
         hosted = next((h for h in list(self.hosted.values()) if h.plugin == plugin), None)
         if hosted is None or link is None or not link.connected.is_set():
@@ -447,7 +448,7 @@ class FleetAgent:
             dropped = hosted.output_budget.dropped_since_last()
             if dropped:
                 link.publish(self.topics.stderr(hosted.uuid), f"({dropped} lines dropped)".encode())
-            link.publish(getattr(self.topics, stream)(hosted.uuid), text.encode())
+            link.publish(getattr(self.topics, stream)(hosted.uuid), REDACTOR.scrub(text).encode())
 
     # -- keepalive ---------------------------------------------------------------------------
 
