@@ -245,3 +245,31 @@ def test_authorization_matrix_from_the_route_table(api, admin, orch):
     skipped = sum(1 for e in routes if e.rule == "public" and e.prefix == PREFIX)
     assert skipped <= 8 and checked == 5 * (len(routes) - skipped)
     assert {e.rule for e in fleet_endpoints()} >= {"public", "user", "node", "admin"}
+
+
+def test_console_sessions_use_httponly_cookies_and_renew(api):
+    signed = api.post("/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert signed.status_code == 200 and "access_token" not in signed.text
+    cookies = {c.name: c for c in signed.cookies.jar}
+    assert set(cookies) == {"modrun_session", "modrun_refresh"}
+    raw = signed.headers.get_list("set-cookie")
+    assert all("httponly" in h.lower() and "samesite=strict" in h.lower() for h in raw)
+    session, refresh = cookies["modrun_session"].value, cookies["modrun_refresh"].value
+    api.cookies.clear()
+    assert api.get("/session").json()["user"] is None
+    assert (
+        api.get("/session", headers=cookie("modrun_session", session)).json()["user"]["username"] == "admin"
+    )
+    # the access cookie gone (expired): the refresh cookie renews the session, once
+    renewed = api.get("/session", headers=cookie("modrun_refresh", refresh))
+    assert renewed.json()["user"]["username"] == "admin" and "modrun_session" in renewed.cookies
+    api.cookies.clear()
+    again = api.get("/session", headers=cookie("modrun_refresh", refresh))  # a replayed refresh token
+    assert again.json()["user"] is None
+    api.cookies.clear()
+    wrong = api.post("/session", json={"username": "admin", "password": "nope"})
+    assert wrong.status_code == 401
+
+
+def cookie(name: str, value: str) -> dict:
+    return {"cookie": f"{name}={value}"}

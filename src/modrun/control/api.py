@@ -163,9 +163,10 @@ async def _password_login(call: Call, login_name: str, password: str) -> Any:
 # -- console sessions (cookies) ------------------------------------------------------
 
 
-def _session_response(call: Call, tokens: dict) -> Response:
+def _session_response(call: Call, tokens: dict, body: dict | None = None) -> Response:
+    """``body`` (default: the user id and expiry) with the session cookies set."""
     secure = call.request.url.scheme == "https"
-    response = JSONResponse({"user_id": tokens["user_id"], "expires_in": tokens["expires_in"]})
+    response = JSONResponse(body or {"user_id": tokens["user_id"], "expires_in": tokens["expires_in"]})
     response.set_cookie(
         SESSION_COOKIE, tokens["access_token"], httponly=True, samesite="strict", secure=secure, path="/"
     )
@@ -211,11 +212,8 @@ async def session_state(call: Call) -> Any:
         if tokens is not None:
             user = await run_in_threadpool(call.plane.accounts.get, uuid.UUID(tokens["user_id"]))
             if user is not None:
-                response = _session_response(call, tokens)
                 body = await info(Call(call.request, call.plane, Principal(user)))
-                response.body = response.render({"user": body})
-                response.headers["content-length"] = str(len(response.body))
-                return response
+                return _session_response(call, tokens, {"user": body})
     login = call.plane.oidc_login
     return {"user": None, "oidc": bool(login and login.available)}
 
