@@ -15,6 +15,7 @@ reports its end, and the orchestrator restarts it, the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from modrun.api.rest import BodyTooLarge, read_body, respond
 from modrun.orchestrator.upstream import Lost, Refused, UpstreamPool
 from modrun.storage.bundles import extract_bundle
 from modrun.wasm.command import CommandResult
@@ -173,16 +175,12 @@ class BundleProxy:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        from modrun.api.rest import BodyTooLarge, read_body, respond
-
         module, _, rest = scope["path"][len(PREFIX) :].partition("/")
         run = self.runs(module)
         if run is None or run.port == 0:
             await respond(send, 404, b'{"error": "no such bundle module on this node"}', b"application/json")
             return
         if scope["method"] == "GET" and rest == "functions":
-            import json
-
             body = json.dumps({"functions": run.functions}).encode()
             await respond(send, 200, body, b"application/json")
             return

@@ -142,14 +142,17 @@ class Artifacts:
     def blob_name(self, artifact_id: uuid.UUID, version: int) -> str:
         return f"{artifact_id}/{version}"
 
-    def read(self, artifact_id: uuid.UUID, version: int) -> Iterator[bytes]:
-        """A version's bytes as stored, opened when it was stored sealed."""
+    def _encryption(self, artifact_id: uuid.UUID, version: int) -> str | None:
         with self.engine.connect() as conn:
-            encryption = conn.execute(
+            return conn.execute(
                 sa.select(artifact_versions.c.encryption).where(
                     artifact_versions.c.artifact_id == artifact_id, artifact_versions.c.version == version
                 )
             ).scalar()
+
+    def read(self, artifact_id: uuid.UUID, version: int) -> Iterator[bytes]:
+        """A version's bytes as stored, opened when it was stored sealed."""
+        encryption = self._encryption(artifact_id, version)
         chunks = self.blobs.read(self.blob_name(artifact_id, version))
         if encryption is None:
             return chunks
@@ -161,15 +164,9 @@ class Artifacts:
 
     def local_file(self, artifact_id: uuid.UUID, version: int) -> Path | None:
         """The version's file on local disk when it is kept there in the clear."""
-        if self.key is not None:
+        if self._encryption(artifact_id, version):
             return None
-        with self.engine.connect() as conn:
-            encryption = conn.execute(
-                sa.select(artifact_versions.c.encryption).where(
-                    artifact_versions.c.artifact_id == artifact_id, artifact_versions.c.version == version
-                )
-            ).scalar()
-        return None if encryption else self.blobs.local_path(self.blob_name(artifact_id, version))
+        return self.blobs.local_path(self.blob_name(artifact_id, version))
 
     # -- changing --------------------------------------------------------------------
 

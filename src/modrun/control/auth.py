@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,14 +15,20 @@ from starlette.requests import Request
 
 from modrun.control.accounts import Accounts, User
 from modrun.control.guard import Issuers, Subject
-from modrun.control.keys import KeyGrant, key_hash, looks_like_join_token, looks_like_key, well_formed
+from modrun.control.keys import (
+    LAST_USED_EVERY,
+    KeyGrant,
+    key_hash,
+    looks_like_join_token,
+    looks_like_key,
+    well_formed,
+)
 from modrun.control.nodes import JoinTokens
 from modrun.control.tokens import Claims, TokenService
 from modrun.control.verify import InvalidToken
 from modrun.db.tables import api_keys
 from modrun.db.times import utc, utc_now
 
-LAST_USED_EVERY = timedelta(seconds=60)
 ANONYMOUS_ADMIN = User(uuid.UUID(int=0), "anonymous", "", admin=True)
 NODE_USER = User(uuid.UUID(int=1), "node", "", admin=False)
 

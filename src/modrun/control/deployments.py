@@ -259,9 +259,9 @@ class Deployer:
     def reconcile(self, deployment: Deployment) -> None:
         artifact_id, version = deployment.artifact_id, deployment.version
         group = group_of(artifact_id, version)
-        path = self._ensure_file(artifact_id, version)
         detail = self.artifacts.detail(artifact_id)
         name, kind = detail["name"], detail["type"]
+        path = self._ensure_file(artifact_id, version, kind)
         modules = [m for m in self._modules(artifact_id) if m.status != P.EXITING]
         new = [
             m
@@ -413,9 +413,8 @@ class Deployer:
         except P.ProtocolError:
             pass  # already gone
 
-    def _ensure_file(self, artifact_id: uuid.UUID, version: int) -> str:
-        """The version in the file store, where nodes fetch modules from."""
-        kind = self.artifacts.detail(artifact_id)["type"]
+    def _ensure_file(self, artifact_id: uuid.UUID, version: int, kind: str) -> str:
+        """The version (a plugin or a bundle) in the file store, where nodes fetch modules from."""
         path = f"artifacts/{artifact_id}/v{version}.{'wasm' if kind == 'plugin' else 'bundle'}"
         if self.files.info(path) is None:
             receiver = self.files.receiver()

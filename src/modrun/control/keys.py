@@ -15,11 +15,12 @@ import secrets
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 PREFIX = "mrk_"
 JOIN_PREFIX = "mrj_"  # join tokens: what a node presents to join a secured fleet
 SCOPES = ("invoke", "read", "deploy", "manage")
+LAST_USED_EVERY = timedelta(seconds=60)  # how often a key's (or join token's) last-used time is written
 _FORMAT = re.compile(r"^(mr[kj]_)([A-Za-z0-9]{40})_([0-9a-f]{8})$")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 

@@ -10,16 +10,14 @@ trusted as a node: keep it as secret as a node's disk.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modrun.control.keys import JOIN_PREFIX, key_hash, new_key, well_formed
+from modrun.control.keys import JOIN_PREFIX, LAST_USED_EVERY, key_hash, new_key, well_formed
 from modrun.db.tables import node_tokens
 from modrun.db.times import utc, utc_now
-
-LAST_USED_EVERY = timedelta(seconds=60)
 
 
 class JoinTokens:

@@ -28,7 +28,7 @@ from modrun.control.permissions import allowed
 from modrun.control.quotas import Limits, Quotas
 from modrun.control.ratelimit import FailureLimiter
 from modrun.control.tokens import ALGORITHM, AUDIENCE, TokenService, load_signing_key
-from modrun.control.verify import JwksKeys, JwtVerifier
+from modrun.control.verify import JwtVerifier
 from modrun.db.tables import api_keys
 from modrun.errors import ConfigError
 from modrun.secrets.sources import SecretSource
@@ -84,7 +84,7 @@ class ControlPlane:
             provider, self.oidc_document = oidc_issuer(oidc)
             trusted.append(provider)
             id_tokens = JwtVerifier(
-                JwksKeys(self.oidc_document["jwks_uri"]),
+                provider.verifier.keys,  # the same keys (and cache) as its access tokens
                 oidc.issuer,
                 oidc.client_id,
                 oidc.algorithms,

@@ -418,32 +418,32 @@ def plain(handler: Callable[[Request], Any]) -> Callable[[Call], Any]:
     return handle
 
 
+def _one(method: str, path: str, handler: Callable[[Request], Any], rule: str, action: str) -> Endpoint:
+    return Endpoint(method, path, plain(handler), rule, action, prefix="")
+
+
 def _both(
     method: str, path: str, handler: Callable[[Request], Any], rule: str, action: str
 ) -> list[Endpoint]:
     """SilverLine's paths end in '/'; accept them without it too."""
-    return [Endpoint(method, p, plain(handler), rule, action, prefix="") for p in (path, path.rstrip("/"))]
+    return [_one(method, p, handler, rule, action) for p in (path, path.rstrip("/"))]
 
 
 def fleet_endpoints() -> list[Endpoint]:
     """The fleet's routes with their access rules (the same table as the control
     plane's: an open fleet, ``--auth none``, lets everything through)."""
-
-    def one(method: str, path: str, handler: Callable[[Request], Any], rule: str, action: str) -> Endpoint:
-        return Endpoint(method, path, plain(handler), rule, action, prefix="")
-
     return [
-        one("GET", "/", index, "public", "fleet.index"),
-        one("GET", "/console", console_page, "public", "console.page"),
-        one("GET", "/console/assets/{name}", asset, "public", "console.asset"),
-        one("GET", "/console/graphql", fleet_explorer, "public", "console.explorer"),
-        one("GET", "/console/{path:path}", console_page, "public", "console.page"),
-        one("GET", "/health", health, "public", "fleet.health"),
-        one("GET", "/metrics", metrics, "public", "fleet.metrics"),
-        one("GET", "/api/config", config, "node", "fleet.config"),
-        one("GET", "/api/functions", functions, "user", "fleet.functions"),
-        one("GET", "/api/events", events, "user", "fleet.events"),
-        one("GET", "/api/stats/calls", call_stats, "user", "fleet.call_stats"),
+        _one("GET", "/", index, "public", "fleet.index"),
+        _one("GET", "/console", console_page, "public", "console.page"),
+        _one("GET", "/console/assets/{name}", asset, "public", "console.asset"),
+        _one("GET", "/console/graphql", fleet_explorer, "public", "console.explorer"),
+        _one("GET", "/console/{path:path}", console_page, "public", "console.page"),
+        _one("GET", "/health", health, "public", "fleet.health"),
+        _one("GET", "/metrics", metrics, "public", "fleet.metrics"),
+        _one("GET", "/api/config", config, "node", "fleet.config"),
+        _one("GET", "/api/functions", functions, "user", "fleet.functions"),
+        _one("GET", "/api/events", events, "user", "fleet.events"),
+        _one("GET", "/api/stats/calls", call_stats, "user", "fleet.call_stats"),
         *_both("GET", "/api/runtimes/", list_runtimes, "user", "fleet.runtimes"),
         *_both("GET", "/api/runtimes/{query}/", get_runtime, "user", "fleet.runtime"),
         *_both("GET", "/api/modules/", list_modules, "user", "fleet.modules"),
@@ -453,9 +453,9 @@ def fleet_endpoints() -> list[Endpoint]:
         *_both("GET", "/api/modules/{query}/output/", module_output, "user", "fleet.module_output"),
         *_both("GET", "/api/queued/", list_queued, "user", "fleet.queued"),
         *_both("GET", "/api/files/", list_files, "node", "fleet.files"),
-        one("GET", "/api/files/{path:path}", get_file, "node", "fleet.file_get"),
-        one("PUT", "/api/files/{path:path}", put_file, "admin", "fleet.file_put"),
-        one("DELETE", "/api/files/{path:path}", delete_file, "admin", "fleet.file_delete"),
+        _one("GET", "/api/files/{path:path}", get_file, "node", "fleet.file_get"),
+        _one("PUT", "/api/files/{path:path}", put_file, "admin", "fleet.file_put"),
+        _one("DELETE", "/api/files/{path:path}", delete_file, "admin", "fleet.file_delete"),
     ]
 
 

@@ -85,8 +85,12 @@ class Plugin:
 
         self.uses_wasi = self._check_imports(engine, options.host_functions)
         exports = self._function_exports()
-        self.schema = self._load_schema(source, wasm)
-        self.meta = self._meta(wasm)
+        try:
+            sections = custom_sections(wasm)
+        except ValueError as exc:
+            raise PluginLoadError(self.name, f"malformed wasm: {exc}") from None
+        self.schema = self._load_schema(source, sections)
+        self.meta = self._meta(sections)
         for missing in sorted(set(self.schema.functions) - set(exports)):
             self.warnings.append(f"schema describes {missing!r}, which the plugin does not export")
         self.functions = {
@@ -160,23 +164,20 @@ class Plugin:
                 names.append(exp.name)
         return sorted(names)
 
-    def _load_schema(self, source: PluginSource, wasm: bytes) -> PluginSchema:
+    def _load_schema(self, source: PluginSource, sections: Mapping[str, bytes]) -> PluginSchema:
         if source.schema is not None:
             try:
                 return parse_schema(source.schema.read_bytes(), self.name)
             except OSError as exc:
                 raise SchemaError(self.name, f"cannot read {source.schema}: {exc}") from None
-        try:
-            section = custom_sections(wasm).get(SECTION_NAME)
-        except ValueError as exc:
-            raise PluginLoadError(self.name, f"malformed wasm: {exc}") from None
+        section = sections.get(SECTION_NAME)
         return parse_schema(section, self.name) if section is not None else EMPTY
 
-    def _meta(self, wasm: bytes) -> dict[str, str]:
+    def _meta(self, sections: Mapping[str, bytes]) -> dict[str, str]:
         """Version, language, SDK, build and git facts: the ``modrun.meta`` custom
         section (JSON) when there is one, over the schema's ``meta``."""
         meta = dict(self.schema.meta)
-        section = custom_sections(wasm).get(META_SECTION)
+        section = sections.get(META_SECTION)
         if section is not None:
             try:
                 meta.update(plugin_meta(json.loads(section)))
