@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from support import (
     build_c,
     build_wat,
 )
+
+# Servers the tests start run as one process unless a test asks for more
+# (the default is one per core): startup stays quick and logs stay in one place.
+os.environ.setdefault("MODRUN_PROCESSES", "1")
 
 
 @pytest.fixture(scope="session")

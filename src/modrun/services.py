@@ -62,11 +62,11 @@ class Node:
         self.db = make_engine(self.db_url)
         self.schema = ensure_schema(self.db, self.db_url, settings.migrate)
         self.history = (
-            InferenceHistory(self.db, Path(settings.storage_path) / "spool") if settings.history else None
+            InferenceHistory(self.db, settings.spool_dir) if settings.history else None
         )
         self.metrics.attach_history(self.history)
         self.access_log = BatchedWriter(
-            self.db, model_access, Path(settings.storage_path) / "spool" / "model_access.jsonl"
+            self.db, model_access, settings.spool_dir / "model_access.jsonl"
         )
         self.record_inference = InferenceRecorder(self.metrics, self.access_log, self.history)
         self._secret_source: SecretSource | None = None
@@ -90,7 +90,12 @@ class Node:
         self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
         self.admission = Admission(settings.admission)
         self.metrics.attach_admission(self.admission)
+        if settings.slot is not None:
+            from modrun.processes.metrics import RestartsCollector
+
+            self.metrics.registry.register(RestartsCollector(settings.slot))
         self.agent = self._agent()
+        self.on_started: list[Any] = []  # called once the server is up (the process supervisor waits on it)
 
     def _record_plugins(self, loaded: list) -> None:
         """Record loaded plugin versions in the plugins table, off the caller's
@@ -134,7 +139,7 @@ class Node:
     def _storage(self) -> Storage:
         s = self.settings
         if s.use_aws_storage or s.s3_bucket:
-            return s3_storage(s.s3_bucket, s.s3_path, Path(s.storage_path).expanduser() / "mirror")
+            return s3_storage(s.s3_bucket, s.s3_path, s.mirror_dir)
         return LocalStorage(Path(s.plugins))
 
     def _options(self) -> PluginOptions:
@@ -230,6 +235,8 @@ class Node:
             reloader = asyncio.create_task(self._reload_forever(), name="modrun-reload")
         if self.agent is not None:
             self.agent.start()
+        for started in self.on_started:
+            started()
         try:
             yield
         finally:
@@ -265,7 +272,9 @@ class Node:
 
         return GuardedApp(BundleProxy(app, self.agent.bundle), self)
 
-    def serve(self) -> None:
+    def serve(self, sockets: list[Any] | None = None) -> None:
+        """Load the plugins and serve until SIGTERM, on ``--host``/``--port`` or,
+        under ``--processes``, on the sockets the supervisor handed over."""
         from modrun.api.server import run_http
 
         self.reload()
@@ -286,6 +295,7 @@ class Node:
             self.settings.port,
             self.settings.proxy_headers,
             grace=self.settings.timeout + 1,  # a call accepted before SIGTERM may take its whole --timeout
+            sockets=sockets,
         )
 
 

@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text exposition."""
+"""``GET /metrics``: Prometheus text exposition (of every process of the node)."""
 
 from __future__ import annotations
 
@@ -8,5 +8,12 @@ from starlette.responses import Response
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    registry = request.app.state.node.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    node = request.app.state.node
+    own = generate_latest(node.metrics.registry)
+    slot = node.settings.slot
+    if slot is None or request.query_params.get("process") == "self":
+        return Response(own, media_type=CONTENT_TYPE_LATEST)
+    from modrun.processes.metrics import gather_peers, merge_expositions
+
+    peers = await gather_peers(slot)
+    return Response(merge_expositions([own.decode(), *peers]), media_type=CONTENT_TYPE_LATEST)

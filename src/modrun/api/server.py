@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 
-def run_http(app: Any, host: str, port: int, proxy_headers: bool = False, grace: float = 10.0) -> None:
+def run_http(
+    app: Any,
+    host: str,
+    port: int,
+    proxy_headers: bool = False,
+    grace: float = 10.0,
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: modrun's own logging, no access log,
-    lifespan on. On SIGTERM it stops accepting and gives requests in flight
-    ``grace`` seconds to finish (a node passes its --timeout: no call it
-    accepted is cut short), then the lifespan's shutdown runs."""
+    lifespan on; on ``host:port``, or on ``sockets`` already listening. On
+    SIGTERM it stops accepting and gives requests in flight ``grace`` seconds
+    to finish (a node passes its --timeout: no call it accepted is cut short),
+    then the lifespan's shutdown runs."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -27,7 +36,7 @@ def run_http(app: Any, host: str, port: int, proxy_headers: bool = False, grace:
         proxy_headers=proxy_headers,
         server_header=False,
     )
-    _server_class()(config).run()
+    _server_class()(config).run(sockets=sockets)
 
 
 def _server_class() -> type:

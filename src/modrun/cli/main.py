@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -138,6 +139,15 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", envvar="MODRUN_WORKERS", help="Threads that run function calls.")
     ] = 32,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            envvar="MODRUN_PROCESSES",
+            min=1,
+            help="Node processes sharing the port (default: one per core; 1 with --orchestrator).",
+        ),
+    ] = None,
     max_running: Annotated[
         int, typer.Option("--maxRunning", help="Calls that run at once; more wait in the queue.")
     ] = DEFAULT_MAX_RUNNING,
@@ -305,14 +315,33 @@ def serve(
         advertise_url=advertise,
         join_token=token,
         labels=_labels(label or []),
+        processes=_processes(processes, orchestrator),
     )
     setup_logging(jsonlogs, log_level)
     try:
+        if settings.processes > 1:
+            from modrun.processes.supervisor import Supervisor
+
+            raise typer.Exit(Supervisor(settings).run())
         node = Node(settings)
     except ModrunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     node.serve()
+
+
+def _processes(requested: int | None, orchestrator: str | None) -> int:
+    """--processes: one per usable core by default; a fleet node is one process
+    (its agent holds the node's place in the fleet)."""
+    if orchestrator:
+        if requested not in (None, 1):
+            raise typer.BadParameter(
+                "a node that joins a fleet runs as one process", param_hint="--processes"
+            )
+        return 1
+    if requested is not None:
+        return requested
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @app.command()

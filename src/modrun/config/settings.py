@@ -59,6 +59,8 @@ class ServeSettings:
     advertise_url: str | None = None
     join_token: str | None = None  # a secured fleet's join token (mrj_...)
     labels: dict[str, str] | None = None  # node labels deployments can require
+    processes: int = 1  # node processes sharing the port (modrun.processes)
+    slot: ProcessSlot | None = None  # which of them this one is, when there are several
 
     @property
     def limits(self) -> Limits:
@@ -66,4 +68,36 @@ class ServeSettings:
 
     @property
     def module_cache(self) -> Path:
+        """Shared by every process: entries are written to a temporary file and renamed."""
         return self.storage_path / "cache" / "modules"
+
+    @property
+    def spool_dir(self) -> Path:
+        """History spools are per process (each replays and truncates its own)."""
+        spool = Path(self.storage_path) / "spool"
+        return spool if self.slot is None or self.slot.index == 0 else spool / f"p{self.slot.index}"
+
+    @property
+    def mirror_dir(self) -> Path:
+        """S3 mirrors are per process (each syncs its own copy with temporary names)."""
+        root = Path(self.storage_path).expanduser()
+        index = 0 if self.slot is None else self.slot.index
+        return root / ("mirror" if index == 0 else f"mirror-p{index}")
+
+
+@dataclass(frozen=True)
+class ProcessSlot:
+    """One of the N processes of ``modrun serve --processes N``."""
+
+    index: int
+    count: int
+    run_dir: Path  # private (0700) directory of the processes' unix sockets
+    restarts: int = 0  # times this slot's process was restarted after dying
+
+    def socket_path(self, index: int | None = None) -> Path:
+        return self.run_dir / f"p{self.index if index is None else index}.sock"
+
+    @property
+    def peers(self) -> list[Path]:
+        """The other processes' private sockets (for /metrics across processes)."""
+        return [self.socket_path(i) for i in range(self.count) if i != self.index]

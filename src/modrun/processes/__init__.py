@@ -1,0 +1,1 @@
+"""Running one node as several processes on one port (``modrun serve --processes``)."""

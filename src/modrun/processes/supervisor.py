@@ -1,0 +1,206 @@
+"""``modrun serve --processes N``: N node processes on one port, kept running.
+
+Start: the metadata schema is checked (and migrated) once, spools of process
+slots that no longer exist are handed to slot 0, the sockets are bound, then
+process 0 starts alone: it compiles the plugins into the shared module cache,
+and once it serves, the others start and load the compiled modules from there.
+
+A process that dies is started again on the same socket; if it keeps dying
+within seconds of starting, the restarts back off up to 30 s. SIGTERM or
+SIGINT is passed to every process; each finishes its calls in flight (see
+api/server.py), and the supervisor exits 0 when all of them did.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from modrun.config.settings import ProcessSlot, ServeSettings
+from modrun.errors import ConfigError
+from modrun.processes.sockets import listen_sockets
+
+log = logging.getLogger("modrun.processes")
+
+START_TIMEOUT = 300.0  # slot 0 compiles every plugin before the others start
+STABLE_AFTER = 10.0  # a process that ran this long before dying is restarted at once
+MAX_BACKOFF = 30.0
+
+
+@dataclass
+class _Slot:
+    index: int
+    sock: socket.socket
+    process: Any = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = 0.0
+    restart_at: float | None = None
+    ready: Any = None  # set by the process once it serves; kept here until it has read it
+
+
+class Supervisor:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.count = settings.processes
+        self._mp = multiprocessing.get_context("spawn")
+        self._stopping = False
+        self._run_dir = Path(tempfile.mkdtemp(prefix="modrun-"))  # mkdtemp makes it 0700
+        self._slots: list[_Slot] = []
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; the exit status for the command."""
+        s = self.settings
+        try:
+            prepare_storage(s)
+            sockets = listen_sockets(s.host, s.port, self.count)
+        except ConfigError:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            raise
+        self._slots = [_Slot(i, sock) for i, sock in enumerate(sockets)]
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        port = sockets[0].getsockname()[1]
+        log.info("starting %d processes on http://%s:%d", self.count, s.host, port)
+        try:
+            status = self._first_start()
+            if status is not None:
+                return status
+            for slot in self._slots[1:]:
+                if not self._stopping:
+                    self._start(slot)
+            return self._watch()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._terminate_all()
+            for sock in set(sockets):
+                sock.close()
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+
+    # -- processes ----------------------------------------------------------
+
+    def _start(self, slot: _Slot) -> Any:
+        from modrun.processes.child import serve_process
+
+        settings = replace(
+            self.settings,
+            slot=ProcessSlot(slot.index, self.count, self._run_dir, slot.restarts),
+        )
+        ready = self._mp.Event()
+        process = self._mp.Process(
+            target=serve_process,
+            args=(settings, slot.sock, ready),
+            name=f"modrun-serve-{slot.index}",
+            daemon=False,
+        )
+        process.start()
+        slot.process, slot.ready = process, ready
+        slot.started_at, slot.restart_at = time.monotonic(), None
+        log.info("process %d started (pid %d)", slot.index, process.pid)
+        return ready
+
+    def _first_start(self) -> int | None:
+        """Start slot 0 and wait until it serves; its exit status if it could not."""
+        slot = self._slots[0]
+        ready = self._start(slot)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready.wait(0.2):
+            if not slot.process.is_alive():
+                code = slot.process.exitcode
+                log.error("process 0 exited with status %s before serving", code)
+                return code if code and code > 0 else 1
+            if self._stopping or time.monotonic() > deadline:
+                return 0 if self._stopping else 1
+        return None
+
+    def _watch(self) -> int:
+        while True:
+            alive = [slot for slot in self._slots if slot.process is not None and slot.process.is_alive()]
+            if self._stopping and not alive:
+                codes = [slot.process.exitcode for slot in self._slots if slot.process is not None]
+                return 0 if all(code == 0 for code in codes) else 1
+            wait([slot.process.sentinel for slot in alive], timeout=0.5)
+            now = time.monotonic()
+            for slot in self._slots:
+                if self._stopping:
+                    break
+                if slot.restart_at is not None:
+                    if now >= slot.restart_at:
+                        self._start(slot)
+                elif slot.process is not None and not slot.process.is_alive():
+                    self._schedule_restart(slot, now)
+
+    def _schedule_restart(self, slot: _Slot, now: float) -> None:
+        process = slot.process
+        lived = now - slot.started_at
+        code = process.exitcode
+        cause = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"status {code}"
+        slot.backoff = 0.0 if lived >= STABLE_AFTER else min(MAX_BACKOFF, max(0.5, slot.backoff * 2))
+        slot.restarts += 1
+        slot.restart_at = now + slot.backoff
+        log.error(
+            "process %d (pid %d) died after %.1fs (%s); restarting it%s",
+            slot.index,
+            process.pid,
+            lived,
+            cause,
+            f" in {slot.backoff:g}s" if slot.backoff else "",
+        )
+
+    # -- stopping -----------------------------------------------------------
+
+    def _stop(self, signum: int, _frame: Any) -> None:
+        if not self._stopping:
+            log.info("%s: stopping %d processes", signal.Signals(signum).name, self.count)
+        self._stopping = True
+        for slot in self._slots:
+            slot.sock.close()  # the processes' copies stop accepting; nothing may wait in ours
+            if slot.process is not None and slot.process.is_alive():
+                os.kill(slot.process.pid, signal.SIGTERM)
+
+    def _terminate_all(self) -> None:
+        """Processes still running when the supervisor leaves (an error) are stopped."""
+        grace = self.settings.timeout + 5
+        for slot in self._slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.terminate()
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.join(grace)
+                if slot.process.is_alive():
+                    slot.process.kill()
+
+
+def prepare_storage(settings: ServeSettings) -> None:
+    """What N processes must not race on: the schema migration, and spools of
+    slots a larger ``--processes`` left behind (slot 0 replays them)."""
+    from modrun.db.engine import database_url, make_engine
+    from modrun.db.migrate import ensure_schema
+
+    url = database_url(settings.db, settings.storage_path)
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine, url, settings.migrate)
+    finally:
+        engine.dispose()
+    spool = Path(settings.storage_path) / "spool"
+    for orphan in sorted(spool.glob("p*")):
+        index = orphan.name[1:]
+        if not index.isdigit() or int(index) < settings.processes:
+            continue
+        for part in sorted(orphan.glob("*.jsonl")):
+            rows = part.read_text(encoding="utf-8")
+            with open(spool / part.name, "a", encoding="utf-8") as out:
+                out.write(rows if rows.endswith("\n") or not rows else rows + "\n")
+            part.unlink()
+        shutil.rmtree(orphan, ignore_errors=True)
