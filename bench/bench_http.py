@@ -45,9 +45,9 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"server not ready: {url}")
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path) -> float:
+def wrk(url: str, connections: int, seconds: int, script: Path, threads: int = 1) -> float:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -91,6 +91,8 @@ def main() -> int:
                     str(tmp_path / "storage"),
                     "--logLevel",
                     "warning",
+                    "--processes",
+                    "1",
                 ]
             ),
             "peer": subprocess.Popen(

@@ -1,6 +1,7 @@
 """Overload (issue 11): the same node with admission control (the defaults)
-and without it (limits so high nothing is ever shed), under 64, 512 and
-1,024 connections of wrk calling ``greet``, in one run.
+and without it (limits so high nothing is ever shed), as one process and
+as one per core, under 64, 512 and 1,024 connections of wrk calling
+``greet``, in one run.
 
     .venv/bin/python bench/bench_overload.py [--seconds 10]
 
@@ -12,6 +13,7 @@ p50/p99 over all answers.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -49,8 +51,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modrun-bench-overload-") as tmp:
-        for label, flags in (("admission control (defaults)", ()), ("no admission control", UNLIMITED)):
-            state = Path(tmp) / label.split()[0]
+        cores = str(len(os.sched_getaffinity(0)))
+        for label, flags in (
+            ("admission control (defaults), 1 process", ()),
+            ("no admission control, 1 process", UNLIMITED),
+            (f"admission control (defaults), {cores} processes", ("--processes", cores)),
+        ):
+            state = Path(tmp) / str(len(os.listdir(tmp)))
             state.mkdir()
             with ModrunServer(EXAMPLES, state, "--noreload", "--noHistory", *flags) as server:
                 for connections in (64, 512, 1024):

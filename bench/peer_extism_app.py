@@ -1,7 +1,10 @@
 """The peer for bench_http.py: a minimal Starlette app that calls the `extism`
 PyPI host, as someone would write it without modrun.
 
-    python bench/peer_extism_app.py PLUGIN.wasm PORT
+    python bench/peer_extism_app.py PLUGIN.wasm PORT [PROCESSES]
+
+With PROCESSES, uvicorn runs that many worker processes on the port (its own
+--workers), each with its own plugin.
 """
 
 from __future__ import annotations
@@ -27,4 +30,13 @@ async def call(request: Request) -> Response:
 app = Starlette(routes=[Route("/functions/{name}", call, methods=["POST"])])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    uvicorn.run(
+        "peer_extism_app:app" if workers > 1 else app,
+        app_dir=str(Path(__file__).parent),
+        workers=workers,
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        log_level="warning",
+        access_log=False,
+    )

@@ -68,7 +68,8 @@ class ModrunServer:
             str(storage),
             *extra,
         ]
-        self.env = {**os.environ, **(env or {})}
+        # one process unless asked (the default is one per core): quick starts, one log
+        self.env = {"MODRUN_PROCESSES": "1", **os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> ModrunServer:

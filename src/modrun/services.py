@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -61,13 +61,9 @@ class Node:
         self.db_url = database_url(settings.db, settings.storage_path)
         self.db = make_engine(self.db_url)
         self.schema = ensure_schema(self.db, self.db_url, settings.migrate)
-        self.history = (
-            InferenceHistory(self.db, settings.spool_dir) if settings.history else None
-        )
+        self.history = InferenceHistory(self.db, settings.spool_dir) if settings.history else None
         self.metrics.attach_history(self.history)
-        self.access_log = BatchedWriter(
-            self.db, model_access, settings.spool_dir / "model_access.jsonl"
-        )
+        self.access_log = BatchedWriter(self.db, model_access, settings.spool_dir / "model_access.jsonl")
         self.record_inference = InferenceRecorder(self.metrics, self.access_log, self.history)
         self._secret_source: SecretSource | None = None
         self.host_functions = default_host_functions()
@@ -95,7 +91,6 @@ class Node:
 
             self.metrics.registry.register(RestartsCollector(settings.slot))
         self.agent = self._agent()
-        self.on_started: list[Any] = []  # called once the server is up (the process supervisor waits on it)
 
     def _record_plugins(self, loaded: list) -> None:
         """Record loaded plugin versions in the plugins table, off the caller's
@@ -235,8 +230,6 @@ class Node:
             reloader = asyncio.create_task(self._reload_forever(), name="modrun-reload")
         if self.agent is not None:
             self.agent.start()
-        for started in self.on_started:
-            started()
         try:
             yield
         finally:
@@ -272,12 +265,15 @@ class Node:
 
         return GuardedApp(BundleProxy(app, self.agent.bundle), self)
 
-    def serve(self, sockets: list[Any] | None = None) -> None:
+    def serve(self, sockets: list[Any] | None = None, loaded: Callable[[], None] | None = None) -> None:
         """Load the plugins and serve until SIGTERM, on ``--host``/``--port`` or,
-        under ``--processes``, on the sockets the supervisor handed over."""
+        under ``--processes``, on the sockets the supervisor handed over (after
+        ``loaded``, which returns when the supervisor lets the processes serve)."""
         from modrun.api.server import run_http
 
         self.reload()
+        if loaded is not None:
+            loaded()
         catalog = self.manager.catalog
         log.info(
             "serving %d functions from %d plugins in %s on http://%s:%d (%s; reload %s)",

@@ -18,9 +18,11 @@ log = logging.getLogger("modrun.processes")
 PR_SET_PDEATHSIG = 1
 
 
-def serve_process(settings: ServeSettings, sock: socket.socket, ready: Any) -> None:
+def serve_process(settings: ServeSettings, sock: socket.socket, ready: Any, go: Any) -> None:
     """Serve the node on the supervisor's socket (and on a private unix socket
-    its siblings read its metrics from); ``ready`` is set once it serves."""
+    its siblings read its metrics from). Once its plugins are loaded it sets
+    ``ready`` and waits for ``go``: at start the port opens when every process
+    can serve, so no connection waits on one still starting."""
     from modrun.logs import setup_logging
     from modrun.services import Node
 
@@ -32,8 +34,12 @@ def serve_process(settings: ServeSettings, sock: socket.socket, ready: Any) -> N
     except ModrunError as exc:
         log.error("process %d: %s", settings.slot.index, exc)
         sys.exit(2)
-    node.on_started.append(ready.set)
-    node.serve(sockets=[sock, private_socket(str(settings.slot.socket_path()))])
+
+    def loaded() -> None:
+        ready.set()
+        go.wait()
+
+    node.serve(sockets=[sock, private_socket(str(settings.slot.socket_path()))], loaded=loaded)
 
 
 def _stop_with_supervisor() -> None:

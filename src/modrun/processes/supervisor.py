@@ -3,7 +3,8 @@
 Start: the metadata schema is checked (and migrated) once, spools of process
 slots that no longer exist are handed to slot 0, the sockets are bound, then
 process 0 starts alone: it compiles the plugins into the shared module cache,
-and once it serves, the others start and load the compiled modules from there.
+and once it has loaded them the others start and load the compiled modules
+from there. The processes begin to serve together, when all of them can.
 
 A process that dies is started again on the same socket; if it keeps dying
 within seconds of starting, the restarts back off up to 30 s. SIGTERM or
@@ -46,7 +47,7 @@ class _Slot:
     restarts: int = 0
     backoff: float = 0.0
     restart_at: float | None = None
-    ready: Any = None  # set by the process once it serves; kept here until it has read it
+    ready: Any = None  # set by the process once its plugins are loaded
 
 
 class Supervisor:
@@ -57,6 +58,7 @@ class Supervisor:
         self._stopping = False
         self._run_dir = Path(tempfile.mkdtemp(prefix="modrun-"))  # mkdtemp makes it 0700
         self._slots: list[_Slot] = []
+        self._go = self._mp.Event()  # set once every process has loaded: they begin to serve
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit status for the command."""
@@ -75,9 +77,7 @@ class Supervisor:
             status = self._first_start()
             if status is not None:
                 return status
-            for slot in self._slots[1:]:
-                if not self._stopping:
-                    self._start(slot)
+            self._go.set()
             return self._watch()
         finally:
             for sig, handler in previous.items():
@@ -89,7 +89,7 @@ class Supervisor:
 
     # -- processes ----------------------------------------------------------
 
-    def _start(self, slot: _Slot) -> Any:
+    def _start(self, slot: _Slot) -> None:
         from modrun.processes.child import serve_process
 
         settings = replace(
@@ -99,7 +99,7 @@ class Supervisor:
         ready = self._mp.Event()
         process = self._mp.Process(
             target=serve_process,
-            args=(settings, slot.sock, ready),
+            args=(settings, slot.sock, ready, self._go),
             name=f"modrun-serve-{slot.index}",
             daemon=False,
         )
@@ -107,20 +107,22 @@ class Supervisor:
         slot.process, slot.ready = process, ready
         slot.started_at, slot.restart_at = time.monotonic(), None
         log.info("process %d started (pid %d)", slot.index, process.pid)
-        return ready
 
     def _first_start(self) -> int | None:
-        """Start slot 0 and wait until it serves; its exit status if it could not."""
-        slot = self._slots[0]
-        ready = self._start(slot)
+        """Start slot 0, then the others, and wait until all have loaded; an
+        exit status if one could not."""
         deadline = time.monotonic() + START_TIMEOUT
-        while not ready.wait(0.2):
-            if not slot.process.is_alive():
-                code = slot.process.exitcode
-                log.error("process 0 exited with status %s before serving", code)
-                return code if code and code > 0 else 1
-            if self._stopping or time.monotonic() > deadline:
-                return 0 if self._stopping else 1
+        for group in (self._slots[:1], self._slots[1:]):
+            for slot in group:
+                self._start(slot)
+            for slot in group:
+                while not slot.ready.wait(0.2):
+                    if not slot.process.is_alive():
+                        code = slot.process.exitcode
+                        log.error("process %d exited with status %s before serving", slot.index, code)
+                        return code if code and code > 0 else 1
+                    if self._stopping or time.monotonic() > deadline:
+                        return 0 if self._stopping else 1
         return None
 
     def _watch(self) -> int:
