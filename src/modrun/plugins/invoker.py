@@ -104,12 +104,15 @@ class Invoker:
         if dispatch is None:
             dispatch = self._dispatch[key] = _Dispatch()
         if self.inline and dispatch.inline:
+            cpu_started = time.thread_time()
             try:
                 result = self._run(plugin, function, data, True)
                 dispatch.observe(result.cpu)
                 return result
             except InlineBudgetExceeded:
-                dispatch.streak, dispatch.inline = 0, False
+                # past the budget in wall time; only if it was busy (not waiting
+                # for the GIL in a host function) is it no longer fast
+                dispatch.observe(time.thread_time() - cpu_started)
             except MustRunOnThread:
                 dispatch.effects, dispatch.inline = True, False
         loop = asyncio.get_running_loop()
