@@ -31,6 +31,7 @@ from modrun.api.models import (
     modify_model,
     ping_model,
 )
+from modrun.api.node_openapi import openapi_endpoint, reference_endpoint
 from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions, respond
 from modrun.console import asset, page, wants_html
 
@@ -89,6 +90,8 @@ def build_router(node: Node, lifespan: Any = None) -> Starlette:
             Route("/models/{name}/weights", list_weights, methods=["GET"]),
             Route("/models/{name}/weights", add_weights, methods=["POST"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+            Route("/docs", reference_endpoint, methods=["GET"]),
             Route("/console", _console, methods=["GET"]),
             Route("/console/assets/{name}", asset, methods=["GET"]),
             Route("/console/{path:path}", _console, methods=["GET"]),

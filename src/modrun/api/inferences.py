@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from modrun.api.params import limit_param
 from modrun.db.queries import InferenceFilter, list_inferences, parse_time
 from modrun.errors import ConfigError
 
@@ -32,10 +33,8 @@ async def inferences_endpoint(request: Request) -> JSONResponse:
             since=parse_time(q.get("since")),
             until=parse_time(q.get("until")),
         )
-        limit = int(q.get("limit", "100"))
+        limit = limit_param(q, 100)
         rows, cursor = await asyncio.to_thread(list_inferences, node.db, filters, limit, q.get("cursor"))
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    except ValueError:
-        return JSONResponse({"error": "limit must be a number"}, status_code=400)
     return JSONResponse({"inferences": rows, "nextCursor": cursor})

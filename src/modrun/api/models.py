@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from modrun.api.params import limit_param
 from modrun.db import registry
 from modrun.errors import ConfigError, HostFunctionError
 from modrun.manifest.model import EXECUTOR_PROVIDERS
@@ -154,7 +155,10 @@ async def delete_model(request: Request) -> JSONResponse:
 async def model_access(request: Request) -> JSONResponse:
     node: Node = request.app.state.node
     node.access_log.flush(timeout=5)
-    limit = int(request.query_params.get("limit", "50"))
+    try:
+        limit = limit_param(request.query_params, 50)
+    except ConfigError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     rows = await asyncio.to_thread(registry.access_log, node.db, request.path_params["name"], limit)
     return JSONResponse({"access": rows})
 

@@ -60,6 +60,7 @@ class Catalog:
         self.conflicts: list[Conflict] = []
         self.skipped: list[str] = []
         self.graphql_schema: object | None = None  # built lazily by modrun.api.graphql
+        self.openapi: bytes | None = None  # built lazily by modrun.api.node_openapi
         self._index()
 
     def _index(self) -> None:
