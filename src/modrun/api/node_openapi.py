@@ -10,17 +10,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from modrun.api.openapi import Document, add_functions, error, json_response, typed_body
+from modrun.api.openapi import GRAPHQL_RESULT, Document, add_functions, error, json_response, typed_body
 from modrun.api.reference import render_reference
 
 if TYPE_CHECKING:
     from modrun.plugins.catalog import Catalog
 
 OBJECT = {"type": "object"}
-GRAPHQL_RESULT = {
-    "type": "object",
-    "properties": {"data": {}, "errors": {"type": "array", "items": OBJECT}, "extensions": OBJECT},
-}
 GRAPHQL_REQUEST = {
     "type": "object",
     "required": ["query"],

@@ -23,7 +23,14 @@ from modrun.plugins.plugin import Function
 from modrun.plugins.schema import ObjectType, Param, TypeRef
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-ANY_JSON: dict[str, Any] = {}
+GRAPHQL_RESULT = {
+    "type": "object",
+    "properties": {
+        "data": {},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "extensions": {"type": "object"},
+    },
+}
 _SCALARS: dict[str, dict[str, Any]] = {
     "String": {"type": "string"},
     "ID": {"type": ["string", "integer"]},
@@ -71,6 +78,7 @@ class Document:
         body: Mapping[str, Any] | None = None,
         description: str = "",
         query: Iterable[tuple[str, dict[str, Any], str]] = (),
+        security: list[dict[str, list[str]]] | None = None,
     ) -> None:
         """One operation; ``path`` may use Starlette's ``{name:converter}``."""
         template, parameters = _path_template(path)
@@ -90,6 +98,8 @@ class Document:
             operation["parameters"] = parameters
         if body is not None:
             operation["requestBody"] = dict(body)
+        if security is not None:
+            operation["security"] = security
         self.paths.setdefault(template, {})[method.lower()] = operation
 
     def as_dict(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from modrun.orchestrator import protocol as P
 from modrun.orchestrator.files import BadPath, clean_path
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.gateway import BadGraphQL, NodeDied, NoReplica, forwarded_headers, root_fields
+from modrun.orchestrator.openapi import openapi_endpoint, reference_endpoint
 from modrun.orchestrator.state import Module, Runtime
 from modrun.orchestrator.upstream import Lost
 from modrun.storage.receive import TooLarge
@@ -440,6 +441,8 @@ def fleet_endpoints() -> list[Endpoint]:
         _one("GET", "/console/{path:path}", console_page, "public", "console.page"),
         _one("GET", "/health", health, "public", "fleet.health"),
         _one("GET", "/metrics", metrics, "public", "fleet.metrics"),
+        _one("GET", "/openapi.json", openapi_endpoint, "public", "fleet.openapi"),
+        _one("GET", "/docs", reference_endpoint, "public", "fleet.reference"),
         _one("GET", "/api/config", config, "node", "fleet.config"),
         _one("GET", "/api/functions", functions, "user", "fleet.functions"),
         _one("GET", "/api/events", events, "user", "fleet.events"),
@@ -459,10 +462,16 @@ def fleet_endpoints() -> list[Endpoint]:
     ]
 
 
+async def _json_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Unknown paths and methods answer JSON like every other refusal."""
+    status = getattr(exc, "status_code", 404)
+    return JSONResponse({"error": getattr(exc, "detail", "not found")}, status, getattr(exc, "headers", None))
+
+
 def build_router(orchestrator: Orchestrator, lifespan: Any) -> Starlette:
     plane = orchestrator.control_plane
     routes = [route(plane, e) for e in fleet_endpoints()] + plane.routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _json_error, 405: _json_error})
     app.router.redirect_slashes = False
     app.state.orchestrator = orchestrator
     return app

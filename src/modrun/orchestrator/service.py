@@ -45,6 +45,7 @@ log = logging.getLogger("modrun.orchestrator")
 class Orchestrator:
     def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
+        self.openapi: bytes | None = None  # built on the first GET /openapi.json
         storage = Path(settings.storage_path).expanduser()
         self.db_url = database_url(settings.db, storage)
         self.db = make_engine(self.db_url)
