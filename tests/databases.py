@@ -11,9 +11,11 @@ Neither is ever skipped: a missing binary is an error telling what to install.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -107,6 +109,20 @@ class PrivatePostgres:
             _as_owner([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], self.user),
             capture_output=True,
         )
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and its backends, as a crash or the OOM killer would."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        victims = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    victims.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def cleanup(self) -> None:
         self.stop()

@@ -280,7 +280,7 @@ def serve(
     from modrun.services import Node
 
     settings = ServeSettings(
-        plugins=plugins.expanduser().resolve(),
+        plugins=plugins.expanduser().absolute(),  # a symlink swapped to a new release is followed
         host=host,
         port=port,
         storage_path=storage_path.expanduser(),
@@ -371,7 +371,7 @@ def call(
     else:
         data = (input or "").encode()
     settings = ServeSettings(
-        plugins=plugins.expanduser().resolve(),
+        plugins=plugins.expanduser().absolute(),  # a symlink swapped to a new release is followed
         storage_path=storage_path.expanduser(),
         timeout=_duration(timeout),
         max_memory=_size(max_memory),

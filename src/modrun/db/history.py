@@ -13,6 +13,7 @@ database, or to the spool if it is down, so nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -214,12 +215,19 @@ class BatchedWriter:
     # -- the spool ----------------------------------------------------------
 
     def _spool(self, batch: list[dict[str, Any]]) -> None:
+        """Append a batch whole, or not at all: a write cut short (disk full)
+        is cut back off, so the spool never holds half a row."""
+        size = None
         try:
             with open(self.spool_path, "a", encoding="utf-8") as f:
+                size = f.tell()
                 f.write("".join(_encode(row) + "\n" for row in batch))
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
+            if size is not None:
+                with contextlib.suppress(OSError):
+                    os.truncate(self.spool_path, size)
             self.dropped += len(batch)
             log.error("inference history: cannot spool %d rows: %s", len(batch), exc)
             return
@@ -234,8 +242,9 @@ class BatchedWriter:
 
     def _replay(self) -> None:
         """Insert the spool's rows in order; remove it once all are written."""
-        with open(self.spool_path, encoding="utf-8") as f:
+        with open(self.spool_path, encoding="utf-8", errors="replace") as f:
             lines = [line for line in f if line.strip()]
+        lines = self._decodable(lines)
         done = 0
         while done < len(lines):
             chunk = [_decode(line, self.table) for line in lines[done : done + self.batch_size]]
@@ -248,6 +257,20 @@ class BatchedWriter:
         os.remove(self.spool_path)
         self.spooled_rows = 0
         log.info("inference history: replayed %d spooled rows", done)
+
+    def _decodable(self, lines: list[str]) -> list[str]:
+        """The spool's lines that are rows; any other (a spool damaged outside
+        modrun) is logged and counted as dropped rather than stopping the replay."""
+        good = []
+        for line in lines:
+            try:
+                _decode(line, self.table)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.dropped += 1
+                log.error("inference history: skipping a damaged spool line (%s): %.80r", exc, line)
+                continue
+            good.append(line)
+        return good
 
     # -- shutdown -----------------------------------------------------------
 
