@@ -152,37 +152,11 @@ def mariadb():
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory):
     """A real moto_server process (S3, Secrets Manager) and the AWS settings to reach it."""
-    import shutil
-    import subprocess
-    import sys
+    from support import MotoServer
 
-    import httpx
-
-    from support import free_port, wait_until
-
-    binary = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url + "/moto-api/", timeout=1).status_code < 500
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="moto_server")
-    env = {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    yield env
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "log").start()
+    yield server.env
+    server.stop()
 
 
 @pytest.fixture(scope="session")

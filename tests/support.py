@@ -157,3 +157,45 @@ def copy_plugin(src: Path, directory: Path, name: str) -> Path:
     shutil.copyfile(src, tmp)
     os.replace(tmp, target)  # atomic, as a deploy would do it
     return target
+
+
+class MotoServer:
+    """A real ``moto_server`` (S3, Secrets Manager) on a free loopback port;
+    ``kill`` and ``start`` again keep the port (its data starts empty)."""
+
+    def __init__(self, log: Path) -> None:
+        self.binary = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def start(self) -> MotoServer:
+        with open(self.log, "ab") as out:
+            command = [self.binary, "-H", "127.0.0.1", "-p", str(self.port)]
+            self.proc = subprocess.Popen(command, stdout=out, stderr=out)
+
+        def up() -> bool:
+            try:
+                return httpx.get(self.url + "/moto-api/", timeout=1).status_code < 500
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=30, what="moto_server")
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)

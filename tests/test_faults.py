@@ -1,7 +1,7 @@
 """Faults injected into real processes around a node: its spool disk full or
 read-only, model servers that hang, reset connections or answer garbage, and
 its plugin directory swapped atomically under load. (PostgreSQL killed while
-calls run: tests/db/test_history.py; S3 down: tests/storage/test_aws.py.)"""
+calls run: tests/db/test_history.py.) Faults in S3 are at the end."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 
 from apps import make_app
 from db.test_history import _ask, _count, _manifest, _metric
-from support import HELLO_AS, TEXTKIT_C, ModrunServer, wait_until
+from support import HELLO_AS, TEXTKIT_C, ModrunServer, MotoServer, wait_until
 
 
 @contextlib.contextmanager
@@ -176,3 +176,34 @@ def test_plugin_directory_swapped_atomically_under_load(tmp_path: Path, storage:
             thread.join(30)
     assert len(outcomes) > 100
     assert set(outcomes) == {200}, {s: outcomes.count(s) for s in set(outcomes)}
+
+
+def test_s3_down_keeps_the_last_mirror_serving_and_recovery_is_picked_up(tmp_path: Path, storage: Path):
+    import boto3
+
+    moto = MotoServer(tmp_path / "moto.log").start()
+
+    def bucket_with(*plugins: tuple[str, Path]) -> None:
+        s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        s3.create_bucket(Bucket="app")
+        for name, wasm in plugins:
+            s3.put_object(Bucket="app", Key=f"live/{name}.wasm", Body=wasm.read_bytes())
+
+    try:
+        bucket_with(("text", TEXTKIT_C))
+        args = ("--s3bucket", "app", "--s3path", "live", "--refresh", "200ms")
+        with ModrunServer(storage, storage, *args, env=moto.env) as server, server.client() as c:
+            assert c.post("/functions/reverse", content=b"s3").text == "3s"
+            moto.kill()  # the endpoint goes away: connection refused
+            wait_until(lambda: "serving what was loaded before" in server.log(), what="the outage logged")
+            answers = [c.post("/functions/reverse", content=b"down").text for _ in range(20)]
+            assert answers == ["nwod"] * 20  # the last mirror keeps serving
+            assert server.log().count("cannot list") == 1  # said once, not every refresh
+
+            moto.start()  # back (empty, as a fresh endpoint would be), then the app is published again
+            bucket_with(("text", TEXTKIT_C), ("hello", HELLO_AS))
+            wait_until(lambda: c.post("/functions/greet", content=b"Bo").status_code == 200, what="recovery")
+            assert c.post("/functions/reverse", content=b"up").text == "pu"
+    finally:
+        moto.stop()
