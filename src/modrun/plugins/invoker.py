@@ -49,12 +49,15 @@ class CallResult:
 
 
 class _Dispatch:
-    """Per-function evidence for the inline decision."""
+    """Per-function evidence for the inline decision: ``INLINE_STREAK`` fast
+    calls in a row make a function inline; it stays inline until two calls in
+    a row are slow (one alone is usually a garbage-collection pause)."""
 
-    __slots__ = ("effects", "inline", "streak")
+    __slots__ = ("effects", "inline", "slow", "streak")
 
     def __init__(self) -> None:
         self.streak = 0
+        self.slow = 0
         self.inline = False
         self.effects = False
 
@@ -62,11 +65,11 @@ class _Dispatch:
         if self.effects:
             return
         if seconds < INLINE_MAX:
-            self.streak += 1
-            self.inline = self.streak >= INLINE_STREAK
+            self.streak, self.slow = self.streak + 1, 0
+            self.inline = self.inline or self.streak >= INLINE_STREAK
         else:
-            self.streak = 0
-            self.inline = False
+            self.streak, self.slow = 0, self.slow + 1
+            self.inline = self.inline and self.slow < 2
 
 
 def _logs(state: CallState) -> list[LogLine]:
@@ -86,6 +89,7 @@ class Invoker:
         self.inline = inline
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="modrun-call")
         self._dispatch: dict[tuple[int, str], _Dispatch] = {}
+        self._on_threads = 0  # calls running on worker threads now (counted on the event loop)
         self._inline_ticks = engine.ticks(INLINE_BUDGET)
         # called after every call that logged or failed: (plugin, function, logs, error or None)
         self.observers: list[Callable[[str, str, list[LogLine], str | None], None]] = []
@@ -112,12 +116,24 @@ class Invoker:
             except InlineBudgetExceeded:
                 # past the budget in wall time; only if it was busy (not waiting
                 # for the GIL in a host function) is it no longer fast
-                dispatch.observe(time.thread_time() - cpu_started)
+                spent = time.thread_time() - cpu_started
+                dispatch.observe(spent)
+                if spent >= INLINE_MAX:
+                    dispatch.inline = False
             except MustRunOnThread:
                 dispatch.effects, dispatch.inline = True, False
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self._run, plugin, function, data, False, timeout)
-        dispatch.observe(result.cpu)
+        self._on_threads += 1
+        try:
+            result = await loop.run_in_executor(
+                self._executor, self._run, plugin, function, data, False, timeout
+            )
+        finally:
+            self._on_threads -= 1
+        if result.cpu < INLINE_MAX or not self._on_threads:
+            # threads fighting over the GIL spend CPU on it: a slow call among
+            # others on threads is no evidence that the function is slow
+            dispatch.observe(result.cpu)
         return result
 
     def _run(
