@@ -20,9 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support import EXAMPLES, ModrunServer
+from support import EXAMPLES, ModrunServer, free_port, wait_until
 
 LUA = Path(__file__).resolve().parent.parent / "tests" / "load" / "statuses.lua"
 UNLIMITED = ("--maxRunning", "1000000", "--maxQueue", "1000000", "--maxWait", "1h")
@@ -63,7 +65,25 @@ def main() -> int:
                 for connections in (64, 512, 1024):
                     result = run(server.url + "/functions/greet", connections, args.seconds)
                     print(f"{label}, {connections} connections: {result}")
+    # the ceiling: uvicorn with an app that only answers 200, under the same load
+    port = free_port()
+    empty = subprocess.Popen([sys.executable, str(Path(__file__).with_name("empty_asgi_app.py")), str(port)])
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/"), what="the empty app")
+        for connections in (64, 512, 1024):
+            result = run(f"http://127.0.0.1:{port}/functions/greet", connections, args.seconds)
+            print(f"empty uvicorn app (ceiling), {connections} connections: {result}")
+    finally:
+        empty.terminate()
+        empty.wait(10)
     return 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 if __name__ == "__main__":
