@@ -115,6 +115,38 @@ def test_a_killed_process_is_restarted_while_calls_go_on(two_processes: ModrunSe
     )
 
 
+def test_sighup_replaces_every_process_without_losing_a_call(two_processes: ModrunServer):
+    server = two_processes
+    assert server.proc is not None
+    before = set(serving_processes(server.proc.pid))
+    outcomes: list[int | str] = []
+    stop = threading.Event()
+
+    def caller() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:  # kept-alive and new connections
+            while not stop.is_set():
+                try:
+                    outcomes.append(client.post("/functions/greet", content=b'"x"').status_code)
+                    outcomes.append(fresh_call(server.url))
+                except httpx.HTTPError as exc:
+                    outcomes.append(type(exc).__name__)
+
+    callers = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in callers:
+        thread.start()
+    wait_until(lambda: len(outcomes) > 40, what="calls before SIGHUP")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "every process replaced" in server.log(), timeout=60, what="the processes replaced")
+    wait_until(lambda: not before & set(serving_processes(server.proc.pid)), timeout=30, what="old ones gone")
+    time.sleep(0.5)
+    stop.set()
+    for thread in callers:
+        thread.join(30)
+    assert len(serving_processes(server.proc.pid)) == 2
+    assert set(outcomes) == {200}, {o: outcomes.count(o) for o in set(outcomes)}
+    assert metric(server.url, "modrun_process_restarts_total") == 0  # replaced, not died
+
+
 def test_sigterm_stops_every_process_after_its_calls(two_processes: ModrunServer, sandbox_wasm: Path):
     server = two_processes
     shutil.copy(sandbox_wasm, server.plugins / "sandbox.wasm")

@@ -46,6 +46,7 @@ from modrun.storage.s3 import s3_storage
 from modrun.wasm.engine import WasmEngine
 
 log = logging.getLogger("modrun")
+DRAIN = 1.0  # seconds a process of several answers with Connection: close before it stops
 
 
 class Node:
@@ -292,6 +293,7 @@ class Node:
             self.settings.proxy_headers,
             grace=self.settings.timeout + 1,  # a call accepted before SIGTERM may take its whole --timeout
             sockets=sockets,
+            drain=DRAIN if self.settings.slot is not None else 0.0,
         )
 
 

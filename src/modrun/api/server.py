@@ -17,16 +17,23 @@ def run_http(
     proxy_headers: bool = False,
     grace: float = 10.0,
     sockets: list[socket.socket] | None = None,
+    drain: float = 0.0,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: modrun's own logging, no access log,
     lifespan on; on ``host:port``, or on ``sockets`` already listening. On
     SIGTERM it stops accepting and gives requests in flight ``grace`` seconds
     to finish (a node passes its --timeout: no call it accepted is cut short),
-    then the lifespan's shutdown runs."""
+    then the lifespan's shutdown runs.
+
+    With ``drain``, SIGTERM first keeps serving for that many seconds with
+    every response saying ``Connection: close``, so clients that keep sending
+    on a kept-alive connection learn to reconnect (to a sibling process) rather
+    than have the connection closed under a request they are sending."""
     import uvicorn
 
+    draining = _Draining(app) if drain > 0 else None
     config = uvicorn.Config(
-        app,
+        draining or app,
         host=host,
         port=port,
         log_config=None,
@@ -36,14 +43,45 @@ def run_http(
         proxy_headers=proxy_headers,
         server_header=False,
     )
-    _server_class()(config).run(sockets=sockets)
+    _server_class(draining, drain)(config).run(sockets=sockets)
 
 
-def _server_class() -> type:
+class _Draining:
+    """ASGI middleware: once ``on``, every response closes its connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.on = False
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self.on or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
+def _server_class(draining: _Draining | None = None, drain: float = 0.0) -> type:
     """uvicorn's Server, made when a server starts (uvicorn is not imported with modrun)."""
     import uvicorn
 
     class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            """With a drain period, the first signal starts it; the exit follows."""
+            if draining is None or draining.on:
+                super().handle_exit(sig, frame)
+                return
+            draining.on = True
+            timer = threading.Timer(drain, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             """As uvicorn's, but SIGTERM and SIGINT end a graceful shutdown with

@@ -7,9 +7,12 @@ and once it has loaded them the others start and load the compiled modules
 from there. The processes begin to serve together, when all of them can.
 
 A process that dies is started again on the same socket; if it keeps dying
-within seconds of starting, the restarts back off up to 30 s. SIGTERM or
-SIGINT is passed to every process; each finishes its calls in flight (see
-api/server.py), and the supervisor exits 0 when all of them did.
+within seconds of starting, the restarts back off up to 30 s. SIGHUP replaces
+the processes one at a time (after an upgrade of modrun, say): each new one
+starts on its slot's socket beside the old, and the old one gets SIGTERM once
+the new one serves, so no connection is refused and no call is cut short.
+SIGTERM or SIGINT is passed to every process; each finishes its calls in
+flight (see api/server.py), and the supervisor exits 0 when all of them did.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class Supervisor:
         self._run_dir = Path(tempfile.mkdtemp(prefix="modrun-"))  # mkdtemp makes it 0700
         self._slots: list[_Slot] = []
         self._go = self._mp.Event()  # set once every process has loaded: they begin to serve
+        self._retiring: list[Any] = []  # processes replaced by SIGHUP, finishing their calls
+        self._replace_all = False  # SIGHUP asked for new processes
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit status for the command."""
@@ -71,6 +76,7 @@ class Supervisor:
             raise
         self._slots = [_Slot(i, sock) for i, sock in enumerate(sockets)]
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._ask_replace)
         port = sockets[0].getsockname()[1]
         log.info("starting %d processes on http://%s:%d", self.count, s.host, port)
         try:
@@ -125,13 +131,19 @@ class Supervisor:
                         return 0 if self._stopping else 1
         return None
 
+    def _processes(self) -> list[Any]:
+        return [slot.process for slot in self._slots if slot.process is not None] + self._retiring
+
     def _watch(self) -> int:
         while True:
-            alive = [slot for slot in self._slots if slot.process is not None and slot.process.is_alive()]
+            if self._replace_all and not self._stopping:
+                self._replace_all = False
+                self._replace_processes()
+            alive = [process for process in self._processes() if process.is_alive()]
             if self._stopping and not alive:
-                codes = [slot.process.exitcode for slot in self._slots if slot.process is not None]
-                return 0 if all(code == 0 for code in codes) else 1
-            wait([slot.process.sentinel for slot in alive], timeout=0.5)
+                return 0 if all(process.exitcode == 0 for process in self._processes()) else 1
+            wait([process.sentinel for process in alive], timeout=0.5)
+            self._retiring = [process for process in self._retiring if process.is_alive() or self._stopping]
             now = time.monotonic()
             for slot in self._slots:
                 if self._stopping:
@@ -159,6 +171,33 @@ class Supervisor:
             f" in {slot.backoff:g}s" if slot.backoff else "",
         )
 
+    def _ask_replace(self, _signum: int, _frame: Any) -> None:
+        self._replace_all = True
+
+    def _replace_processes(self) -> None:
+        """SIGHUP: a new process per slot, one slot at a time; the old one is
+        told to stop once the new one serves."""
+        log.info("SIGHUP: replacing %d processes one at a time", self.count)
+        for slot in self._slots:
+            old = slot.process
+            self._start(slot)
+            while not slot.ready.wait(0.2):
+                if self._stopping:
+                    return
+                if not slot.process.is_alive():
+                    log.error(
+                        "the new process %d exited with status %s; the old one (pid %d) keeps serving",
+                        slot.index,
+                        slot.process.exitcode,
+                        old.pid,
+                    )
+                    slot.process = old
+                    return
+            if old is not None and old.is_alive():
+                os.kill(old.pid, signal.SIGTERM)
+                self._retiring.append(old)
+        log.info("SIGHUP: every process replaced")
+
     # -- stopping -----------------------------------------------------------
 
     def _stop(self, signum: int, _frame: Any) -> None:
@@ -167,20 +206,20 @@ class Supervisor:
         self._stopping = True
         for slot in self._slots:
             slot.sock.close()  # the processes' copies stop accepting; nothing may wait in ours
-            if slot.process is not None and slot.process.is_alive():
-                os.kill(slot.process.pid, signal.SIGTERM)
+        for process in self._processes():
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
 
     def _terminate_all(self) -> None:
         """Processes still running when the supervisor leaves (an error) are stopped."""
         grace = self.settings.timeout + 5
-        for slot in self._slots:
-            if slot.process is not None and slot.process.is_alive():
-                slot.process.terminate()
-        for slot in self._slots:
-            if slot.process is not None:
-                slot.process.join(grace)
-                if slot.process.is_alive():
-                    slot.process.kill()
+        for process in self._processes():
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes():
+            process.join(grace)
+            if process.is_alive():
+                process.kill()
 
 
 def prepare_storage(settings: ServeSettings) -> None:
