@@ -62,6 +62,8 @@ def two_processes(tmp_path: Path, storage: Path):
 def test_processes_serve_one_port_with_one_metrics_and_one_reload(two_processes: ModrunServer):
     server = two_processes
     assert [fresh_call(server.url) for _ in range(40)] == [200] * 40
+    answered = {httpx.get(server.url + "/health").json()["processes"]["answered"] for _ in range(30)}
+    assert answered == {0, 1}  # the kernel spreads new connections over both processes
     # whichever process a scrape reaches, it reports the node: both processes, all 40 calls
     calls = 'modrun_function_calls_total{function="greet",plugin="hello"}'
     for _ in range(6):

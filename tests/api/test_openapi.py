@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,9 +14,9 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from openapi_support import failures, schemathesis
 from support import EXAMPLES, TEXTKIT_C, ModrunServer
 
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 TEXTKIT_SCHEMA = {
     "version": 1,
     "types": {"Stats": {"fields": {"bytes": "Int!", "words": "Int!", "lines": "Int!"}}},
@@ -30,23 +28,6 @@ TEXTKIT_SCHEMA = {
         "noop": {"input": "none"},
     },
 }
-
-
-def schemathesis(url: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).with_name("schemathesis")), "run", url, "--checks", CHECKS]
-    return subprocess.run(
-        [*command, "--max-examples", "25", "--seed", "11", *extra],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
-
-
-def failures(run: subprocess.CompletedProcess[str]) -> str:
-    """What schemathesis found, without its advice on coverage."""
-    found = run.stdout.find("FAILURES")
-    return (run.stdout[found : found + 12000] if found >= 0 else run.stdout[-4000:]) + run.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 def health_document(node: Node) -> dict:
     catalog = node.manager.catalog
+    slot = node.settings.slot
     return {
         "status": "degraded" if node.load_errors() else "ok",
         "version": __version__,
@@ -28,6 +29,8 @@ def health_document(node: Node) -> dict:
         "conflicts": [c.message for c in catalog.conflicts],
         "warnings": list(node.resolved.missing),
         "generation": catalog.generation,
+        # --processes: how many serve this node, and which one answered
+        "processes": {"count": slot.count, "answered": slot.index} if slot else {"count": 1, "answered": 0},
     }
 
 

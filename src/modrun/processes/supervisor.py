@@ -127,8 +127,11 @@ class Supervisor:
                         code = slot.process.exitcode
                         log.error("process %d exited with status %s before serving", slot.index, code)
                         return code if code and code > 0 else 1
-                    if self._stopping or time.monotonic() > deadline:
-                        return 0 if self._stopping else 1
+                    if self._stopping:
+                        return 0
+                    if time.monotonic() > deadline:
+                        log.error("process %d did not load within %ds", slot.index, START_TIMEOUT)
+                        return 1
         return None
 
     def _processes(self) -> list[Any]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 from openapi_spec_validator import validate
 
-from api.test_openapi import failures, schemathesis
 from control_support import secured_fleet
+from openapi_support import failures, schemathesis
 
 
 def test_the_fleet_api_is_documented_and_holds_to_it(tmp_path: Path, storage: Path):
