@@ -58,22 +58,34 @@ def wrk(url: str, connections: int, seconds: int, script: Path, threads: int = 1
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def noop_app(tmp_path: Path) -> tuple[Path, Path]:
+    """An app directory with the C example, and wrk's script that POSTs to it."""
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(PLUGIN, app / "bench.wasm")
+    script = tmp_path / "post.lua"
+    script.write_text(POST_LUA)
+    return app, script
+
+
+def have_wrk() -> bool:
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+    if not have_wrk():
         return 2
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        app = tmp_path / "app"
-        app.mkdir()
-        shutil.copy(PLUGIN, app / "bench.wasm")
-        script = tmp_path / "post.lua"
-        script.write_text(POST_LUA)
+        app, script = noop_app(tmp_path)
         ours_port, peer_port, empty_port = free_port(), free_port(), free_port()
         servers = {
             "modrun": subprocess.Popen(

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from _servers import free_port
-from bench_http import PLUGIN, POST_LUA, wait_ready, wrk
+from bench_http import PLUGIN, have_wrk, noop_app, wait_ready, wrk
 
 
 def modrun(app: Path, storage: Path, port: int, processes: int) -> subprocess.Popen:
@@ -42,16 +41,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+    if not have_wrk():
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        app = tmp_path / "app"
-        app.mkdir()
-        shutil.copy(PLUGIN, app / "bench.wasm")
-        script = tmp_path / "post.lua"
-        script.write_text(POST_LUA)
+        app, script = noop_app(tmp_path)
         counts = sorted({1, args.processes})
         servers: dict[str, subprocess.Popen] = {}
         urls: dict[str, str] = {}

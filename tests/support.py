@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -199,3 +201,40 @@ class MotoServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+class CallLoad:
+    """Threads that keep calling until stopped, every outcome kept: an HTTP
+    status, or the name of the exception the client got. For counting what a
+    fault cost."""
+
+    def __init__(self, call: Callable[[], int], threads: int = 4) -> None:
+        self.outcomes: list[int | str] = []
+        self._call = call
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.outcomes.append(self._call())
+            except httpx.HTTPError as exc:
+                self.outcomes.append(type(exc).__name__)
+
+    def __enter__(self) -> CallLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def failed(self) -> dict[int | str, int]:
+        """Outcomes other than 200, counted."""
+        return {o: self.outcomes.count(o) for o in set(self.outcomes) if o != 200}

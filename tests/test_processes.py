@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import HELLO_AS, TEXTKIT_C, ModrunServer, free_port, run_cli, wait_until
+from support import HELLO_AS, TEXTKIT_C, CallLoad, ModrunServer, free_port, run_cli, wait_until
 
 
 def serving_processes(supervisor: int) -> list[int]:
@@ -83,35 +83,23 @@ def test_a_killed_process_is_restarted_while_calls_go_on(two_processes: ModrunSe
     server = two_processes
     assert server.proc is not None
     victim = serving_processes(server.proc.pid)[1]
-    outcomes: list[int | str] = []
-    stop = threading.Event()
-
-    def caller() -> None:
-        while not stop.is_set():
-            try:
-                outcomes.append(fresh_call(server.url))
-            except httpx.HTTPError as exc:
-                outcomes.append(type(exc).__name__)
-
-    callers = [threading.Thread(target=caller) for _ in range(4)]
-    for thread in callers:
-        thread.start()
-    wait_until(lambda: len(outcomes) > 40, what="calls before the kill")
-    before = len(outcomes)
-    os.kill(victim, signal.SIGKILL)
-    wait_until(
-        lambda: len(set(serving_processes(server.proc.pid)) - {victim}) == 2, timeout=30, what="a new process"
-    )
-    wait_until(lambda: metric(server.url, "modrun_process_restarts_total") == 1, what="the restart counted")
-    time.sleep(1)
-    stop.set()
-    for thread in callers:
-        thread.join(30)
-    lost = [outcome for outcome in outcomes if outcome != 200]
+    with CallLoad(lambda: fresh_call(server.url)) as load:
+        wait_until(lambda: len(load.outcomes) > 40, what="calls before the kill")
+        before = len(load.outcomes)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(set(serving_processes(server.proc.pid)) - {victim}) == 2,
+            timeout=30,
+            what="a new process",
+        )
+        wait_until(
+            lambda: metric(server.url, "modrun_process_restarts_total") == 1, what="the restart counted"
+        )
+        time.sleep(1)
     # at most the calls the killed process had in flight (one per caller); connections
     # that arrived while it restarted waited in its socket's backlog and were answered
-    assert len(lost) <= len(callers), lost
-    assert len(outcomes) > before + 20
+    assert sum(load.failed().values()) <= load.threads, load.failed()
+    assert len(load.outcomes) > before + 20
     assert re.search(
         r"process 1 \(pid \d+\) died after [\d.]+s \(signal SIGKILL\); restarting it", server.log()
     )
@@ -121,31 +109,26 @@ def test_sighup_replaces_every_process_without_losing_a_call(two_processes: Modr
     server = two_processes
     assert server.proc is not None
     before = set(serving_processes(server.proc.pid))
-    outcomes: list[int | str] = []
-    stop = threading.Event()
 
-    def caller() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as client:  # kept-alive and new connections
-            while not stop.is_set():
-                try:
-                    outcomes.append(client.post("/functions/greet", content=b'"x"').status_code)
-                    outcomes.append(fresh_call(server.url))
-                except httpx.HTTPError as exc:
-                    outcomes.append(type(exc).__name__)
+    def kept_alive_and_new(client: httpx.Client) -> int:
+        status = client.post("/functions/greet", content=b'"x"').status_code
+        return status if status != 200 else fresh_call(server.url)
 
-    callers = [threading.Thread(target=caller) for _ in range(4)]
-    for thread in callers:
-        thread.start()
-    wait_until(lambda: len(outcomes) > 40, what="calls before SIGHUP")
-    server.proc.send_signal(signal.SIGHUP)
-    wait_until(lambda: "every process replaced" in server.log(), timeout=60, what="the processes replaced")
-    wait_until(lambda: not before & set(serving_processes(server.proc.pid)), timeout=30, what="old ones gone")
-    time.sleep(0.5)
-    stop.set()
-    for thread in callers:
-        thread.join(30)
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        CallLoad(lambda: kept_alive_and_new(client)) as load,
+    ):
+        wait_until(lambda: len(load.outcomes) > 40, what="calls before SIGHUP")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: "every process replaced" in server.log(), timeout=60, what="the processes replaced"
+        )
+        wait_until(
+            lambda: not before & set(serving_processes(server.proc.pid)), timeout=30, what="old ones gone"
+        )
+        time.sleep(0.5)
     assert len(serving_processes(server.proc.pid)) == 2
-    assert set(outcomes) == {200}, {o: outcomes.count(o) for o in set(outcomes)}
+    assert load.failed() == {} and len(load.outcomes) > 40
     assert metric(server.url, "modrun_process_restarts_total") == 0  # replaced, not died
 
 

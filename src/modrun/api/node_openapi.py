@@ -35,14 +35,28 @@ LIMIT = ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most rows
 def _fixed(doc: Document) -> None:
     """The routes every node has (app.build_router)."""
     ok = json_response
-    doc.add(
-        "GET",
-        "/functions",
-        "listFunctions",
-        "Every function, its signature and path",
-        {"200": ok("Functions, conflicts, load errors", OBJECT)},
-        tag="functions",
-    )
+    html = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+    for path, operation_id, summary, tag, answer in (
+        (
+            "/functions",
+            "listFunctions",
+            "Every function, its signature and path",
+            "functions",
+            ok("Functions", OBJECT),
+        ),
+        ("/health", "health", "Status, plugins and load errors", "operations", ok("Health", OBJECT)),
+        ("/openapi.json", "openapi", "This document", "operations", ok("OpenAPI 3.1", OBJECT)),
+        ("/docs", "reference", "This document as a page", "operations", html),
+        ("/models", "listModels", "Every model and its status", "models", ok("Models", OBJECT)),
+        (
+            "/models/{name}/weights",
+            "listWeights",
+            "The model's weight versions",
+            "models",
+            ok("Versions", OBJECT),
+        ),
+    ):
+        doc.add("GET", path, operation_id, summary, {"200": answer}, tag=tag)
     graphql_answers = {
         "200": ok("Data and errors", GRAPHQL_RESULT),
         "400": ok("The query is invalid or too costly", GRAPHQL_RESULT),
@@ -110,14 +124,6 @@ def _fixed(doc: Document) -> None:
     )
     doc.add(
         "GET",
-        "/health",
-        "health",
-        "Status, plugins and load errors",
-        {"200": ok("Health", OBJECT)},
-        tag="operations",
-    )
-    doc.add(
-        "GET",
         "/metrics",
         "metrics",
         "Prometheus metrics of every process of the node",
@@ -129,22 +135,6 @@ def _fixed(doc: Document) -> None:
         },
         tag="operations",
         query=[("process", {"type": "string", "enum": ["self"]}, "Only the process that answers")],
-    )
-    doc.add(
-        "GET",
-        "/openapi.json",
-        "openapi",
-        "This document",
-        {"200": ok("OpenAPI 3.1", OBJECT)},
-        tag="operations",
-    )
-    doc.add(
-        "GET",
-        "/docs",
-        "reference",
-        "This document as a page",
-        {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
-        tag="operations",
     )
     doc.add(
         "GET",
@@ -163,14 +153,6 @@ def _fixed(doc: Document) -> None:
         ],
     )
     missing = {"404": error("No such model")}
-    doc.add(
-        "GET",
-        "/models",
-        "listModels",
-        "Every model and its status",
-        {"200": ok("Models", OBJECT)},
-        tag="models",
-    )
     doc.add(
         "POST",
         "/models",
@@ -242,14 +224,6 @@ def _fixed(doc: Document) -> None:
         {"200": ok("Access log rows", OBJECT), "400": error("A bad limit")},
         tag="models",
         query=[LIMIT],
-    )
-    doc.add(
-        "GET",
-        "/models/{name}/weights",
-        "listWeights",
-        "The model's weight versions",
-        {"200": ok("Versions", OBJECT)},
-        tag="models",
     )
     doc.add(
         "POST",
