@@ -180,3 +180,34 @@ def test_sigterm_flushes_queued_rows(app_dir, storage, bridge_wasm, api_server, 
             _ask(c, "chat", f"t{i}")
     server.stop()  # immediately: rows are still queued
     assert _count(own_postgres.dsn) == 30
+
+
+def test_a_successor_replays_what_a_replaced_process_spooled(tmp_path, own_postgres):
+    """SIGHUP under --processes: the old process of a slot stops (spooling what it
+    could not write) while its successor already runs on the same spool."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from modrun.db.engine import make_engine
+    from modrun.db.history import InferenceHistory
+    from modrun.db.migrate import ensure_schema
+
+    up = make_engine(own_postgres.dsn)
+    ensure_schema(up, own_postgres.dsn, allow_migrate=True)
+    spool = tmp_path / "spool"
+    successor = InferenceHistory(up, spool, flush_interval=0.05)  # its own count of the spool: 0
+    replaced = InferenceHistory(make_engine("postgresql://postgres@127.0.0.1:9/gone"), spool)
+    for i in range(30):
+        replaced.record(
+            {"id": uuid.uuid4(), "model_hash": "h", "model_name": "m", "input": f"{i}", "output": "o",
+             "started_at": datetime.now(UTC), "duration_ms": 1, "plugin_id": None, "plugin_build_id": None,
+             "plugin": None, "function": None, "status": "success", "error": None}
+        )  # fmt: skip
+    replaced.close(timeout=10)  # its database is unreachable: the rows go to the shared spool
+    try:
+        wait_until(lambda: _count(own_postgres.dsn) == 30, timeout=20, what="the successor's replay")
+        assert successor.dropped == 0 and replaced.dropped == 0
+        assert (spool / "inferences.jsonl").read_text() == ""  # emptied, not removed, under its lock
+    finally:
+        successor.close()
+        up.dispose()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import functools
 import json
 import logging
@@ -23,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,16 @@ PLUGIN_NAMESPACE = uuid.UUID("6f1d3c2e-7a51-4f4e-9f0b-6d6f6472756e")
 
 
 @functools.lru_cache(maxsize=1024)
+@contextlib.contextmanager
+def _locked(f: Any) -> Iterator[None]:
+    """An exclusive lock on an open spool file, held while the block runs."""
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def plugin_id(build_id: str) -> uuid.UUID:
     """A plugin version's id: derived from its wasm's SHA-256, so no lookup is needed."""
     return uuid.uuid5(PLUGIN_NAMESPACE, build_id)
@@ -138,8 +150,13 @@ class BatchedWriter:
     def _drain(self, final: bool) -> None:
         if not self._db_up and (time.monotonic() >= self._retry_at or final):
             self._probe()
-        if self._db_up and self.spooled_rows:
-            self._replay()
+        if self._db_up and (self.spooled_rows or self._spooled_elsewhere()):
+            try:
+                self._replay()
+            except FileNotFoundError:  # removed by hand: nothing to replay
+                self.spooled_rows = 0
+            except OSError as exc:  # unreadable for now: newer rows still go in
+                log.error("inference history: cannot replay the spool yet: %s", exc)
         while self._queue:
             batch = self._take()
             try:
@@ -219,8 +236,8 @@ class BatchedWriter:
         is cut back off, so the spool never holds half a row."""
         size = None
         try:
-            with open(self.spool_path, "a", encoding="utf-8") as f:
-                size = f.tell()
+            with open(self.spool_path, "a", encoding="utf-8") as f, _locked(f):
+                size = f.seek(0, os.SEEK_END)
                 f.write("".join(_encode(row) + "\n" for row in batch))
                 f.flush()
                 os.fsync(f.fileno())
@@ -241,22 +258,30 @@ class BatchedWriter:
             return 0
 
     def _replay(self) -> None:
-        """Insert the spool's rows in order; remove it once all are written."""
-        with open(self.spool_path, encoding="utf-8", errors="replace") as f:
-            lines = [line for line in f if line.strip()]
-        lines = self._decodable(lines)
-        done = 0
-        while done < len(lines):
-            chunk = [_decode(line, self.table) for line in lines[done : done + self.batch_size]]
-            if not self._insert(chunk):
-                with open(self.spool_path, "w", encoding="utf-8") as f:  # keep what is left
-                    f.writelines(lines[done:])
-                self.spooled_rows = len(lines) - done
-                return
-            done += len(chunk)
-        os.remove(self.spool_path)
-        self.spooled_rows = 0
-        log.info("inference history: replayed %d spooled rows", done)
+        """Insert the spool's rows in order, then empty it. The spool is locked
+        meanwhile and emptied rather than removed: a process being replaced
+        (SIGHUP) may append to the same spool as it stops."""
+        with open(self.spool_path, "r+", encoding="utf-8", errors="replace") as f, _locked(f):
+            lines = self._decodable([line for line in f if line.strip()])
+            done = 0
+            while done < len(lines):
+                chunk = [_decode(line, self.table) for line in lines[done : done + self.batch_size]]
+                if not self._insert(chunk):
+                    break
+                done += len(chunk)
+            f.seek(0)
+            f.truncate()
+            f.writelines(lines[done:])  # what the database did not take yet
+        self.spooled_rows = len(lines) - done
+        if done:
+            log.info("inference history: replayed %d spooled rows", done)
+
+    def _spooled_elsewhere(self) -> bool:
+        """Rows in the spool this writer did not put there (a replaced process's)."""
+        try:
+            return os.path.getsize(self.spool_path) > 0
+        except OSError:
+            return False
 
     def _decodable(self, lines: list[str]) -> list[str]:
         """The spool's lines that are rows; any other (a spool damaged outside
