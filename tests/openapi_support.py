@@ -12,7 +12,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def schemathesis(url: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).with_name("schemathesis")), "run", url, "--checks", CHECKS]
     return subprocess.run(
-        [*command, "--max-examples", "25", "--seed", "11", *extra],
+        [*command, "--max-examples", "15", "--seed", "11", *extra],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -38,7 +38,7 @@ def typed_node(tmp_path_factory: pytest.TempPathFactory):
     shutil.copy(TEXTKIT_C, app / "textkit.wasm")
     (app / "textkit.schema.json").write_text(json.dumps(TEXTKIT_SCHEMA))
     (root / "state").mkdir()
-    with ModrunServer(app, root / "state", "--allowRuntimeChanges") as server:
+    with ModrunServer(app, root / "state", "--allowRuntimeChanges", "--refresh", "200ms") as server:
         yield server
 
 

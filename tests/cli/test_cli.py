@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 
 import httpx
 import pytest
@@ -140,8 +139,7 @@ def test_sigterm_shuts_down_cleanly_after_wasi_output(examples_dir, storage):
         server = ModrunServer(examples_dir, storage, "--noreload").start()
         with server.client() as c:
             assert c.post("/functions/wordCount", content="a b").status_code == 200
-        # uvicorn re-raises SIGTERM after a complete graceful shutdown
-        assert server.stop() in (0, -signal.SIGTERM), server.log()[-2000:]
+        assert server.stop() == 0, server.log()[-2000:]  # a graceful shutdown exits 0
         assert "Finished server process" in server.log()
     for _ in range(3):
         r = run_cli("call", "wordCount", "x", "--plugins", str(examples_dir), "--storagePath", str(storage))
