@@ -143,7 +143,8 @@ def _gateway(doc: Document) -> None:
     )
 
 
-def endpoints_document(request: Request) -> bytes:
+def _document(request: Request) -> bytes:
+    """The document, built on first use (the route tables do not change while running)."""
     orch = request.app.state.orchestrator
     if orch.openapi is None:
         from modrun.control.api import endpoints
@@ -154,8 +155,8 @@ def endpoints_document(request: Request) -> bytes:
 
 
 async def openapi_endpoint(request: Request) -> Response:
-    return Response(endpoints_document(request), media_type="application/json")
+    return Response(_document(request), media_type="application/json")
 
 
 async def reference_endpoint(request: Request) -> Response:
-    return HTMLResponse(render_reference(json.loads(endpoints_document(request))))
+    return HTMLResponse(render_reference(json.loads(_document(request))))
