@@ -181,6 +181,8 @@ def test_audit_log_records_outcomes_without_secrets(api, admin):
     assert key not in dump and ADMIN_PASSWORD not in dump and token not in dump
     only_denied = api.get("/audit", headers=bearer(admin), params={"outcome": "denied"}).json()["entries"]
     assert only_denied and all(e["outcome"] == "denied" for e in only_denied)
+    bad = api.get("/audit", headers=bearer(admin), params={"limit": "many"})
+    assert bad.status_code == 400 and "limit must be a whole number" in bad.json()["error"]
 
 
 def test_authorization_matrix_from_the_route_table(api, admin, orch):

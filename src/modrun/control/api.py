@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from modrun.api.params import limit_param
 from modrun.config.units import parse_duration, parse_size
 from modrun.control.accounts import AccountError
 from modrun.control.auth import REFRESH_COOKIE, SESSION_COOKIE, Principal, Unauthenticated
@@ -528,9 +529,9 @@ async def audit(call: Call) -> Any:
     q = call.request.query_params
     since = _rfc3339(q["since"]) if "since" in q else None
     try:
-        limit = int(q.get("limit", "100"))
-    except ValueError:
-        raise AccountError("limit: a number") from None
+        limit = limit_param(q, 100)
+    except ConfigError as exc:
+        raise AccountError(str(exc)) from None
     entries = await run_in_threadpool(
         call.plane.audit.query, q.get("actor"), q.get("action"), q.get("outcome"), since, limit
     )
