@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from modrun.api.openapi import GRAPHQL_RESULT, Document, add_functions, error, json_response, typed_body
+from modrun.api.openapi import BUSY, GRAPHQL_RESULT, Document, add_functions, error, json_response, typed_body
 from modrun.api.reference import render_reference
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ GRAPHQL_REQUEST = {
         "operationName": {"type": ["string", "null"]},
     },
 }
-BUSY = {"503": error("The node is at capacity; retry after Retry-After seconds")}
 CHANGES = {"403": error("Run-time model changes are off (--allowRuntimeChanges)")}
 MODEL_SPEC = {"type": "object", "description": "A model as in the manifest's models section, with its name"}
 LIMIT = ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most rows to return")

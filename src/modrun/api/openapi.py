@@ -20,7 +20,7 @@ from typing import Any
 from modrun import __version__
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.plugin import Function
-from modrun.plugins.schema import ObjectType, Param, TypeRef
+from modrun.plugins.schema import Param, TypeRef
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 GRAPHQL_RESULT = {
@@ -183,6 +183,7 @@ def object_schema(fields: Iterable[Param], plugin: str, description: str = "") -
     return schema
 
 
+BUSY = {"503": error("The node is at capacity; retry after Retry-After seconds")}
 CALL_ERRORS = {
     "400": error("The input does not fit the function's params"),
     "404": error("No such function (any more)"),
@@ -190,7 +191,7 @@ CALL_ERRORS = {
     "422": error("The function reported an error"),
     "500": error("The function trapped"),
     "502": error("What a host function reached (HTTP, a model, a database) failed"),
-    "503": error("The node is at capacity; retry after Retry-After seconds"),
+    **BUSY,
     "504": error("The call ran past --timeout"),
     "507": error("The call ran past --maxMemory"),
 }
@@ -200,7 +201,9 @@ def add_functions(doc: Document, catalog: Catalog) -> None:
     """``POST /functions/...`` once per loaded function, typed from its schema."""
     for plugin in catalog.plugins.values():
         for type_name, definition in plugin.schema.types.items():
-            doc.schemas[component_name(plugin.name, type_name)] = _type_schema(definition, plugin.name)
+            doc.schemas[component_name(plugin.name, type_name)] = object_schema(
+                definition.fields, plugin.name, definition.description
+            )
     for fn in catalog.by_key.values():
         described = catalog.describe_function(fn)
         sig = fn.signature
@@ -214,10 +217,6 @@ def add_functions(doc: Document, catalog: Catalog) -> None:
             body=_request(fn),
             description=sig.description,
         )
-
-
-def _type_schema(definition: ObjectType, plugin: str) -> dict[str, Any]:
-    return object_schema(definition.fields, plugin, definition.description)
 
 
 def _request(fn: Function) -> dict[str, Any] | None:
