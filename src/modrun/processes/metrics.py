@@ -51,11 +51,14 @@ def merge_expositions(texts: list[str]) -> bytes:
             if family.name not in merged:
                 merged[family.name] = Metric(family.name, family.documentation, family.type)
                 values[family.name] = {}
-            combine = _combiner(family.name)
             into = values[family.name]
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
-                into[key] = sample.value if key not in into else combine(sample.name, into[key], sample.value)
+                into[key] = (
+                    sample.value
+                    if key not in into
+                    else _combine(family.name, sample.name, into[key], sample.value)
+                )
     for name, family in merged.items():
         for (sample_name, labels), value in values[name].items():
             family.add_sample(sample_name, dict(labels), value)
@@ -67,15 +70,14 @@ def merge_expositions(texts: list[str]) -> bytes:
     return generate_latest(registry)
 
 
-def _combiner(family: str):
-    def combine(sample: str, a: float, b: float) -> float:
-        if sample.endswith("_created"):
-            return min(a, b)
-        if family in SAME_IN_EVERY_PROCESS:
-            return max(a, b)
-        return a + b
-
-    return combine
+def _combine(family: str, sample: str, a: float, b: float) -> float:
+    """Two processes' values of one sample: creation times keep the earliest,
+    gauges alike in every process the largest, everything else adds up."""
+    if sample.endswith("_created"):
+        return min(a, b)
+    if family in SAME_IN_EVERY_PROCESS:
+        return max(a, b)
+    return a + b
 
 
 class _Fixed(Collector):
