@@ -66,7 +66,7 @@ def row(i: int, build: str) -> dict:
 def throughput(url: str, rows: int, spool: Path) -> float:
     engine = make_engine(url)
     migrate.upgrade(engine)
-    history = InferenceHistory(engine, spool)
+    history = InferenceHistory(engine, spool).start()
     build = "b" * 64
     batch = [row(i, build) for i in range(rows)]
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """modrun: WebAssembly functions and AI models served as one API."""
 
-__version__ = "0.1.0"
+from modrun.version import __version__
 
 __all__ = ["Runtime", "__version__"]
 

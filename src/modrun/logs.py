@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from modrun.secrets.redact import RedactingFilter
+from modrun.redact import RedactingFilter
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from modrun.api.rest import prepare_input
-from modrun.config.settings import ServeSettings
 from modrun.config.units import parse_duration, parse_size
+from modrun.node.service import Node
+from modrun.node.settings import ServeSettings
 from modrun.plugins.invoker import CallResult
-from modrun.services import Node
 
 
 class Runtime:
@@ -43,7 +43,7 @@ class Runtime:
         if max_memory is not None:
             settings.max_memory = parse_size(max_memory)
         self.node = Node(settings)
-        self.node.reload()
+        self.node.start()
 
     def reload(self) -> bool:
         """Pick up changed plugins and manifest; True when something changed."""

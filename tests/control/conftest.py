@@ -5,7 +5,7 @@ import pytest
 
 from control_support import ADMIN_PASSWORD, login
 from fleet_support import OrchestratorProcess
-from modrun.control.api import PREFIX
+from modrun.control.routing import PREFIX
 
 
 @pytest.fixture(scope="module")

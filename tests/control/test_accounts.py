@@ -12,8 +12,9 @@ import httpx
 import jwt
 
 from control_support import ADMIN_PASSWORD, basic, bearer, in_days, login, new_user
-from modrun.control.api import PREFIX, endpoints
-from modrun.orchestrator.api import fleet_endpoints
+from modrun.control.routes.table import endpoints
+from modrun.control.routing import PREFIX
+from modrun.orchestrator.routes.table import fleet_endpoints
 
 
 def test_tokens_are_asymmetric_and_verifiable_from_the_jwks(orch, api, admin):

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from control_support import bearer, in_days, new_user
-from modrun.control.api import endpoints
 from modrun.control.permissions import ACTIONS, Level
+from modrun.control.routes.table import endpoints
 from support import HELLO_AS, TEXTKIT_C
 
 

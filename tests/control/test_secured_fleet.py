@@ -18,7 +18,7 @@ import pytest
 
 from control_support import bearer, secured_fleet
 from modrun.client import Client, ClientError
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
 from support import CONNECT_AS, HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
 
 pytestmark = pytest.mark.slow

@@ -195,8 +195,8 @@ def test_a_successor_replays_what_a_replaced_process_spooled(tmp_path, own_postg
     up = make_engine(own_postgres.dsn)
     ensure_schema(up, own_postgres.dsn, allow_migrate=True)
     spool = tmp_path / "spool"
-    successor = InferenceHistory(up, spool, flush_interval=0.05)  # its own count of the spool: 0
-    replaced = InferenceHistory(make_engine("postgresql://postgres@127.0.0.1:9/gone"), spool)
+    successor = InferenceHistory(up, spool, flush_interval=0.05).start()  # its own count of the spool: 0
+    replaced = InferenceHistory(make_engine("postgresql://postgres@127.0.0.1:9/gone"), spool).start()
     for i in range(30):
         replaced.record(
             {"id": uuid.uuid4(), "model_hash": "h", "model_name": "m", "input": f"{i}", "output": "o",

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from modrun.orchestrator.upstream import Lost, Refused, UpstreamPool
+from modrun.http.upstream import Lost, Refused, UpstreamPool
 from support import free_port
 
 

@@ -32,8 +32,9 @@ from typing import Any
 
 import httpx
 
-from modrun.api.rest import BodyTooLarge, read_body, respond
-from modrun.orchestrator.upstream import Lost, Refused, UpstreamPool
+from modrun.http.asgi import BodyTooLarge, read_body, respond
+from modrun.http.upstream import Lost, Refused, UpstreamPool
+from modrun.metrics import procfs
 from modrun.storage.bundles import extract_bundle
 from modrun.wasm.command import CommandResult
 
@@ -155,11 +156,7 @@ class BundleRun:
     def cpu_seconds(self) -> float:
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        return procfs.cpu_seconds(f"/proc/{self.proc.pid}/stat")
 
 
 class BundleProxy:

@@ -11,27 +11,23 @@ the function it calls; answers are cached for a couple of seconds
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
 from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
-from modrun.api.rest import PREFIX, BodyTooLarge, read_body, respond
 from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issuers, Subject
 from modrun.control.verify import LEEWAY, JwksKeys, JwtVerifier
-from modrun.orchestrator.gateway import BadGraphQL, root_fields
-
-if TYPE_CHECKING:
-    from modrun.services import Node
+from modrun.fleet.graphql import BadGraphQL, root_fields
+from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
+from modrun.http.asgi import JSON, BodyTooLarge, read_body, refusal, respond, send_refusal
 
 log = logging.getLogger("modrun.agent")
 
 PUBLIC = frozenset({"/", "/health", "/metrics"})
 MAX_GRAPHQL_BODY = 16 * 1024 * 1024
-JSON_TYPE = b"application/json"
 
 Artifacts = Callable[[Iterable[str]], set[str]]
 
@@ -80,16 +76,27 @@ class RemoteDecide:
             return Decision(503, "the control plane cannot be reached to check this call; try again")
 
 
+class Membership(Protocol):
+    """What the guard asks of the fleet agent (``FleetAgent``)."""
+
+    guard: CallGuard | None  # None until the secured fleet's rules are known
+
+    @property
+    def secured(self) -> bool: ...
+
+    def artifacts(self, keys: Iterable[str]) -> set[str]: ...
+
+
 class GuardedApp:
     """The node's ASGI app behind its fleet's call checks (only while joined to a secured fleet)."""
 
-    def __init__(self, app: Any, node: Node) -> None:
+    def __init__(self, app: Any, agent: Membership) -> None:
         self.app = app
-        self.node = node
+        self.agent = agent
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        agent = self.node.agent
-        if scope["type"] != "http" or agent is None or not agent.secured:
+        agent = self.agent
+        if scope["type"] != "http" or not agent.secured:
             await self.app(scope, receive, send)
             return
         guard = agent.guard
@@ -107,7 +114,7 @@ class GuardedApp:
             try:
                 body = await read_body(receive, MAX_GRAPHQL_BODY)
             except BodyTooLarge:
-                await respond(send, 413, b'{"errors": [{"message": "request body too large"}]}', JSON_TYPE)
+                await respond(send, 413, refusal("request body too large", graphql=True), JSON)
                 return
             try:
                 keys: list[str] = sorted(root_fields(body))
@@ -144,9 +151,4 @@ def _replay(body: bytes) -> Callable[[], Any]:
 
 
 async def _refuse(send: Any, decision: Decision, graphql: bool) -> None:
-    message = decision.reason or "not allowed"
-    body = {"errors": [{"message": message}]} if graphql else {"error": message}
-    extra = [(b"www-authenticate", b'Bearer realm="modrun"')] if decision.status == 401 else []
-    if decision.status == 503:
-        extra.append((b"retry-after", b"1"))
-    await respond(send, decision.status, json.dumps(body).encode(), JSON_TYPE, extra)
+    await send_refusal(send, decision.status, decision.reason or "not allowed", graphql)

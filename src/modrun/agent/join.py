@@ -14,71 +14,45 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import socket
 import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
-from modrun import __version__
 from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
 from modrun.agent.bundles import BundleRun
 from modrun.agent.files import FetchError, FileCache
 from modrun.agent.guard import node_guard
-from modrun.agent.modules import (
-    Hosted,
-    command_spec,
-    kind_of,
-    plugin_limits,
-    start_plugin,
-    stop_plugin,
-)
-from modrun.control.deployments import artifact_of_group
+from modrun.agent.host import JoinSettings, NodeHost
+from modrun.agent.keepalive import functions_document, graphql_fields, load_document, platform_document
+from modrun.agent.modules import Hosted, kind_of
+from modrun.agent.runners import ModuleRunner, Outlet, runners
 from modrun.control.guard import NO_ARTIFACT, CallGuard
 from modrun.errors import FunctionNotFound
+from modrun.fleet import protocol as P
+from modrun.fleet.groups import artifact_of_group
+from modrun.metrics.procfs import CpuShare
 from modrun.mqtt.client import MqttLink
 from modrun.mqtt.url import BrokerAddress
-from modrun.orchestrator import protocol as P
-from modrun.secrets.redact import REDACTOR
-from modrun.wasm.command import CommandRun
-
-if TYPE_CHECKING:
-    from modrun.services import Node
+from modrun.redact import REDACTOR
+from modrun.version import __version__
 
 log = logging.getLogger("modrun.agent")
 
-APIS = ["wasm", "wasi", "extism", "channels"]
-
-
-@dataclass
-class JoinSettings:
-    orchestrator: str
-    mqtt: str | None = None
-    name: str | None = None
-    apis: list[str] = field(default_factory=lambda: list(APIS))
-    max_modules: int = 0
-    url: str | None = None  # how the orchestrator's gateway reaches this node
-    token: str | None = None  # the join token of a secured fleet
-    labels: dict[str, str] = field(default_factory=dict)
-
 
 class FleetAgent:
-    def __init__(self, node: Node, settings: JoinSettings) -> None:
-        self.node = node
+    def __init__(self, host: NodeHost, settings: JoinSettings) -> None:
+        self.host = host
         self.settings = settings
-        storage = Path(node.settings.storage_path).expanduser()
-        self.uuid = _runtime_id(storage / "fleet" / f"runtime-{node.settings.port}.id")
-        self.name = settings.name or f"{socket.gethostname()}-{node.settings.port}"
-        self.url = (settings.url or f"http://{_reachable(node.settings.host)}:{node.settings.port}").rstrip(
-            "/"
-        )
+        storage = Path(host.storage_path).expanduser()
+        self.uuid = _runtime_id(storage / "fleet" / f"runtime-{host.port}.id")
+        self.name = settings.name or f"{socket.gethostname()}-{host.port}"
+        self.url = (settings.url or f"http://{_reachable(host.host)}:{host.port}").rstrip("/")
         self.files = FileCache(settings.orchestrator, storage / "fleet" / "files", settings.token)
         self.guard: CallGuard | None = None  # set once a secured fleet's config is known
         self.hosted: dict[str, Hosted] = {}
@@ -89,7 +63,9 @@ class FleetAgent:
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._cpu = (time.monotonic(), time.process_time())
+        self._cpu = CpuShare()
+        outlet = Outlet(self._publish, self._subscribe, lambda: self.topics, self._exited)
+        self.runners: dict[str, ModuleRunner] = runners(host, outlet)
         self._threads = [
             threading.Thread(target=self._join_then_work, name="modrun-agent", daemon=True),
             threading.Thread(target=self._keepalive_loop, name="modrun-keepalive", daemon=True),
@@ -104,7 +80,7 @@ class FleetAgent:
     def artifacts(self, keys: Iterable[str]) -> set[str]:
         """The artifacts providing the functions (names, ``plugin/name`` or GraphQL
         ``operation.field``) a call runs; NO_ARTIFACT for the node's own plugins."""
-        catalog = self.node.manager.catalog
+        catalog = self.host.plugins.catalog
         by_plugin = {h.plugin: artifact_of_group(h.group) for h in list(self.hosted.values()) if h.plugin}
         found: set[str] = set()
         for key in keys:
@@ -127,7 +103,7 @@ class FleetAgent:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self.node.invoker.observers.append(self._ship_call_output)
+        self.host.invoker.observers.append(self._ship_call_output)
         for thread in self._threads:
             thread.start()
 
@@ -268,7 +244,7 @@ class FleetAgent:
             "runtime_type": "modrun",
             "max_nmodules": self.settings.max_modules,
             "apis": self.settings.apis,
-            "platform": _platform(),
+            "platform": platform_document(),
             "metadata": {"url": self.url, "version": __version__, "labels": self.settings.labels},
             "children": [{"uuid": h.uuid} for h in list(self.hosted.values())],
         }
@@ -309,24 +285,10 @@ class FleetAgent:
             return
         try:
             path, _digest = self.files.get(str(data.get("file", "")), data.get("sha256"))
-            wasm = path.read_bytes()
             group = data.get("group") if isinstance(data.get("group"), str) else None
-            hosted = Hosted(module_id, name, kind_of(wasm, data), group=group)
-            if hosted.kind == "bundle":
-                self._start_bundle(hosted, path, data)
-                details = {"uuid": module_id, "kind": "bundle", "functions": self._bundle_names(hosted)}
-            elif hosted.kind == "plugin":
-                functions = start_plugin(self.node, hosted, path, plugin_limits(self.node, data))
-                self.hosted[module_id] = hosted
-                details = {
-                    "uuid": module_id,
-                    "kind": "plugin",
-                    "plugin": hosted.plugin,
-                    "functions": functions,
-                }
-            else:
-                self._start_command(hosted, wasm, data)
-                details = {"uuid": module_id, "kind": "wasi"}
+            hosted = Hosted(module_id, name, kind_of(path.read_bytes(), data), group=group)
+            details = self.runners[hosted.kind].start(hosted, path, data)
+            self.hosted[module_id] = hosted
         except (FetchError, RuntimeError, ValueError, OSError) as exc:
             log.error("module %s (%s) did not start: %s", name, module_id, exc)
             self._reply(msg, False, {"uuid": module_id, "error": str(exc)})
@@ -335,65 +297,19 @@ class FleetAgent:
         self._reply(msg, True, details)
         self._wake.set()  # report the new functions now, not at the next keepalive
 
-    def _start_command(self, hosted: Hosted, wasm: bytes, data: dict) -> None:
-        spec = command_spec(wasm, data, self.node.settings.limits)
-        channels = [c for c in data.get("channels") or [] if isinstance(c, dict)]
-        topics = self.topics
-
-        def output(stream: str, line: bytes) -> None:
-            hosted.last_active = time.time()
-            if self.link is None:
-                return
-            if stream in ("stdout", "stderr"):
-                self.link.publish(getattr(topics, stream)(hosted.uuid), line, qos=1)
-            for channel in channels:
-                if "w" in channel.get("mode", "rw") and channel.get("path") in (stream, "/" + stream):
-                    self.link.publish(channel["topic"], line, qos=1)
-
-        run = CommandRun(spec, self.node.engine, output)
-        hosted.run = run
-        for channel in channels:
-            if "r" in channel.get("mode", "rw") and channel.get("path") == "/stdin" and self.link is not None:
-
-                def feed(_topic: str, payload: bytes, run: CommandRun = run) -> None:
-                    run.write_stdin(payload if payload.endswith(b"\n") else payload + b"\n")
-
-                self.link.subscribe(channel["topic"], feed)
-        self.hosted[hosted.uuid] = hosted
-        run.start()
-        threading.Thread(target=self._await_exit, args=(hosted,), daemon=True).start()
-
-    def _start_bundle(self, hosted: Hosted, archive: Path, data: dict) -> None:
-        """Run the bundle's app as a child ``modrun serve`` (agent/bundles.py)."""
-
-        def output(stream: str, line: bytes) -> None:
-            if self.link is not None:
-                self.link.publish(getattr(self.topics, stream)(hosted.uuid), line)
-
-        settings = self.node.settings
-        limits = plugin_limits(self.node, data) or settings.limits
-        serve_args = ["--timeout", f"{limits.timeout}s", "--maxMemory", str(limits.max_memory)]
-        if settings.db:
-            serve_args += ["--db", settings.db]  # a shared database (PostgreSQL) records its inferences
-        storage = Path(settings.storage_path).expanduser()
-        run = BundleRun(hosted.uuid, archive, storage / "fleet" / "bundles" / hosted.uuid, serve_args, output)
-        run.start()
-        hosted.run = run
-        self.hosted[hosted.uuid] = hosted
-        threading.Thread(target=self._await_exit, args=(hosted,), daemon=True).start()
-
     def bundle(self, module_id: str) -> BundleRun | None:
         hosted = self.hosted.get(module_id)
         return hosted.run if hosted is not None and isinstance(hosted.run, BundleRun) else None
 
-    @staticmethod
-    def _bundle_names(hosted: Hosted) -> list[str]:
-        assert isinstance(hosted.run, BundleRun)
-        return sorted({f["name"] for f in hosted.run.functions})
+    def _publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        if self.link is not None:
+            self.link.publish(topic, payload, qos=qos)
 
-    def _await_exit(self, hosted: Hosted) -> None:
-        assert hosted.run is not None
-        hosted.run.wait()
+    def _subscribe(self, topic: str, handler: object) -> None:
+        if self.link is not None:
+            self.link.subscribe(topic, handler)
+
+    def _exited(self, hosted: Hosted) -> None:
         self._work.put(("exited", hosted))
 
     def _report_exit(self, hosted: Hosted) -> None:
@@ -423,11 +339,8 @@ class FleetAgent:
                 )
             return
         hosted.deleting = True
-        if hosted.run is not None:
-            hosted.run.kill()  # its exit is reported when the thread ends
-            return
-        stop_plugin(self.node, hosted)
-        self._report_exit(hosted)
+        if not self.runners[hosted.kind].stop(hosted):
+            self._report_exit(hosted)
 
     # -- output of plugin modules ------------------------------------------------------------
 
@@ -467,81 +380,18 @@ class FleetAgent:
                 log.exception("keepalive failed")
 
     def keepalive(self) -> dict:
+        catalog = self.host.plugins.catalog
+        hosted = list(self.hosted.values())
         return {
             "type": "runtime",
             "uuid": self.uuid,
             "name": self.name,
             "apis": self.settings.apis,
-            "children": [h.stats(self.node) for h in list(self.hosted.values())],
-            "load": self._load(),
-            "functions": self._functions(),
-            "graphql": self._graphql_fields(),
+            "children": [h.stats(self.host.metrics) for h in hosted],
+            "load": load_document(self._cpu, len(hosted)),
+            "functions": functions_document(catalog, hosted),
+            "graphql": graphql_fields(catalog),
             "url": self.url,
-        }
-
-    def _functions(self) -> list[dict]:
-        catalog = self.node.manager.catalog
-        modules = {h.plugin: h.uuid for h in self.hosted.values() if h.plugin}
-        out = []
-        for fn in sorted(catalog.by_key.values(), key=lambda f: f.key):
-            described = catalog.describe_function(fn)
-            out.append(
-                {
-                    "name": fn.name,
-                    "plugin": fn.plugin,
-                    "module": modules.get(fn.plugin),
-                    "path": described["path"],
-                    "operation": described["graphql"]["operation"],
-                    "field": described["graphql"]["field"],
-                    "signature": described["signature"],
-                    "description": described["description"],
-                    "params": described["params"],
-                    "input": described["input"],
-                    "returns": described["returns"],
-                }
-            )
-        for hosted in list(self.hosted.values()):
-            run = hosted.run
-            if not isinstance(run, BundleRun):
-                continue
-            for fn in run.functions:
-                out.append(
-                    {
-                        "name": fn["name"],
-                        "plugin": fn.get("plugin"),
-                        "module": hosted.uuid,
-                        "path": f"{BUNDLE_PREFIX}{hosted.uuid}{fn.get('path') or '/functions/' + fn['name']}",
-                        "signature": fn.get("signature"),
-                        "description": fn.get("description"),
-                        "params": fn.get("params"),
-                        "input": fn.get("input"),
-                        "returns": fn.get("returns"),
-                    }
-                )
-        return out
-
-    def _graphql_fields(self) -> list[str]:
-        """Root fields of this node's GraphQL schema (``query.x``, ``mutation.y``),
-        so the gateway can send a query to a node that has all it asks for."""
-        catalog = self.node.manager.catalog
-        return sorted([f"query.{f}" for f in catalog.queries] + [f"mutation.{f}" for f in catalog.mutations])
-
-    def _load(self) -> dict:
-        moment, cpu = time.monotonic(), time.process_time()
-        then, cpu_then = self._cpu
-        self._cpu = (moment, cpu)
-        cores = os.cpu_count() or 1
-        share = (cpu - cpu_then) / (moment - then) / cores * 100 if moment > then else 0.0
-        total, available = _meminfo()
-        rss = _rss()
-        return {
-            "cpu_percent": round(share, 2),
-            "cores": cores,
-            "mem_used": rss,
-            "mem_total": total,
-            "mem_percent": round(rss / total * 100, 2) if total else 0.0,
-            "mem_available": available,
-            "modules": len(self.hosted),
         }
 
 
@@ -564,32 +414,3 @@ def _runtime_id(path: Path) -> str:
 
 def _reachable(host: str) -> str:
     return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
-
-
-def _platform() -> dict:
-    import platform
-
-    total, _ = _meminfo()
-    return {
-        "cpu": {"arch": platform.machine(), "cores": os.cpu_count()},
-        "mem": {"total": total},
-        "os": platform.system(),
-    }
-
-
-def _meminfo() -> tuple[int, int]:
-    values: dict[str, int] = {}
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            values[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return values.get("MemTotal", 0), values.get("MemAvailable", 0)
-
-
-def _rss() -> int:
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0

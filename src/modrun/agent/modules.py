@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from modrun.plugins.discovery import PluginSource
 from modrun.plugins.wasmbin import module_kind
 from modrun.wasm.command import CommandRun, CommandSpec
 from modrun.wasm.limits import Limits
 
 if TYPE_CHECKING:
     from modrun.agent.bundles import BundleRun
-    from modrun.services import Node
+    from modrun.metrics.node import NodeMetrics
 
 log = logging.getLogger("modrun.agent")
 
@@ -72,19 +71,19 @@ class Hosted:
     last_active: float | None = None
     output_budget: OutputBudget = field(default_factory=lambda: OutputBudget(LINES_PER_SECOND))
 
-    def busy_seconds(self, node: Node) -> tuple[float, int]:
+    def busy_seconds(self, metrics: NodeMetrics) -> tuple[float, int]:
         if self.run is not None:
             return self.run.cpu_seconds(), 0
         calls, seconds = 0, 0.0
-        for (plugin, _fn), rec in list(node.metrics.recorders.items()):
+        for (plugin, _fn), rec in list(metrics.recorders.items()):
             if plugin == self.plugin:
                 calls += rec.calls
                 seconds += rec.total_seconds
         return seconds, calls
 
-    def stats(self, node: Node) -> dict:
+    def stats(self, metrics: NodeMetrics) -> dict:
         moment = time.monotonic()
-        busy, calls = self.busy_seconds(node)
+        busy, calls = self.busy_seconds(metrics)
         then, busy_then = self.last_cpu
         span = moment - then if then else moment - self.started
         cpu = max(0.0, (busy - busy_then) / span * 100) if span > 0 else 0.0
@@ -101,44 +100,12 @@ class Hosted:
         }
 
 
-def plugin_name(node: Node, module: str, uuid: str) -> str:
-    """The module's name, unless a local plugin or another module has it."""
-    name = module
-    if name in node.manager.names():
-        name = f"{module}-{uuid[:8]}"
-    return name
-
-
-def start_plugin(node: Node, hosted: Hosted, path: Any, limits: Limits | None = None) -> list[str]:
-    """Add a plugin module to the catalog, with its own call limits when given;
-    returns its functions (raises on a load error)."""
-    name = plugin_name(node, hosted.name, hosted.uuid)
-    source = PluginSource(name, path, None, limits)
-    node.manager.set_extra(name, source)
-    node.manager.refresh()
-    plugin = node.manager.catalog.plugins.get(name)
-    if plugin is None:
-        error = node.manager.catalog.load_errors.get(name, "the plugin did not load")
-        node.manager.set_extra(name, None)
-        node.manager.refresh()
-        raise RuntimeError(error)
-    hosted.plugin = name
-    return sorted(plugin.functions)
-
-
-def stop_plugin(node: Node, hosted: Hosted) -> None:
-    if hosted.plugin is not None:
-        node.manager.set_extra(hosted.plugin, None)
-        node.manager.refresh()
-
-
-def plugin_limits(node: Node, data: dict) -> Limits | None:
-    """A module's ``args.limits`` (``timeout`` seconds, ``max_memory`` bytes) over the node's."""
+def plugin_limits(base: Limits, data: dict) -> Limits | None:
+    """A module's ``args.limits`` (``timeout`` seconds, ``max_memory`` bytes) over ``base``."""
     args = data.get("args") if isinstance(data.get("args"), dict) else {}
     wanted = args.get("limits")
     if not isinstance(wanted, dict) or not wanted:
         return None
-    base = node.manager.options.limits
     timeout, memory = wanted.get("timeout", base.timeout), wanted.get("max_memory", base.max_memory)
     if not isinstance(timeout, int | float) or timeout <= 0 or not isinstance(memory, int) or memory <= 0:
         raise ValueError(f"bad module limits {wanted!r}")

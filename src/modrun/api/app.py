@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from modrun import __version__
 from modrun.api.admission import Shed
 from modrun.api.graphql_http import graphql_endpoint
 from modrun.api.health import health_endpoint
@@ -32,15 +31,17 @@ from modrun.api.models import (
     ping_model,
 )
 from modrun.api.node_openapi import openapi_endpoint, reference_endpoint
-from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions, respond
+from modrun.api.rest import PREFIX, FunctionEndpoint, list_functions
 from modrun.console import asset, page, wants_html
+from modrun.http.asgi import respond
+from modrun.version import __version__
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import NodeParts
 
 
 async def _functions(request: Request) -> JSONResponse:
-    return JSONResponse(list_functions(request.app.state.node))
+    return JSONResponse(list_functions(request.app.state.parts.functions))
 
 
 async def _index(request: Request) -> Response:
@@ -69,7 +70,7 @@ async def _method_not_allowed(request: Request) -> JSONResponse:
     return JSONResponse({"error": "use POST to call a function"}, status_code=405, headers={"allow": "POST"})
 
 
-def build_router(node: Node, lifespan: Any = None) -> Starlette:
+def build_router(parts: NodeParts, lifespan: Any = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/", _index),
@@ -98,17 +99,17 @@ def build_router(node: Node, lifespan: Any = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
-    app.state.node = node
+    app.state.parts = parts
     return app
 
 
 class NodeApp:
     """ASGI entry point: the fast function path, else the router."""
 
-    def __init__(self, node: Node, lifespan: Any = None) -> None:
-        self.router = build_router(node, lifespan)
-        self.call_function = FunctionEndpoint(node)
-        self.admission = node.admission
+    def __init__(self, parts: NodeParts, lifespan: Any = None) -> None:
+        self.router = build_router(parts, lifespan)
+        self.call_function = FunctionEndpoint(parts.functions)
+        self.admission = parts.admission
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not _is_call(scope):

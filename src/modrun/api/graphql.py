@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graphql import (
     GraphQLArgument,
@@ -45,10 +45,7 @@ from modrun.plugins import naming
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import ObjectType, Signature, TypeRef
-from modrun.secrets.redact import REDACTOR
-
-if TYPE_CHECKING:
-    pass
+from modrun.redact import REDACTOR
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +219,7 @@ def _resolver(fn: Function) -> Callable[..., Any]:
             )
         await asyncio.sleep(0)  # between the calls of a large request, other requests get their turn
         try:
-            result = await ctx["node"].invoker.acall(plugin, fn, data, remaining)
+            result = await ctx["invoker"].acall(plugin, fn, data, remaining)
         except CallFailed as exc:
             record["logs"] = log_dicts(exc.logs)
             raise GraphQLError(

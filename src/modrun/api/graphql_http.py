@@ -24,13 +24,14 @@ from starlette.responses import JSONResponse, Response
 from modrun.api.explorer import explorer_page
 from modrun.api.graphql import schema_for
 from modrun.api.graphql_limits import GraphQLLimits, TooCostly, check_cost
+from modrun.http.asgi import graphql_errors
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import FunctionParts
 
 
 def _errors(*messages: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": m} for m in messages]}, status_code=status)
+    return JSONResponse(graphql_errors(*messages), status_code=status)
 
 
 async def _params(request: Request) -> dict[str, Any] | JSONResponse:
@@ -69,9 +70,7 @@ def _prepare(
     try:
         check_cost(document, operation, limits)
     except TooCostly as exc:
-        return JSONResponse(
-            {"errors": [{"message": str(exc), "extensions": {"kind": "QueryTooCostly"}}]}, status_code=400
-        )
+        return JSONResponse(graphql_errors(str(exc), kind="QueryTooCostly"), status_code=400)
     problems = validate(schema, document)
     if problems:
         return JSONResponse({"errors": [e.formatted for e in problems]}, status_code=400)
@@ -81,7 +80,7 @@ def _prepare(
 
 
 async def graphql_endpoint(request: Request) -> Response:
-    node: Node = request.app.state.node
+    functions: FunctionParts = request.app.state.parts.functions
     if request.method == "GET" and "query" not in request.query_params:
         return explorer_page(request.url.path)
     params = await _params(request)
@@ -95,19 +94,19 @@ async def graphql_endpoint(request: Request) -> Response:
         return _errors('"variables" must be an object')
     operation_name = params.get("operationName") or None
 
-    catalog = node.manager.catalog
+    catalog = functions.catalog
     schema = schema_for(catalog)
     # parsing, the cost check and validation of a large document take time: not on the event loop
     prepared = await asyncio.to_thread(
-        _prepare, schema, query, operation_name, request.method, node.settings.graphql_limits
+        _prepare, schema, query, operation_name, request.method, functions.graphql_limits
     )
     if isinstance(prepared, Response):
         return prepared
     context = {
-        "node": node,
+        "invoker": functions.invoker,
         "catalog": catalog,
         "invocations": {},
-        "deadline": time.monotonic() + node.settings.limits.timeout,
+        "deadline": time.monotonic() + functions.timeout,
     }
     result = execute(
         schema, prepared, variable_values=variables, operation_name=operation_name, context_value=context

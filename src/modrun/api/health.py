@@ -8,26 +8,28 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from modrun import __version__
+from modrun.version import __version__
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import NodeParts
 
 
-def health_document(node: Node) -> dict:
-    catalog = node.manager.catalog
-    slot = node.settings.slot
+def health_document(parts: NodeParts) -> dict:
+    catalog = parts.functions.catalog
+    status = parts.status
+    slot = status.slot
+    load_errors = parts.functions.load_errors()
     return {
-        "status": "degraded" if node.load_errors() else "ok",
+        "status": "degraded" if load_errors else "ok",
         "version": __version__,
-        "environment": node.settings.environment,
-        "uptimeSeconds": round(time.time() - node.started_at, 3),
-        "storage": node.storage.describe(),
+        "environment": status.environment,
+        "uptimeSeconds": round(time.time() - status.started_at, 3),
+        "storage": status.describe_storage(),
         "plugins": [p.describe() for p in catalog.plugins.values()],
         "functions": len(catalog.by_key),
-        "loadErrors": node.load_errors(),
+        "loadErrors": load_errors,
         "conflicts": [c.message for c in catalog.conflicts],
-        "warnings": list(node.resolved.missing),
+        "warnings": status.missing_secrets(),
         "generation": catalog.generation,
         # --processes: how many serve this node, and which one answered
         "processes": {"count": slot.count, "answered": slot.index} if slot else {"count": 1, "answered": 0},
@@ -35,4 +37,4 @@ def health_document(node: Node) -> dict:
 
 
 async def health_endpoint(request: Request) -> JSONResponse:
-    return JSONResponse(health_document(request.app.state.node))
+    return JSONResponse(health_document(request.app.state.parts))

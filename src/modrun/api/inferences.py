@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from modrun.api.params import limit_param
 from modrun.db.queries import InferenceFilter, list_inferences, parse_time
 from modrun.errors import ConfigError
+from modrun.http.params import limit_param
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import StatusParts
 
 
 async def inferences_endpoint(request: Request) -> JSONResponse:
-    node: Node = request.app.state.node
+    status: StatusParts = request.app.state.parts.status
     q = request.query_params
     try:
         filters = InferenceFilter(
@@ -34,7 +34,7 @@ async def inferences_endpoint(request: Request) -> JSONResponse:
             until=parse_time(q.get("until")),
         )
         limit = limit_param(q, 100)
-        rows, cursor = await asyncio.to_thread(list_inferences, node.db, filters, limit, q.get("cursor"))
+        rows, cursor = await asyncio.to_thread(list_inferences, status.db, filters, limit, q.get("cursor"))
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     return JSONResponse({"inferences": rows, "nextCursor": cursor})

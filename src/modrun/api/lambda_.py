@@ -29,10 +29,10 @@ from modrun.api.graphql import decode_output
 from modrun.errors import CallFailed, CallTimeout
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.plugin import Function
-from modrun.secrets.redact import REDACTOR
+from modrun.redact import REDACTOR
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import FunctionParts
 
 
 def _find(catalog: Catalog, resolver: str) -> Function | None:
@@ -57,7 +57,7 @@ def _input(fn: Function, values: dict[str, Any]) -> bytes:
 
 
 async def lambda_endpoint(request: Request) -> Response:
-    node: Node = request.app.state.node
+    functions: FunctionParts = request.app.state.parts.functions
     try:
         body = await request.json()
     except ValueError:
@@ -65,7 +65,7 @@ async def lambda_endpoint(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("resolver"), str):
         return JSONResponse({"error": 'expected {"resolver": ..., "args": ...}'}, status_code=400)
     resolver = body["resolver"]
-    catalog = node.manager.catalog
+    catalog = functions.catalog
     fn = _find(catalog, resolver)
     if fn is None:
         if resolver == "$webhook":
@@ -77,19 +77,19 @@ async def lambda_endpoint(request: Request) -> Response:
         base["authHeader"] = body["authHeader"]
     parents = body.get("parents")
     per_parent = isinstance(parents, list) and not any(p.name == "parents" for p in fn.signature.params)
-    limit = node.settings.graphql_limits.max_calls
+    limit = functions.graphql_limits.max_calls
     if per_parent and len(parents) > limit:
         return JSONResponse(
             {"error": f"{len(parents)} parents would make more than {limit} calls (--graphqlMaxCalls)"},
             status_code=400,
         )
-    deadline = time.monotonic() + node.settings.limits.timeout  # the batch's calls share one deadline
+    deadline = time.monotonic() + functions.timeout  # the batch's calls share one deadline
 
     async def run(values: dict[str, Any]) -> Any:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise CallTimeout("the batch's deadline (--timeout) passed", plugin=fn.plugin, function=fn.name)
-        result = await node.invoker.acall(plugin, fn, _input(fn, values), remaining)
+        result = await functions.invoker.acall(plugin, fn, _input(fn, values), remaining)
         return decode_output(fn.signature, result.output)
 
     try:

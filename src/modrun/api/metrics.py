@@ -8,12 +8,12 @@ from starlette.responses import Response
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    node = request.app.state.node
-    own = generate_latest(node.metrics.registry)
-    slot = node.settings.slot
+    status = request.app.state.parts.status
+    own = generate_latest(status.metrics)
+    slot = status.slot
     if slot is None or request.query_params.get("process") == "self":
         return Response(own, media_type=CONTENT_TYPE_LATEST)
-    from modrun.processes.metrics import gather_peers, merge_expositions
+    from modrun.metrics.processes import gather_peers, merge_expositions
 
     peers = await gather_peers(slot)
     return Response(merge_expositions([own.decode(), *peers]), media_type=CONTENT_TYPE_LATEST)

@@ -17,24 +17,24 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from modrun.api.params import limit_param
 from modrun.db import registry
 from modrun.errors import ConfigError, HostFunctionError
+from modrun.http.params import limit_param
 from modrun.manifest.model import EXECUTOR_PROVIDERS
-from modrun.secrets.redact import REDACTOR
+from modrun.redact import REDACTOR
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import ModelParts
 
 
-def _describe(node: Node, name: str) -> dict[str, Any]:
-    spec = node.models[name]
-    executor = node.executors.get(name)
+def _describe(models: ModelParts, name: str) -> dict[str, Any]:
+    spec = models.catalog.models[name]
+    executor = models.executors.get(name)
     doc: dict[str, Any] = {
         "name": name,
         "provider": spec.provider,
         "sourceModel": spec.source_model or None,
-        "source": node.model_sources.get(name, "manifest"),
+        "source": models.catalog.sources.get(name, "manifest"),
         "weightsVersion": int(spec.env["MODRUN_MODEL_WEIGHTS_VERSION"])
         if "MODRUN_MODEL_WEIGHTS_VERSION" in spec.env
         else None,
@@ -55,20 +55,20 @@ def _describe(node: Node, name: str) -> dict[str, Any]:
 
 
 async def list_models(request: Request) -> JSONResponse:
-    node: Node = request.app.state.node
-    return JSONResponse({"models": [_describe(node, name) for name in sorted(node.models)]})
+    models: ModelParts = request.app.state.parts.models
+    return JSONResponse({"models": [_describe(models, name) for name in sorted(models.catalog.models)]})
 
 
 async def invoke_model(request: Request) -> JSONResponse:
-    node: Node = request.app.state.node
+    models: ModelParts = request.app.state.parts.models
     name = request.path_params["name"]
-    if name not in node.models:
+    if name not in models.catalog.models:
         return JSONResponse({"error": f"no model named {name!r}"}, status_code=404)
     try:
         payload = json.loads(await request.body() or b"null")
     except ValueError as exc:
         return JSONResponse({"error": f"body is not JSON: {exc}"}, status_code=400)
-    invoker = node.services.current.models
+    invoker = models.invoker()
     try:
         result = await asyncio.to_thread(invoker.invoke, name, payload)
     except HostFunctionError as exc:
@@ -77,18 +77,18 @@ async def invoke_model(request: Request) -> JSONResponse:
 
 
 async def ping_model(request: Request) -> JSONResponse:
-    node: Node = request.app.state.node
+    models: ModelParts = request.app.state.parts.models
     name = request.path_params["name"]
-    if name not in node.models:
+    if name not in models.catalog.models:
         return JSONResponse({"error": f"no model named {name!r}"}, status_code=404)
-    return JSONResponse(_describe(node, name))
+    return JSONResponse(_describe(models, name))
 
 
 # -- run-time changes (MER: model-create / model-modify / model-delete) ---------
 
 
-def _refused(node: Node) -> JSONResponse | None:
-    if node.settings.allow_runtime_changes:
+def _refused(models: ModelParts) -> JSONResponse | None:
+    if models.allow_changes:
         return None
     return JSONResponse(
         {
@@ -110,62 +110,62 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 async def _change(request: Request, action) -> JSONResponse:
-    node: Node = request.app.state.node
-    refused = _refused(node)
+    models: ModelParts = request.app.state.parts.models
+    refused = _refused(models)
     if refused is not None:
         return refused
     try:
-        status = await action(node)
+        status = await action(models)
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=409 if "already exists" in str(exc) else 400)
-    await asyncio.to_thread(node.sync_models)
+    await asyncio.to_thread(models.sync)
     return status
 
 
 async def create_model(request: Request) -> JSONResponse:
-    async def action(node: Node) -> JSONResponse:
+    async def action(models: ModelParts) -> JSONResponse:
         doc = await _json_object(request)
         name = str(doc.pop("name", ""))
-        if name in node.models and node.model_sources.get(name) == "manifest":
+        if name in models.catalog.models and models.catalog.sources.get(name) == "manifest":
             raise ConfigError(f"{name!r} is a manifest model; change it in the manifest")
-        await asyncio.to_thread(registry.create, node.db, name, doc)
+        await asyncio.to_thread(registry.create, models.db, name, doc)
         return JSONResponse({"created": name}, status_code=201)
 
     return await _change(request, action)
 
 
 async def modify_model(request: Request) -> JSONResponse:
-    async def action(node: Node) -> JSONResponse:
+    async def action(models: ModelParts) -> JSONResponse:
         name = request.path_params["name"]
-        await asyncio.to_thread(registry.modify, node.db, name, await _json_object(request))
+        await asyncio.to_thread(registry.modify, models.db, name, await _json_object(request))
         return JSONResponse({"modified": name})
 
     return await _change(request, action)
 
 
 async def delete_model(request: Request) -> JSONResponse:
-    async def action(node: Node) -> JSONResponse:
+    async def action(models: ModelParts) -> JSONResponse:
         name = request.path_params["name"]
-        await asyncio.to_thread(registry.delete, node.db, name)
+        await asyncio.to_thread(registry.delete, models.db, name)
         return JSONResponse({"deleted": name})
 
     return await _change(request, action)
 
 
 async def model_access(request: Request) -> JSONResponse:
-    node: Node = request.app.state.node
-    node.access_log.flush(timeout=5)
+    models: ModelParts = request.app.state.parts.models
+    models.access_log.flush(timeout=5)
     try:
         limit = limit_param(request.query_params, 50)
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    rows = await asyncio.to_thread(registry.access_log, node.db, request.path_params["name"], limit)
+    rows = await asyncio.to_thread(registry.access_log, models.db, request.path_params["name"], limit)
     return JSONResponse({"access": rows})
 
 
 async def list_weights(request: Request) -> JSONResponse:
-    node: Node = request.app.state.node
-    rows = await asyncio.to_thread(registry.weights_versions, node.db, request.path_params["name"])
+    models: ModelParts = request.app.state.parts.models
+    rows = await asyncio.to_thread(registry.weights_versions, models.db, request.path_params["name"])
     return JSONResponse({"versions": rows})
 
 
@@ -173,9 +173,9 @@ async def add_weights(request: Request) -> JSONResponse:
     """``{"params": {...}, "weights": "<base64>"}`` becomes the next version; the
     model's processes restart with it (MODRUN_MODEL_WEIGHTS_* variables)."""
 
-    async def action(node: Node) -> JSONResponse:
+    async def action(models: ModelParts) -> JSONResponse:
         name = request.path_params["name"]
-        if name not in node.models:
+        if name not in models.catalog.models:
             raise ConfigError(f"no model named {name!r}")
         doc = await _json_object(request)
         params = doc.get("params") or {}
@@ -185,7 +185,7 @@ async def add_weights(request: Request) -> JSONResponse:
             blob = base64.b64decode(doc["weights"], validate=True) if doc.get("weights") else None
         except (ValueError, TypeError):
             raise ConfigError("weights must be base64") from None
-        version = await asyncio.to_thread(registry.add_weights, node.db, name, params, blob)
+        version = await asyncio.to_thread(registry.add_weights, models.db, name, params, blob)
         return JSONResponse({"model": name, "version": version}, status_code=201)
 
     return await _change(request, action)

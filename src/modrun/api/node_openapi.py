@@ -253,7 +253,7 @@ def node_document(catalog: Catalog) -> dict[str, Any]:
 
 def _document(request: Request) -> bytes:
     """The document for the catalog now served, built once per catalog."""
-    catalog = request.app.state.node.manager.catalog
+    catalog = request.app.state.parts.functions.catalog
     if catalog.openapi is None:
         catalog.openapi = json.dumps(node_document(catalog)).encode()
     return catalog.openapi

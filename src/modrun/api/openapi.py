@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modrun import __version__
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import Param, TypeRef
+from modrun.version import __version__
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 GRAPHQL_RESULT = {

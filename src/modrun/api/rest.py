@@ -22,50 +22,17 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
+from modrun.http.asgi import FUNCTIONS_PREFIX, JSON, BodyTooLarge, read_body, respond
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import check_object
-from modrun.secrets.redact import REDACTOR
+from modrun.redact import REDACTOR
 
 if TYPE_CHECKING:
-    from modrun.services import Node
+    from modrun.api.parts import FunctionParts
 
-PREFIX = "/functions/"
+PREFIX = FUNCTIONS_PREFIX
 TEXT = b"text/plain; charset=utf-8"
-JSON = b"application/json"
 BINARY = b"application/octet-stream"
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(receive: Any, limit: int) -> bytes:
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        if len(body) > limit:
-            raise BodyTooLarge()
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body"):
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def respond(
-    send: Any, status: int, body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def error_body(
@@ -118,22 +85,22 @@ def content_type(fn: Function, output: bytes) -> bytes:
 class FunctionEndpoint:
     """ASGI handler for ``POST /functions/{name}``."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, functions: FunctionParts) -> None:
+        self.functions = functions
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         name = scope["path"][len(PREFIX) :].strip("/")
-        catalog = self.node.manager.catalog
+        catalog = self.functions.catalog
         try:
             plugin, fn = catalog.resolve(name)
         except FunctionNotFound as exc:
             await respond(send, 404, error_body(str(exc), function=name, kind="FunctionNotFound"), JSON)
             return
         try:
-            body = await read_body(receive, self.node.settings.max_input)
+            body = await read_body(receive, self.functions.max_input)
             data = prepare_input(fn, body, plugin.schema.types)
         except BodyTooLarge:
-            limit = self.node.settings.max_input
+            limit = self.functions.max_input
             await respond(
                 send,
                 413,
@@ -155,7 +122,7 @@ class FunctionEndpoint:
             )
             return
         try:
-            result = await self.node.invoker.acall(plugin, fn, data)
+            result = await self.functions.invoker.acall(plugin, fn, data)
         except CallFailed as exc:
             await respond(
                 send,
@@ -171,11 +138,11 @@ class FunctionEndpoint:
         await respond(send, 200, output, content_type(fn, output))
 
 
-def list_functions(node: Node) -> dict:
-    catalog = node.manager.catalog
+def list_functions(functions: FunctionParts) -> dict:
+    catalog = functions.catalog
     return {
         "functions": [catalog.describe_function(fn) for fn in catalog.by_key.values()],
         "conflicts": [c.as_dict() for c in catalog.conflicts],
         "notInGraphQL": catalog.skipped,
-        "loadErrors": node.load_errors(),
+        "loadErrors": functions.load_errors(),
     }

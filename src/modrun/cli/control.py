@@ -167,7 +167,7 @@ def deploy(
     ] = None,
 ) -> None:
     """Deploy an artifact version onto the fleet (a rolling update when it is deployed)."""
-    from modrun.orchestrator.labels import BadLabel, parse
+    from modrun.fleet.labels import BadLabel, parse
 
     name, version = _target(spec)
     count: int | str = replicas if replicas == "daemon" else int(replicas)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from modrun.client import Client, ClientError
-from modrun.config.settings import default_storage_path
+from modrun.config.defaults import default_storage_path
 
 
 def _credentials_file() -> Path:

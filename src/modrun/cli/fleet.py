@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modrun.config.settings import default_storage_path
+from modrun.config.defaults import default_storage_path
 from modrun.config.units import format_size, parse_duration, parse_size
 from modrun.errors import ConfigError, ModrunError
 
@@ -149,10 +149,10 @@ def orchestrator(
 ) -> None:
     """Run the orchestrator: SilverLine control over MQTT, REST metadata API, file store, gateway."""
     from modrun.control.quotas import Limits
+    from modrun.head.service import Orchestrator
     from modrun.logs import setup_logging
     from modrun.mqtt.url import BrokerAddress
     from modrun.orchestrator.config import OrchestratorSettings, read_config
-    from modrun.orchestrator.service import Orchestrator
 
     try:
         values: dict[str, Any] = read_config(config) if config else {}

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from modrun import __version__
 from modrun.api.admission import DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUNNING, AdmissionLimits
 from modrun.api.graphql_limits import DEFAULT_MAX_CALLS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_FIELDS, GraphQLLimits
 from modrun.cli.flags import normalize
-from modrun.config.settings import DEFAULT_MAX_INPUT, DEFAULT_PORT, ServeSettings, default_storage_path
+from modrun.config.defaults import DEFAULT_MAX_INPUT, DEFAULT_PORT, default_storage_path
 from modrun.config.units import format_duration, format_size, parse_duration, parse_size
 from modrun.errors import ConfigError, ModrunError
+from modrun.node.settings import ServeSettings
+from modrun.version import __version__
 from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ app = typer.Typer(
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
-    from modrun.orchestrator.labels import BadLabel, parse
+    from modrun.fleet.labels import BadLabel, parse
 
     try:
         return parse(pairs)
@@ -277,7 +278,7 @@ def serve(
 ) -> None:
     """Serve every function of every plugin over GraphQL (/graphql) and REST (/functions)."""
     from modrun.logs import setup_logging
-    from modrun.services import Node
+    from modrun.node.service import Node
 
     settings = ServeSettings(
         plugins=plugins.expanduser().absolute(),  # a symlink swapped to a new release is followed
@@ -323,11 +324,10 @@ def serve(
             from modrun.processes.supervisor import Supervisor
 
             raise typer.Exit(Supervisor(settings).run())
-        node = Node(settings)
+        Node(settings).serve()  # the schema check and the first load may refuse to start
     except ModrunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    node.serve()
 
 
 def _processes(requested: int | None, orchestrator: str | None) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from modrun.config.settings import ServeSettings
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
-from modrun.hostfns.base import LogLine
+from modrun.node.settings import ServeSettings
 from modrun.runtime import Runtime
+from modrun.wasm.host import LogLine
 
 
 def _print_logs(logs: list[LogLine]) -> None:

@@ -1,1 +1,1 @@
-"""Settings of a modrun node and the small value formats flags use."""
+"""Units of the flags (Go durations and sizes) and the defaults shared by every command."""

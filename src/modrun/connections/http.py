@@ -17,7 +17,7 @@ import httpx
 
 from modrun.connections.resolve import HttpTarget
 from modrun.errors import HostFunctionError, RequestRefused
-from modrun.secrets.redact import REDACTOR
+from modrun.redact import REDACTOR
 
 DEFAULT_TIMEOUT = 30.0
 

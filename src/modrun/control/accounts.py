@@ -9,20 +9,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from modrun.control.errors import BadRequest, Conflict, NotFound, Unprocessable
 from modrun.control.passwords import MIN_LENGTH, hash_password, verify_password
 from modrun.db.tables import teams, user_teams, users
 from modrun.db.times import utc_now
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-
-
-class AccountError(Exception):
-    """A request about accounts that cannot be done; ``status`` is the HTTP answer."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -48,13 +41,13 @@ class Accounts:
 
     def create_user(self, username: str, email: str, password: str, admin: bool = False) -> User:
         if not isinstance(username, str) or not USERNAME.match(username):
-            raise AccountError(
+            raise BadRequest(
                 "username: 2 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         if not isinstance(email, str) or not EMAIL.match(email):
-            raise AccountError("email: not an email address")
+            raise BadRequest("email: not an email address")
         if not isinstance(password, str) or len(password) < MIN_LENGTH:
-            raise AccountError(f"password: at least {MIN_LENGTH} characters")
+            raise BadRequest(f"password: at least {MIN_LENGTH} characters")
         user = User(uuid.uuid4(), username, email.lower(), admin)
         try:
             with self.engine.begin() as conn:
@@ -70,7 +63,7 @@ class Accounts:
                     )
                 )
         except sa.exc.IntegrityError:
-            raise AccountError("a user with that username or email exists", 409) from None
+            raise Conflict("a user with that username or email exists") from None
         return user
 
     def count(self) -> int:
@@ -167,26 +160,26 @@ class Accounts:
         with self.engine.begin() as conn:
             conn.execute(user_teams.delete().where(user_teams.c.user_id == user_id))
             if not conn.execute(users.delete().where(users.c.id == user_id)).rowcount:
-                raise AccountError("no such user", 404)
+                raise NotFound("no such user")
 
     def set_admin(self, user_id: uuid.UUID, admin: bool) -> None:
         with self.engine.begin() as conn:
             if not conn.execute(users.update().where(users.c.id == user_id).values(admin=admin)).rowcount:
-                raise AccountError("no such user", 404)
+                raise NotFound("no such user")
             if not admin and not conn.execute(sa.select(users.c.id).where(users.c.admin)).first():
-                raise AccountError("the last global admin cannot be demoted", 422)
+                raise Unprocessable("the last global admin cannot be demoted")
 
     # -- teams ----------------------------------------------------------------------
 
     def create_team(self, name: str) -> dict:
         if not isinstance(name, str) or not USERNAME.match(name):
-            raise AccountError("team name: 2 to 64 letters, digits, '.', '_' or '-'")
+            raise BadRequest("team name: 2 to 64 letters, digits, '.', '_' or '-'")
         team_id = uuid.uuid4()
         try:
             with self.engine.begin() as conn:
                 conn.execute(teams.insert().values(id=team_id, name=name, created_at=utc_now()))
         except sa.exc.IntegrityError:
-            raise AccountError("a team with that name exists", 409) from None
+            raise Conflict("a team with that name exists") from None
         return {"id": str(team_id), "name": name}
 
     def teams(self, only: set[uuid.UUID] | None = None) -> list[dict]:
@@ -204,16 +197,16 @@ class Accounts:
         with self.engine.begin() as conn:
             conn.execute(user_teams.delete().where(user_teams.c.team_id == team_id))
             if not conn.execute(teams.delete().where(teams.c.id == team_id)).rowcount:
-                raise AccountError("no such team", 404)
+                raise NotFound("no such team")
 
     def set_member(
         self, team_id: uuid.UUID, user_id: uuid.UUID, member: bool, team_admin: bool = False
     ) -> None:
         """Add (or, ``member=False``, remove) a user; ``team_admin`` sets the team-admin flag."""
         if not self.team_exists(team_id):
-            raise AccountError("no such team", 404)
+            raise NotFound("no such team")
         if self.get(user_id) is None:
-            raise AccountError("no such user", 404)
+            raise NotFound("no such user")
         with self.engine.begin() as conn:
             conn.execute(
                 user_teams.delete().where(user_teams.c.team_id == team_id, user_teams.c.user_id == user_id)

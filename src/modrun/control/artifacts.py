@@ -24,7 +24,8 @@ from pathlib import Path, PurePosixPath
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modrun.control.accounts import USERNAME, AccountError
+from modrun.control.accounts import USERNAME
+from modrun.control.errors import BadRequest, Conflict, Misconfigured, NotFound, Unauthorized, Unprocessable
 from modrun.control.permissions import ACCESS, ArtifactAccess
 from modrun.control.quotas import QuotaExceeded
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
@@ -38,10 +39,6 @@ from modrun.storage.sealed import open_sealed, seal
 TYPES = ("plugin", "bundle")
 UPLOAD_TTL = 3600.0
 ALIAS = USERNAME
-
-
-class UploadError(AccountError):
-    pass
 
 
 @dataclass
@@ -102,7 +99,7 @@ class Artifacts:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
             if row is None:
-                raise AccountError("no such artifact", 404)
+                raise NotFound("no such artifact")
             versions = conn.execute(
                 sa.select(artifact_versions)
                 .where(artifact_versions.c.artifact_id == artifact_id)
@@ -136,7 +133,7 @@ class Artifacts:
         number = int(wanted) if wanted.isdigit() else detail["aliases"].get(wanted)
         found = next((v for v in detail["versions"] if v["version"] == number), None)
         if found is None:
-            raise AccountError(f"no version or alias {wanted!r}", 404)
+            raise NotFound(f"no version or alias {wanted!r}")
         return found["version"], found["sha256"]
 
     def blob_name(self, artifact_id: uuid.UUID, version: int) -> str:
@@ -157,9 +154,7 @@ class Artifacts:
         if encryption is None:
             return chunks
         if self.key is None:
-            raise AccountError(
-                "this version is stored encrypted; start with --encryptArtifacts and its key", 500
-            )
+            raise Misconfigured("this version is stored encrypted; start with --encryptArtifacts and its key")
         return open_sealed(self.key, chunks)
 
     def local_file(self, artifact_id: uuid.UUID, version: int) -> Path | None:
@@ -172,7 +167,7 @@ class Artifacts:
 
     def set_alias(self, artifact_id: uuid.UUID, alias: str, version: int) -> None:
         if not isinstance(alias, str) or not ALIAS.match(alias) or alias == "latest" or alias.isdigit():
-            raise AccountError("alias: a name of letters, digits, '.', '_', '-' (not 'latest', not a number)")
+            raise BadRequest("alias: a name of letters, digits, '.', '_', '-' (not 'latest', not a number)")
         self.resolve(artifact_id, str(version))
         with self.engine.begin() as conn:
             conn.execute(
@@ -186,7 +181,7 @@ class Artifacts:
 
     def add_tags(self, artifact_id: uuid.UUID, version: int, tags: list[str]) -> list[str]:
         if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags):
-            raise AccountError("tags: a list of strings")
+            raise BadRequest("tags: a list of strings")
         self.resolve(artifact_id, str(version))
         where = (artifact_versions.c.artifact_id == artifact_id, artifact_versions.c.version == version)
         with self.engine.begin() as conn:
@@ -197,9 +192,9 @@ class Artifacts:
 
     def set_access(self, artifact_id: uuid.UUID, access: str, team_id: uuid.UUID | None) -> None:
         if access not in ACCESS:
-            raise AccountError(f"access: one of {', '.join(ACCESS)}")
+            raise BadRequest(f"access: one of {', '.join(ACCESS)}")
         if access == "protected" and team_id is None:
-            raise AccountError("a protected artifact needs a team_id")
+            raise BadRequest("a protected artifact needs a team_id")
         with self.engine.begin() as conn:
             conn.execute(
                 artifacts.update().where(artifacts.c.id == artifact_id).values(access=access, team_id=team_id)
@@ -207,7 +202,7 @@ class Artifacts:
 
     def set_default_permission(self, artifact_id: uuid.UUID, permission: str) -> None:
         if permission not in ("read", "write"):
-            raise AccountError("permission: read or write")
+            raise BadRequest("permission: read or write")
         with self.engine.begin() as conn:
             conn.execute(
                 artifacts.update().where(artifacts.c.id == artifact_id).values(default_permission=permission)
@@ -242,9 +237,9 @@ class Artifacts:
         quota_room: int | None = None,
     ) -> str:
         if not isinstance(name, str) or not ALIAS.match(name):
-            raise UploadError("name: 2 to 64 letters, digits, '.', '_' or '-'")
+            raise BadRequest("name: 2 to 64 letters, digits, '.', '_' or '-'")
         if type_ not in TYPES:
-            raise UploadError("type: plugin or bundle")
+            raise BadRequest("type: plugin or bundle")
         self._expire()
         token = "mru_" + secrets.token_urlsafe(32)
         tighter = quota_room if quota_room is not None and quota_room < self.max_size else None
@@ -256,7 +251,7 @@ class Artifacts:
         self._expire()
         upload = self._uploads.get(_digest(token))
         if upload is None:
-            raise UploadError("unknown or expired upload token", 401)
+            raise Unauthorized("unknown or expired upload token")
         return upload
 
     def abort(self, token: str) -> None:
@@ -268,9 +263,8 @@ class Artifacts:
         upload = self.upload(token)
         if index != upload.next_chunk:
             self.abort(token)
-            raise UploadError(
-                f"chunk {index} out of order (expected {upload.next_chunk}): upload cancelled, start again",
-                409,
+            raise Conflict(
+                f"chunk {index} out of order (expected {upload.next_chunk}): upload cancelled, start again"
             )
         try:
             upload.receiver.write(data)
@@ -280,8 +274,8 @@ class Artifacts:
                 raise QuotaExceeded(
                     f"artifact storage quota: only {upload.quota_room} more bytes fit; upload cancelled"
                 ) from None
-            raise UploadError(
-                f"artifact larger than the {self.max_size}-byte limit; the upload is cancelled", 413
+            raise TooLarge(
+                f"artifact larger than the {self.max_size}-byte limit; the upload is cancelled"
             ) from None
         upload.next_chunk += 1
         return upload
@@ -290,12 +284,12 @@ class Artifacts:
         upload = self.upload(token)
         try:
             if not isinstance(sha256, str) or len(sha256) != 64:
-                raise UploadError("sha256: the upload's SHA-256, 64 hex digits")
+                raise BadRequest("sha256: the upload's SHA-256, 64 hex digits")
             if upload.next_chunk == 0:
-                raise UploadError("no chunk was uploaded")
+                raise BadRequest("no chunk was uploaded")
             digest = upload.receiver.finish().sha256
             if digest != sha256.lower():
-                raise UploadError(f"SHA-256 mismatch: the chunks received hash to {digest}", 422)
+                raise Unprocessable(f"SHA-256 mismatch: the chunks received hash to {digest}")
             check(upload.type, upload.receiver.path)
             return self._store(upload, digest)
         finally:
@@ -320,9 +314,7 @@ class Artifacts:
                         )
                     )
                 except sa.exc.IntegrityError:
-                    raise UploadError(
-                        "an artifact with that name was created meanwhile; push again", 409
-                    ) from None
+                    raise Conflict("an artifact with that name was created meanwhile; push again") from None
             version = (
                 conn.execute(
                     sa.select(sa.func.max(artifact_versions.c.version)).where(
@@ -375,7 +367,7 @@ def check(type_: str, path: Path) -> None:
                     if "magic" in str(exc)
                     else f"is not valid WebAssembly: {exc}"
                 )
-                raise UploadError(f"the plugin {message}", 422) from None
+                raise Unprocessable(f"the plugin {message}") from None
         _check_wasm(module, "the plugin")  # custom sections play no part in validity
     else:
         _check_bundle(path)
@@ -385,25 +377,25 @@ def _check_wasm(data: bytes, what: str) -> None:
     from wasmtime import Engine, Module, WasmtimeError
 
     if data[:4] != b"\0asm":
-        raise UploadError(f"{what} is not a WebAssembly module", 422)
+        raise Unprocessable(f"{what} is not a WebAssembly module")
     try:
         Module.validate(Engine(), data)
     except WasmtimeError as exc:
-        raise UploadError(f"{what} is not valid WebAssembly: {str(exc).splitlines()[0]}", 422) from None
+        raise Unprocessable(f"{what} is not valid WebAssembly: {str(exc).splitlines()[0]}") from None
 
 
 def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
     try:
         files = read_bundle(path, limit)
     except BadBundle as exc:
-        raise UploadError(str(exc), 422) from None
+        raise Unprocessable(str(exc)) from None
     if not any(name.endswith(".wasm") for name in files):
-        raise UploadError("the bundle holds no .wasm plugin", 422)
+        raise Unprocessable("the bundle holds no .wasm plugin")
     for name, data in files.items():
         if name.endswith(".wasm"):
             _check_wasm(data, f"bundle entry {name!r}")
         if PurePosixPath(name).name.startswith(".env"):
-            raise UploadError(f"bundle entry {name!r}: bundles carry no secrets (.env files)", 422)
+            raise Unprocessable(f"bundle entry {name!r}: bundles carry no secrets (.env files)")
     manifests = [n for n in files if PurePosixPath(n).name == "modrun.json"]
     for name in manifests:
         from modrun.errors import ConfigError
@@ -416,7 +408,7 @@ def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
                 load_manifest(target)
             except ConfigError as exc:
                 message = str(exc).replace(str(target), name)  # the temporary path means nothing to the user
-                raise UploadError(f"bundle manifest {name}: {message}", 422) from None
+                raise Unprocessable(f"bundle manifest {name}: {message}") from None
 
 
 def _digest(token: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
 from modrun.control.accounts import Accounts, User
+from modrun.control.errors import Unauthenticated
 from modrun.control.guard import Issuers, Subject
 from modrun.control.keys import (
     LAST_USED_EVERY,
@@ -31,10 +32,6 @@ from modrun.db.times import utc, utc_now
 
 ANONYMOUS_ADMIN = User(uuid.UUID(int=0), "anonymous", "", admin=True)
 NODE_USER = User(uuid.UUID(int=1), "node", "", admin=False)
-
-
-class Unauthenticated(Exception):
-    pass
 
 
 @dataclass(frozen=True)

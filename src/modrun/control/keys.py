@@ -17,6 +17,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from modrun.db.tables import api_keys
+
 PREFIX = "mrk_"
 JOIN_PREFIX = "mrj_"  # join tokens: what a node presents to join a secured fleet
 SCOPES = ("invoke", "read", "deploy", "manage")
@@ -66,3 +71,39 @@ class KeyGrant:
         if scope not in self.scopes:
             return False
         return artifact_id is None or self.all_artifacts or artifact_id in self.artifact_ids
+
+
+class ApiKeys:
+    """The ``api_keys`` table (accounts know nothing of keys)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def store(self, record: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(**record))
+
+    def list(self, user_id: uuid.UUID) -> list[dict]:
+        query = sa.select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.created_at)
+        with self.engine.connect() as conn:
+            return [
+                {
+                    "id": str(r.id),
+                    "name": r.name,
+                    "prefix": r.prefix,
+                    "scopes": r.scopes,
+                    "all_artifacts": r.all_artifacts,
+                    "artifact_ids": r.artifact_ids,
+                    "created_at": r.created_at.isoformat(),
+                    "expires_at": r.expires_at.isoformat(),
+                    "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                }
+                for r in conn.execute(query)
+            ]
+
+    def delete(self, key_id: uuid.UUID, owner: uuid.UUID | None) -> bool:
+        query = api_keys.delete().where(api_keys.c.id == key_id)
+        if owner is not None:
+            query = query.where(api_keys.c.user_id == owner)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(query).rowcount)

@@ -6,21 +6,19 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from modrun.control.accounts import AccountError, Accounts
-from modrun.control.api import endpoints, route
+from modrun.control.accounts import Accounts
 from modrun.control.artifacts import Artifacts
 from modrun.control.audit import AuditLog
-from modrun.control.auth import Authenticator, Principal, Unauthenticated
+from modrun.control.auth import Authenticator, Principal
+from modrun.control.deployments import DeploymentFleet, Deployments, DeploymentStore
+from modrun.control.errors import ControlError, Unauthenticated
 from modrun.control.guard import NO_ARTIFACT, SIGNED_IN, Decision, Issuer, Issuers, Subject
+from modrun.control.keys import ApiKeys
 from modrun.control.nodes import JoinTokens
 from modrun.control.oidc import OidcSettings, oidc_issuer
 from modrun.control.oidc_login import OidcLogin
@@ -29,7 +27,6 @@ from modrun.control.quotas import Limits, Quotas
 from modrun.control.ratelimit import FailureLimiter
 from modrun.control.tokens import ALGORITHM, AUDIENCE, TokenService, load_signing_key
 from modrun.control.verify import JwtVerifier
-from modrun.db.tables import api_keys
 from modrun.errors import ConfigError
 from modrun.secrets.sources import SecretSource
 from modrun.storage.blobs import BlobStore, LocalBlobs
@@ -38,6 +35,10 @@ from modrun.storage.sealed import SealError, parse_key
 log = logging.getLogger("modrun.control")
 
 DEFAULT_MAX_KEY_LIFETIME = 90 * 86400
+
+FleetFactory = Callable[[DeploymentStore, Artifacts], DeploymentFleet]
+"""Makes the fleet side of deployments (the orchestrator's reconciler) from the
+control plane's desired state and artifacts: the plane owns the protocol."""
 
 
 def artifact_key() -> bytes:
@@ -66,10 +67,12 @@ class ControlPlane:
         oidc: OidcSettings | None = None,
         artifact_key: bytes | None = None,
         default_quota: Limits | None = None,
+        fleet: FleetFactory | None = None,
     ) -> None:
         self.engine = engine
         self.mode = auth
         self.accounts = Accounts(engine)
+        self.keys = ApiKeys(engine)
         self.tokens = TokenService(
             engine, load_signing_key(storage / "control" / "signing-key.pem"), issuer, access_ttl
         )
@@ -114,7 +117,10 @@ class ControlPlane:
         self.login_limiter = FailureLimiter(10, 300)
         self.address_limiter = FailureLimiter(100, 300)
         self.signup = signup
-        self.deployer: Any = None  # set by the orchestrator: deployments need its fleet
+        self.deployments: Deployments | None = None  # deployments need a fleet to run on
+        if fleet is not None:
+            store = DeploymentStore(engine)
+            self.deployments = Deployments(store, fleet(store, self.artifacts))
         self.max_key_lifetime = max_key_lifetime
         if auth == "none":
             log.warning("--auth none: every request acts as an admin; only for a trusted network")
@@ -132,43 +138,12 @@ class ControlPlane:
         email = os.environ.get("MODRUN_ADMIN_EMAIL") or f"{name}@localhost"
         try:
             self.accounts.create_user(name, email, password, admin=True)
-        except AccountError as exc:
+        except ControlError as exc:
             raise SystemExit(f"cannot create the first admin {name!r}: {exc}") from None
         if generated:
             log.warning("created admin user %r with password %s (shown once; change it)", name, password)
         else:
             log.info("created admin user %r (password from MODRUN_ADMIN_PASSWORD)", name)
-
-    # -- API keys (kept here: accounts know nothing of them) ------------------------------
-
-    def store_key(self, record: dict) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(api_keys.insert().values(**record))
-
-    def list_keys(self, user_id: uuid.UUID) -> list[dict]:
-        query = sa.select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.created_at)
-        with self.engine.connect() as conn:
-            return [
-                {
-                    "id": str(r.id),
-                    "name": r.name,
-                    "prefix": r.prefix,
-                    "scopes": r.scopes,
-                    "all_artifacts": r.all_artifacts,
-                    "artifact_ids": r.artifact_ids,
-                    "created_at": r.created_at.isoformat(),
-                    "expires_at": r.expires_at.isoformat(),
-                    "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
-                }
-                for r in conn.execute(query)
-            ]
-
-    def delete_key(self, key_id: uuid.UUID, owner: uuid.UUID | None) -> bool:
-        query = api_keys.delete().where(api_keys.c.id == key_id)
-        if owner is not None:
-            query = query.where(api_keys.c.user_id == owner)
-        with self.engine.begin() as conn:
-            return bool(conn.execute(query).rowcount)
 
     # -- call decisions (the gateway's and the nodes') ----------------------------------
 
@@ -231,24 +206,3 @@ class ControlPlane:
                 }
             )
         return {"issuers": issuers, "decide": "/api/v2/auth/decide"}
-
-    # -- routes ---------------------------------------------------------------------------
-
-    def routes(self) -> list[Route]:
-        async def jwks(_request: Request) -> JSONResponse:
-            return JSONResponse(self.tokens.jwks())
-
-        async def discovery(_request: Request) -> JSONResponse:
-            return JSONResponse(
-                {
-                    "issuer": self.tokens.issuer,
-                    "jwks_uri": self.tokens.issuer.rstrip("/") + "/.well-known/jwks.json",
-                    "id_token_signing_alg_values_supported": [ALGORITHM],
-                }
-            )
-
-        return [
-            Route("/.well-known/jwks.json", jwks),
-            Route("/.well-known/openid-configuration", discovery),
-            *(route(self, e) for e in endpoints()),
-        ]

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modrun.control.accounts import AccountError
+from modrun.control.errors import BadRequest, Forbidden
+from modrun.control.permissions import ArtifactAccess
 from modrun.db.tables import artifact_versions, artifacts, deployments, quotas
 
 DAEMON = -1
@@ -34,14 +35,13 @@ class Limits:
         for name in FIELDS:
             value = body.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise AccountError(f"{name}: a whole number >= 0, or null for no limit")
+                raise BadRequest(f"{name}: a whole number >= 0, or null for no limit")
             values[name] = value
         return cls(**values)
 
 
-class QuotaExceeded(AccountError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 403)
+class QuotaExceeded(Forbidden):
+    pass
 
 
 def user_subject(user_id: uuid.UUID) -> str:
@@ -127,3 +127,9 @@ class Quotas:
                     f"replica quota of {subject}: {used['replicas']} used + {wanted} asked "
                     f"> {limits.replicas} allowed"
                 )
+
+
+def quota_subjects(access: ArtifactAccess) -> list[str]:
+    """Whose quotas an artifact counts against: its owner's and its team's."""
+    subjects = [user_subject(access.owner_id)] if access.owner_id else []
+    return subjects + ([team_subject(access.team_id)] if access.team_id else [])

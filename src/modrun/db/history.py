@@ -92,13 +92,12 @@ class BatchedWriter:
         self.table = table
         self.upsert_plugins = upsert_plugins
         self.spool_path = Path(spool_path)
-        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.written = 0
         self.dropped = 0
-        self.spooled_rows = self._count_spool()
+        self.spooled_rows = 0
         self._queue: deque[dict[str, Any]] = deque()
         self._in_flight = 0
         self._known_plugins: set[uuid.UUID] = set()
@@ -108,7 +107,14 @@ class BatchedWriter:
         self._retry_at = 0.0
         self._backoff = 0.5
         self._thread = threading.Thread(target=self._run, name=f"modrun-{table.name}-writer", daemon=True)
+
+    def start(self) -> BatchedWriter:
+        """Adopt the spool left by an earlier process and start writing (after the
+        schema is migrated: the constructor touches neither disk nor database)."""
+        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        self.spooled_rows = self._count_spool()
         self._thread.start()
+        return self
 
     # -- the call path ------------------------------------------------------
 
@@ -303,7 +309,8 @@ class BatchedWriter:
         """Write out everything queued (to the database, else to the spool)."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
         if self._queue:  # the thread did not finish in time: keep the rest on disk
             self._spool(list(self._queue))
             self._queue.clear()

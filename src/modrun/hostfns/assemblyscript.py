@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from modrun.errors import GuestError
-from modrun.hostfns.base import GuestCall, HostFunction
+from modrun.wasm.host import GuestCall, HostFunction
 
 
 def _as_string(call: GuestCall, ptr: int) -> str:

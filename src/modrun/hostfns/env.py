@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modrun.hostfns.base import LEVELS, GuestCall, HostFunction, LogLine
+from modrun.wasm.host import LEVELS, GuestCall, HostFunction, LogLine
 from modrun.wasm.kernel import ENV_MODULE
 
 LOG_OFF = 2**31 - 1

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from modrun.errors import HostFunctionError
-from modrun.hostfns.base import GuestCall, HostFunction, LogLine
-from modrun.secrets.redact import REDACTOR
+from modrun.redact import REDACTOR
+from modrun.wasm.host import GuestCall, HostFunction, LogLine
 from modrun.wasm.kernel import USER_MODULE
 
 Handler = Callable[[Any, dict[str, Any], GuestCall], Any]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from modrun.errors import HostFunctionError
-from modrun.hostfns.base import GuestCall, HostFunction
+from modrun.wasm.host import GuestCall, HostFunction
 from modrun.wasm.kernel import ENV_MODULE
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modrun.hostfns.base import GuestCall
 from modrun.hostfns.envelope import require, user_function
 from modrun.models.providers import Caller
+from modrun.wasm.host import GuestCall
 
 
 def _invoke(services: Any, request: dict[str, Any], call: GuestCall) -> Any:

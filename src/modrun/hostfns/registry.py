@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modrun.hostfns import assemblyscript, dgraph, env, http, models, sql
-from modrun.hostfns.base import HostFunction
+from modrun.wasm.host import HostFunction
 
 
 def default_host_functions() -> dict[tuple[str, str], HostFunction]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modrun.config.settings import default_storage_path
+from modrun.config.defaults import default_storage_path
 from modrun.control.oidc import OidcSettings
 from modrun.control.quotas import Limits
 from modrun.errors import ConfigError

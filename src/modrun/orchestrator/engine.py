@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.modules import FileLookup, ModuleControl
 from modrun.orchestrator.runtimes import RuntimeControl

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from modrun.db.times import utc_now
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
 from modrun.orchestrator.state import HISTORY_IN_MEMORY, Event, Manager, Module, Runtime
 from modrun.orchestrator.store import Changes
 

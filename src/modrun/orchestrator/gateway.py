@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from modrun.control.deployments import artifact_of_group
 from modrun.control.guard import NO_ARTIFACT
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
+from modrun.fleet.groups import artifact_of_group
+from modrun.http.upstream import Answer, Refused, UpstreamPool
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.upstream import Answer, Refused, UpstreamPool
 
 log = logging.getLogger("modrun.gateway")
 
@@ -269,60 +269,6 @@ class Gateway:
                     "node %s refused a call (%s)%s", replica.name, exc, "; retrying" if not attempt else ""
                 )
         raise NoReplica(", ".join(keys))
-
-
-class BadGraphQL(Exception):
-    pass
-
-
-def root_fields(body: bytes) -> frozenset[str]:
-    """``operation.field`` of every root field the request's operation selects
-    (fragments followed, introspection fields left out)."""
-    import json
-
-    from graphql import (
-        FieldNode,
-        FragmentSpreadNode,
-        GraphQLError,
-        InlineFragmentNode,
-        get_operation_ast,
-        parse,
-    )
-
-    try:
-        params = json.loads(body or b"null")
-    except ValueError:
-        raise BadGraphQL("the body must be JSON: {query, variables, operationName}") from None
-    query = params.get("query") if isinstance(params, dict) else None
-    if not isinstance(query, str) or not query.strip():
-        raise BadGraphQL('missing "query"')
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        raise BadGraphQL(exc.message) from None
-    operation = get_operation_ast(document, params.get("operationName") or None)
-    if operation is None:
-        raise BadGraphQL("no operation to run (name it with operationName)")
-    fragments = {
-        d.name.value: d for d in document.definitions if getattr(d, "kind", "") == "fragment_definition"
-    }
-    kind = operation.operation.value
-    found: set[str] = set()
-    pending = list(operation.selection_set.selections)
-    seen: set[str] = set()
-    while pending:
-        node = pending.pop()
-        if isinstance(node, FieldNode):
-            if not node.name.value.startswith("__"):
-                found.add(f"{kind}.{node.name.value}")
-        elif isinstance(node, InlineFragmentNode):
-            pending.extend(node.selection_set.selections)
-        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
-            seen.add(node.name.value)
-            fragment = fragments.get(node.name.value)
-            if fragment is not None:
-                pending.extend(fragment.selection_set.selections)
-    return frozenset(found)
 
 
 def _alive(fleet: Fleet, runtime: str) -> bool:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from modrun.db.times import utc_now
-from modrun.orchestrator import labels as label_rules
-from modrun.orchestrator import protocol as P
+from modrun.fleet import labels as label_rules
+from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.scheduler import Policy
 from modrun.orchestrator.state import DEFAULT_APIS, RESTART_POLICIES, Module, Runtime

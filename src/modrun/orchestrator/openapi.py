@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from modrun.api.openapi import GRAPHQL_RESULT, Document, error, json_response, typed_body
 from modrun.api.reference import render_reference
-from modrun.control.api import Endpoint
+from modrun.control.routing import Endpoint
 
 NOT_JSON = {
     "fleet.metrics": ("text/plain", "Prometheus text exposition"),
@@ -145,13 +145,10 @@ def _gateway(doc: Document) -> None:
 
 def _document(request: Request) -> bytes:
     """The document, built on first use (the route tables do not change while running)."""
-    orch = request.app.state.orchestrator
-    if orch.openapi is None:
-        from modrun.control.api import endpoints
-        from modrun.orchestrator.api import fleet_endpoints
-
-        orch.openapi = json.dumps(orchestrator_document([*fleet_endpoints(), *endpoints()])).encode()
-    return orch.openapi
+    state = request.app.state
+    if state.openapi is None:
+        state.openapi = json.dumps(orchestrator_document(state.endpoints)).encode()
+    return state.openapi
 
 
 async def openapi_endpoint(request: Request) -> Response:

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict, deque
 
 from modrun.db.times import utc_now
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
 
 LINES = 500
 MODULES = 5000

@@ -14,7 +14,7 @@ import logging
 import time
 
 from modrun.db.times import utc_now
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.modules import ModuleControl
 from modrun.orchestrator.state import Manager, Runtime

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from modrun.db.times import utc_now
-from modrun.orchestrator.protocol import ALIVE, STATES
+from modrun.fleet.protocol import ALIVE, STATES
 
 DEFAULT_APIS = ["wasm", "wasi"]
 RESTART_POLICIES = ("always", "on-failure", "never")

@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from modrun.errors import CallFailed, HostFunctionError
-from modrun.hostfns.base import CallState, LogLine, MustRunOnThread
-from modrun.metrics import NodeMetrics
+from modrun.metrics.node import NodeMetrics
 from modrun.plugins.plugin import Function, Plugin
 from modrun.wasm.engine import TICK, WasmEngine
+from modrun.wasm.host import CallState, LogLine, MustRunOnThread
 from modrun.wasm.instance import InlineBudgetExceeded
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from modrun.errors import PluginLoadError
-from modrun.metrics import NodeMetrics
+from modrun.metrics.node import NodeMetrics
 from modrun.plugins.catalog import Catalog
 from modrun.plugins.discovery import PluginSource, discover
 from modrun.plugins.plugin import Plugin, PluginOptions, load_plugin

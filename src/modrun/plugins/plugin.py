@@ -13,13 +13,13 @@ from typing import Any
 from wasmtime import FuncType, ValType, WasmtimeError
 
 from modrun.errors import PluginLoadError, SchemaError
-from modrun.hostfns.base import HostFunction, VarStore
 from modrun.plugins import naming
 from modrun.plugins.discovery import PluginSource
 from modrun.plugins.pool import RECYCLE_BYTES, InstancePool
 from modrun.plugins.schema import EMPTY, SECTION_NAME, PluginSchema, Signature, parse_schema, plugin_meta
 from modrun.plugins.wasmbin import MAGIC, custom_sections
 from modrun.wasm.engine import WasmEngine
+from modrun.wasm.host import HostFunction, VarStore
 from modrun.wasm.instance import WASI_MODULE, InstanceEnv, PluginInstance
 from modrun.wasm.kernel import ENV_MODULE
 from modrun.wasm.limits import Limits

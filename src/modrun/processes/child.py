@@ -9,8 +9,8 @@ import socket
 import sys
 from typing import Any
 
-from modrun.config.settings import ServeSettings
 from modrun.errors import ModrunError
+from modrun.node.settings import ServeSettings
 from modrun.processes.sockets import private_socket
 
 log = logging.getLogger("modrun.processes")
@@ -24,22 +24,21 @@ def serve_process(settings: ServeSettings, sock: socket.socket, ready: Any, go: 
     ``ready`` and waits for ``go``: at start the port opens when every process
     can serve, so no connection waits on one still starting."""
     from modrun.logs import setup_logging
-    from modrun.services import Node
+    from modrun.node.service import Node
 
     _stop_with_supervisor()
     setup_logging(settings.jsonlogs, settings.log_level)
     assert settings.slot is not None
-    try:
-        node = Node(settings)
-    except ModrunError as exc:
-        log.error("process %d: %s", settings.slot.index, exc)
-        sys.exit(2)
 
     def loaded() -> None:
         ready.set()
         go.wait()
 
-    node.serve(sockets=[sock, private_socket(str(settings.slot.socket_path()))], loaded=loaded)
+    try:
+        Node(settings).serve(sockets=[sock, private_socket(str(settings.slot.socket_path()))], loaded=loaded)
+    except ModrunError as exc:
+        log.error("process %d: %s", settings.slot.index, exc)
+        sys.exit(2)
 
 
 def _stop_with_supervisor() -> None:

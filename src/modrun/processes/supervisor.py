@@ -30,8 +30,9 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from modrun.config.settings import ProcessSlot, ServeSettings
+from modrun.config.slot import ProcessSlot
 from modrun.errors import ConfigError
+from modrun.node.settings import ServeSettings
 from modrun.processes.sockets import listen_sockets
 
 log = logging.getLogger("modrun.processes")

@@ -7,9 +7,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from modrun import __version__
 from modrun.api.rest import log_dicts
 from modrun.errors import ConfigError, HostFunctionError, ModrunError
+from modrun.version import __version__
 
 
 class Backend(Protocol):

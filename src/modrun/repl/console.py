@@ -109,7 +109,7 @@ class Repl:
             self.console.print(text)
 
     def version(self, _args: list[str]) -> None:
-        from modrun import __version__
+        from modrun.version import __version__
 
         self.console.print(
             f"modrun repl {__version__}; node {self.backend.version()} at {self.backend.where}"

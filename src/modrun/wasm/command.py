@@ -22,6 +22,7 @@ from pathlib import Path
 
 from wasmtime import Engine, ExitTrap, Linker, Store, Trap, WasiConfig, WasmtimeError
 
+from modrun.metrics import procfs
 from modrun.wasm.engine import WasmEngine, engine_config
 from modrun.wasm.limits import Limits
 
@@ -110,11 +111,7 @@ class CommandRun:
         """CPU time the run's thread has used (Linux: /proc)."""
         if self.thread_id is None:
             return 0.0
-        try:
-            fields = Path(f"/proc/self/task/{self.thread_id}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        return procfs.cpu_seconds(f"/proc/self/task/{self.thread_id}/stat")
 
     # -- the run ------------------------------------------------------------------------
 

@@ -20,11 +20,11 @@ from wasmtime import FuncType, Linker, Memory, Module, Store, Trap, TrapCode, Va
 
 from modrun.errors import CallFailed, CallTimeout, GuestError, HostFunctionError, MemoryLimitExceeded
 from modrun.errors import Trap as TrapError
-from modrun.hostfns.base import CallState, HostFunction, MustRunOnThread, VarStore
 from modrun.wasm import ffi
 from modrun.wasm import kernel as K
 from modrun.wasm.capture import OutputCapture
 from modrun.wasm.engine import WasmEngine
+from modrun.wasm.host import CallState, HostFunction, MustRunOnThread, VarStore
 from modrun.wasm.limits import Limits
 
 WASI_MODULE = "wasi_snapshot_preview1"

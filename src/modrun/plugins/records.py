@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
@@ -45,6 +46,35 @@ def record_plugins(engine: Engine, loaded: Iterable[Plugin]) -> int:
         with engine.begin() as conn:
             upsert(conn, plugins, rows, ["id"])
     return len(rows)
+
+
+class PluginRecorder:
+    """Records loaded plugin versions off the caller's thread; versions the
+    database refused (it may be down: calls go on) wait for the next load."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._unrecorded: dict[str, Plugin] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modrun-plugins")
+
+    def __call__(self, loaded: list[Plugin]) -> None:
+        for plugin in loaded:
+            self._unrecorded[plugin.sha256] = plugin
+        self._writer.submit(self._write)
+
+    def _write(self) -> None:
+        pending = dict(self._unrecorded)
+        try:
+            record_plugins(self.engine, pending.values())
+        except Exception as exc:
+            log.warning("cannot record %d plugin versions yet: %s", len(pending), exc)
+            return
+        for key in pending:
+            self._unrecorded.pop(key, None)
+
+    def close(self) -> None:
+        """Wait for the last write, so versions loaded last are recorded before the exit."""
+        self._writer.shutdown(wait=True)
 
 
 def _time(value: str | None) -> dt.datetime | None:

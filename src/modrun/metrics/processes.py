@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from modrun.config.settings import ProcessSlot
+from modrun.config.slot import ProcessSlot
 
 SAME_IN_EVERY_PROCESS = {"modrun_plugins_loaded", "modrun_plugin_load_errors"}
 PEER_TIMEOUT = 2.0

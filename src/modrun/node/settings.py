@@ -8,15 +8,9 @@ from pathlib import Path
 
 from modrun.api.admission import AdmissionLimits
 from modrun.api.graphql_limits import GraphQLLimits
+from modrun.config.defaults import DEFAULT_MAX_INPUT, DEFAULT_PORT, DEFAULT_REFRESH, default_storage_path
+from modrun.config.slot import ProcessSlot
 from modrun.wasm.limits import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, Limits
-
-DEFAULT_PORT = 8686
-DEFAULT_REFRESH = 5.0
-DEFAULT_MAX_INPUT = 64 * 1024 * 1024
-
-
-def default_storage_path() -> Path:
-    return Path(os.environ.get("MODRUN_STORAGE_PATH") or Path.home() / ".modrun")
 
 
 @dataclass
@@ -83,21 +77,3 @@ class ServeSettings:
         root = Path(self.storage_path).expanduser()
         index = 0 if self.slot is None else self.slot.index
         return root / ("mirror" if index == 0 else f"mirror-p{index}")
-
-
-@dataclass(frozen=True)
-class ProcessSlot:
-    """One of the N processes of ``modrun serve --processes N``."""
-
-    index: int
-    count: int
-    run_dir: Path  # private (0700) directory of the processes' unix sockets
-    restarts: int = 0  # times this slot's process was restarted after dying
-
-    def socket_path(self, index: int | None = None) -> Path:
-        return self.run_dir / f"p{self.index if index is None else index}.sock"
-
-    @property
-    def peers(self) -> list[Path]:
-        """The other processes' private sockets (for /metrics across processes)."""
-        return [self.socket_path(i) for i in range(self.count) if i != self.index]

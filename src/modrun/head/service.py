@@ -15,25 +15,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from modrun.control.deployments import Deployer
+from modrun.control.artifacts import Artifacts
+from modrun.control.deployments import DeploymentStore
 from modrun.control.guard import CallGuard, Decision, Subject
 from modrun.control.nodes import JoinTokens
 from modrun.control.plane import ControlPlane, artifact_key
 from modrun.db.engine import database_url, make_engine
 from modrun.db.migrate import ensure_schema
-from modrun.mqtt.acl import ORCHESTRATOR_USER, FleetAccess
-from modrun.mqtt.broker import EmbeddedBroker
+from modrun.fleet import protocol as P
+from modrun.fleet.acl import ORCHESTRATOR_USER, FleetAccess
+from modrun.fleet.broker import EmbeddedBroker
 from modrun.mqtt.client import MqttLink
-from modrun.orchestrator import protocol as P
 from modrun.orchestrator.callstats import CallStats
 from modrun.orchestrator.config import OrchestratorSettings
+from modrun.orchestrator.deployments import Reconciler
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.files import FileStore
 from modrun.orchestrator.gateway import Gateway
+from modrun.orchestrator.metrics import OrchestratorMetrics
 from modrun.orchestrator.output import ModuleOutput
 from modrun.orchestrator.scheduler import make_policy
 from modrun.orchestrator.store import FleetStore
@@ -45,7 +44,6 @@ log = logging.getLogger("modrun.orchestrator")
 class Orchestrator:
     def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
-        self.openapi: bytes | None = None  # built on the first GET /openapi.json
         storage = Path(settings.storage_path).expanduser()
         self.db_url = database_url(settings.db, storage)
         self.db = make_engine(self.db_url)
@@ -97,14 +95,17 @@ class Orchestrator:
             oidc=settings.oidc,
             artifact_key=key,
             default_quota=settings.default_quota,
+            fleet=self._reconciler,
         )
-        self.deployer = Deployer(self.db, self.control_plane.artifacts, self.files, self.control, self.output)
-        self.control_plane.deployer = self.deployer
         self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
         plane = self.control_plane
         self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None
         self.metrics = OrchestratorMetrics(self.control)
         self.calls = CallStats()
+
+    def _reconciler(self, store: DeploymentStore, artifacts: Artifacts) -> Reconciler:
+        self.reconciler = Reconciler(store, artifacts, self.files, self.control, self.output)
+        return self.reconciler
 
     def _blobs(self, storage: Path, kind: str) -> BlobStore:
         """``kind`` (files, artifacts) under --filesS3 or under --storagePath."""
@@ -144,12 +145,12 @@ class Orchestrator:
             self.broker.start()
         self.control.start()
         self.mqtt.start()
-        self.deployer.start()
+        self.reconciler.start()
         if not self.mqtt.wait_connected(10):
             log.warning("MQTT broker %s not reachable yet; retrying in the background", self.settings.broker)
 
     def stop(self) -> None:
-        self.deployer.stop()
+        self.reconciler.stop()
         self.mqtt.stop()
         self.control.stop()
         if self.broker is not None:
@@ -164,7 +165,7 @@ class Orchestrator:
             await self.gateway.close()
 
     def asgi(self) -> Any:
-        from modrun.orchestrator.api import OrchestratorApp
+        from modrun.orchestrator.app import OrchestratorApp
 
         return OrchestratorApp(self, lifespan=self.lifespan)
 
@@ -194,34 +195,3 @@ def _in_thread(decide: Callable[[Subject, str], Decision]) -> Callable[[Subject,
         return await asyncio.to_thread(decide, subject, artifact)
 
     return run
-
-
-class OrchestratorMetrics:
-    def __init__(self, control: ControlLoop) -> None:
-        self.registry = CollectorRegistry()
-        self.gateway_calls = Counter(
-            "modrun_gateway_calls",
-            "Calls forwarded by the gateway, by answer status",
-            ["status"],
-            registry=self.registry,
-        )
-        self.registry.register(_FleetCollector(control))
-
-
-class _FleetCollector(Collector):
-    def __init__(self, control: ControlLoop) -> None:
-        self.control = control
-
-    def collect(self):
-        runtimes = GaugeMetricFamily("modrun_fleet_runtimes", "Runtimes by state", labels=["state"])
-        modules = GaugeMetricFamily("modrun_fleet_modules", "Modules by state", labels=["state"])
-        counts = self.control.snapshot(
-            lambda fleet: (
-                [P.STATES[r.status] for r in fleet.runtimes.values()],
-                [P.STATES.get(m.status, m.status) for m in fleet.modules.values()],
-            )
-        )
-        for family, states in zip((runtimes, modules), counts, strict=True):
-            for state in P.STATES.values():
-                family.add_metric([state], states.count(state))
-            yield family

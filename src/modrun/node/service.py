@@ -1,8 +1,14 @@
 """A runtime node: the one place its parts are created, started and stopped.
 
-Start order: logging -> wasm engine (epoch ticker, module cache) -> manifest ->
-plugins (first scan) -> invoker (worker threads) -> HTTP server -> reloader.
-Stop order is the reverse; calls in flight finish before the workers go.
+The constructor only creates parts (no disk, no database). ``start()`` runs
+them in this order: database schema (migrated when allowed) -> history and
+access-log writers (adopting spools) -> storage sync -> manifest and secrets ->
+models -> plugins (first scan). ``serve()`` then adds the HTTP server, the
+reloader and, with ``--orchestrator``, the fleet agent. ``close()`` stops in the
+reverse order; calls in flight finish before the workers go.
+
+Handlers and the agent get narrow parts (``api.parts.NodeParts``,
+``agent.host.NodeHost``), never the node.
 """
 
 from __future__ import annotations
@@ -13,37 +19,37 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from modrun.api.admission import Admission
-from modrun.config.settings import ServeSettings
+from modrun.api.parts import FunctionParts, ModelParts, NodeParts, StatusParts
 from modrun.connections.resolve import ResolvedManifest, resolve
-from modrun.connections.services import NodeServices, build_bundle
 from modrun.db.engine import database_url, make_engine
 from modrun.db.history import BatchedWriter, InferenceHistory
 from modrun.db.migrate import ensure_schema
-from modrun.db.plugins import record_plugins
-from modrun.db.recording import InferenceRecorder
 from modrun.db.tables import model_access
 from modrun.errors import ConfigError
-from modrun.hostfns.base import LEVELS
 from modrun.hostfns.registry import default_host_functions
+from modrun.hostfns.services import NodeServices, build_bundle
 from modrun.manifest.model import EMPTY, Manifest, ModelSpec, find_manifest, load_manifest
-from modrun.metrics import NodeMetrics
+from modrun.metrics.node import NodeMetrics
 from modrun.models.catalog import ModelCatalog
 from modrun.models.executors.registry import ExecutorRegistry
+from modrun.models.recording import InferenceRecorder
+from modrun.node.settings import ServeSettings
 from modrun.plugins.discovery import file_stamp
 from modrun.plugins.invoker import Invoker
 from modrun.plugins.manager import PluginManager
 from modrun.plugins.plugin import PluginOptions
+from modrun.plugins.records import PluginRecorder
+from modrun.redact import REDACTOR
 from modrun.secrets.aws import AwsSecrets
-from modrun.secrets.redact import REDACTOR
 from modrun.secrets.sources import SecretSource, dotenv_files, load_dotenv_files
 from modrun.storage.base import LocalStorage, Storage
 from modrun.storage.s3 import s3_storage
 from modrun.wasm.engine import WasmEngine
+from modrun.wasm.host import LEVELS
 
 log = logging.getLogger("modrun")
 DRAIN = 1.0  # seconds a process of several answers with Connection: close before it stops
@@ -61,7 +67,6 @@ class Node:
         self._manifest_stamp: Any = None
         self.db_url = database_url(settings.db, settings.storage_path)
         self.db = make_engine(self.db_url)
-        self.schema = ensure_schema(self.db, self.db_url, settings.migrate)
         self.history = InferenceHistory(self.db, settings.spool_dir) if settings.history else None
         self.metrics.attach_history(self.history)
         self.access_log = BatchedWriter(self.db, model_access, settings.spool_dir / "model_access.jsonl")
@@ -77,9 +82,8 @@ class Node:
         if self.aws_secrets is not None:
             self.secret_sources.append(self.aws_secrets.lookup)
         self.manager = PluginManager(self.storage.app_dir, self.engine, self._options(), self.metrics)
-        self._unrecorded: dict[str, Any] = {}  # plugin versions not yet in the plugins table
-        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modrun-plugins")
-        self.manager.on_loaded.append(self._record_plugins)
+        self.plugin_records = PluginRecorder(self.db)
+        self.manager.on_loaded.append(self.plugin_records)
         self.executors = ExecutorRegistry(self._app_dir())  # model processes and embedded models
         self.catalog = ModelCatalog(
             self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
@@ -88,38 +92,32 @@ class Node:
         self.admission = Admission(settings.admission)
         self.metrics.attach_admission(self.admission)
         if settings.slot is not None:
-            from modrun.processes.metrics import RestartsCollector
+            from modrun.metrics.processes import RestartsCollector
 
             self.metrics.registry.register(RestartsCollector(settings.slot))
         self.agent = self._agent()
-
-    def _record_plugins(self, loaded: list) -> None:
-        """Record loaded plugin versions in the plugins table, off the caller's
-        thread; versions the database refused wait for the next load."""
-        for plugin in loaded:
-            self._unrecorded[plugin.sha256] = plugin
-
-        def write() -> None:
-            pending = dict(self._unrecorded)
-            try:
-                record_plugins(self.db, pending.values())
-            except Exception as exc:  # the database may be down; calls go on
-                log.warning("cannot record %d plugin versions yet: %s", len(pending), exc)
-                return
-            for key in pending:
-                self._unrecorded.pop(key, None)
-
-        self._recorder.submit(write)
 
     def _agent(self) -> Any:
         """The fleet agent when the node joins an orchestrator (--orchestrator)."""
         s = self.settings
         if not s.orchestrator:
             return None
-        from modrun.agent.join import APIS, FleetAgent, JoinSettings
+        from modrun.agent.host import APIS, JoinSettings, NodeHost
+        from modrun.agent.join import FleetAgent
 
+        host = NodeHost(
+            plugins=self.manager,
+            invoker=self.invoker,
+            engine=self.engine,
+            metrics=self.metrics,
+            limits=s.limits,
+            storage_path=Path(s.storage_path),
+            host=s.host,
+            port=s.port,
+            db=s.db,
+        )
         return FleetAgent(
-            self,
+            host,
             JoinSettings(
                 orchestrator=s.orchestrator,
                 mqtt=s.mqtt,
@@ -147,7 +145,48 @@ class Node:
             services=self.services,
         )
 
+    def parts(self) -> NodeParts:
+        """What the HTTP handlers are given (``modrun.api.parts``)."""
+        s = self.settings
+        return NodeParts(
+            functions=FunctionParts(
+                plugins=self.manager,
+                invoker=self.invoker,
+                max_input=s.max_input,
+                timeout=s.limits.timeout,
+                graphql_limits=s.graphql_limits,
+                load_errors=self.load_errors,
+            ),
+            models=ModelParts(
+                catalog=self.catalog,
+                executors=self.executors,
+                db=self.db,
+                access_log=self.access_log,
+                invoker=lambda: self.services.current.models,
+                sync=self.sync_models,
+                allow_changes=s.allow_runtime_changes,
+            ),
+            status=StatusParts(
+                started_at=self.started_at,
+                environment=s.environment,
+                slot=s.slot,
+                describe_storage=self.storage.describe,
+                missing_secrets=lambda: list(self.resolved.missing),
+                metrics=self.metrics.registry,
+                db=self.db,
+            ),
+            admission=self.admission,
+        )
+
     # -- loading ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Migrate, start the writers, then load everything (see the module's docstring)."""
+        ensure_schema(self.db, self.db_url, self.settings.migrate)
+        if self.history is not None:
+            self.history.start()
+        self.access_log.start()
+        self.reload()
 
     def reload(self) -> bool:
         """Sync storage, re-read the manifest if it changed, then rescan plugins."""
@@ -245,7 +284,7 @@ class Node:
     def close(self) -> None:
         """Stop workers, unload plugins, close connections (in that order)."""
         self.invoker.shutdown()
-        self._recorder.shutdown(wait=True)  # plugin versions loaded last are recorded before the exit
+        self.plugin_records.close()
         if self.history is not None:
             self.history.close()
         self.access_log.close()
@@ -258,13 +297,13 @@ class Node:
     def asgi(self) -> Any:
         from modrun.api.app import NodeApp
 
-        app = NodeApp(self, lifespan=self.lifespan)
+        app = NodeApp(self.parts(), lifespan=self.lifespan)
         if self.agent is None:
             return app
         from modrun.agent.bundles import BundleProxy
         from modrun.agent.guard import GuardedApp
 
-        return GuardedApp(BundleProxy(app, self.agent.bundle), self)
+        return GuardedApp(BundleProxy(app, self.agent.bundle), self.agent)
 
     def serve(self, sockets: list[Any] | None = None, loaded: Callable[[], None] | None = None) -> None:
         """Load the plugins and serve until SIGTERM, on ``--host``/``--port`` or,
@@ -272,7 +311,7 @@ class Node:
         ``loaded``, which returns when the supervisor lets the processes serve)."""
         from modrun.api.server import run_http
 
-        self.reload()
+        self.start()
         if loaded is not None:
             loaded()
         catalog = self.manager.catalog

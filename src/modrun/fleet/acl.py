@@ -22,9 +22,9 @@ from typing import Any
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
-from modrun.orchestrator import protocol as P
+from modrun.fleet import protocol as P
 
-log = logging.getLogger("modrun.mqtt.acl")
+log = logging.getLogger("modrun.fleet.acl")
 
 ORCHESTRATOR_USER = "modrun-orchestrator"
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from modrun.db.history import BatchedWriter, InferenceHistory, plugin_id
-from modrun.metrics import NodeMetrics
+from modrun.metrics.node import NodeMetrics
 from modrun.models.providers import Inference
 
 

@@ -14,16 +14,16 @@ import threading
 from concurrent.futures import Future
 
 from modrun.errors import ConfigError
-from modrun.mqtt.acl import FleetAccess, register, unregister
+from modrun.fleet.acl import FleetAccess, register, unregister
 
-log = logging.getLogger("modrun.mqtt.broker")
+log = logging.getLogger("modrun.fleet.broker")
 
 
 class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, access: FleetAccess | None = None) -> None:
         self.host = host
         self.port = port
-        self.access = access  # a secured fleet: join tokens and per-node topics (modrun.mqtt.acl)
+        self.access = access  # a secured fleet: join tokens and per-node topics (modrun.fleet.acl)
         self._access_key = register(access) if access is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker = None
@@ -34,8 +34,8 @@ class EmbeddedBroker:
             plugins: dict = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
         else:
             plugins = {
-                "modrun.mqtt.acl.FleetAuthPlugin": {"access": self._access_key},
-                "modrun.mqtt.acl.FleetTopicPlugin": {"access": self._access_key},
+                "modrun.fleet.acl.FleetAuthPlugin": {"access": self._access_key},
+                "modrun.fleet.acl.FleetTopicPlugin": {"access": self._access_key},
             }
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},

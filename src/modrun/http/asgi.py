@@ -1,0 +1,72 @@
+"""Raw ASGI plumbing shared by the node, the agent's guard and the gateway.
+
+The hot paths (function calls, the gateway) are plain ASGI handlers, not
+Starlette endpoints: these helpers read a bounded body and send a whole answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FUNCTIONS_PREFIX = "/functions/"
+"""``POST /functions/{name}``: the path of a function call, on a node and on the gateway."""
+
+JSON = b"application/json"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Any, limit: int) -> bytes:
+    """The whole request body, or BodyTooLarge as soon as it passes ``limit`` bytes."""
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise BodyTooLarge()
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def respond(
+    send: Any, status: int, body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def graphql_errors(*messages: str, kind: str | None = None) -> dict[str, Any]:
+    """A GraphQL response that carries only errors (``{"errors": [{"message"}]}``)."""
+    errors: list[dict[str, Any]] = [{"message": m} for m in messages]
+    if kind is not None:
+        for error in errors:
+            error["extensions"] = {"kind": kind}
+    return {"errors": errors}
+
+
+def refusal(message: str, graphql: bool = False) -> bytes:
+    """The body of a refused request: ``{"error": ...}``, or the GraphQL shape
+    for a GraphQL request, so every client reads a refusal where it reads errors."""
+    return json.dumps(graphql_errors(message) if graphql else {"error": message}).encode()
+
+
+async def send_refusal(send: Any, status: int, message: str, graphql: bool = False) -> None:
+    """Refuse a request: a 401 names the Bearer scheme, a 503 asks to retry in a second."""
+    extra = [(b"www-authenticate", b'Bearer realm="modrun"')] if status == 401 else []
+    if status == 503:
+        extra.append((b"retry-after", b"1"))
+    await respond(send, status, refusal(message, graphql), JSON, extra)

@@ -1,0 +1,123 @@
+"""The orchestrator's ASGI entry point: gateway calls (``POST /functions/*``, ``POST /graphql``)
+on a fast path to a live replica, everything else through the router."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from modrun.fleet.graphql import BadGraphQL, root_fields
+from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
+from modrun.http.asgi import JSON, BodyTooLarge, read_body, refusal, respond, send_refusal
+from modrun.http.upstream import Lost
+from modrun.orchestrator.gateway import NodeDied, NoReplica, forwarded_headers
+from modrun.orchestrator.routes.table import build_router
+
+if TYPE_CHECKING:
+    from modrun.orchestrator.head import Head
+
+
+MAX_GATEWAY_BODY = 64 * 1024 * 1024
+
+
+class OrchestratorApp:
+    """ASGI entry point: gateway calls (``POST /functions/*``, ``POST /graphql``)
+    on a fast path, everything else through the router."""
+
+    def __init__(self, orchestrator: Head, lifespan: Any = None) -> None:
+        self.orchestrator = orchestrator
+        self.router = build_router(orchestrator, lifespan)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path.startswith(PREFIX):
+                await self.timed(scope, receive, send, path[len(PREFIX) :])
+                return
+            if path == "/graphql":
+                await self.timed(scope, receive, send, None)
+                return
+        await self.router(scope, receive, send)
+
+    async def timed(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:
+        """A gateway call, counted in the fleet's call statistics (status, duration)."""
+        started = time.perf_counter()
+        status = 0
+
+        async def tracked(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.gateway(scope, receive, tracked, key)
+        finally:
+            self.orchestrator.calls.record(status, time.perf_counter() - started)
+
+    async def gateway(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:
+        """A function call (``key``) or a GraphQL request (``None``) sent on to a node."""
+        metrics = self.orchestrator.metrics
+        gateway = self.orchestrator.gateway
+        try:
+            body = await read_body(receive, MAX_GATEWAY_BODY)
+        except BodyTooLarge:
+            await respond(send, 413, refusal("request body too large"), JSON)
+            return
+        headers = forwarded_headers(scope["headers"])
+        guard = self.orchestrator.guard
+        try:
+            if key is None:
+                fields = root_fields(body)
+                if guard is not None and not await self.allowed(scope, send, fields, graphql=True):
+                    return
+                replica, answer = await gateway.graphql(fields, body, headers)
+            else:
+                if guard is not None and not await self.allowed(scope, send, [key], graphql=False):
+                    return
+                replica, answer = await gateway.forward(key, body, headers)
+        except BadGraphQL as exc:
+            await respond(send, 400, refusal(str(exc), graphql=True), JSON)
+            return
+        except (Lost, NodeDied) as exc:
+            # the node went away during the call: it may have run, so it is not retried
+            metrics.gateway_calls.labels("502").inc()
+            message = {"error": f"node lost during the call: {exc}", "function": key or "graphql"}
+            await respond(send, 502, json.dumps(message).encode(), JSON)
+            return
+        except NoReplica as exc:
+            metrics.gateway_calls.labels("unavailable").inc()
+            if key is None:
+                await respond(send, 503, refusal(f"no live node serves all of: {exc}", graphql=True), JSON)
+            else:
+                message = {"error": f"no live node serves function {key!r}", "function": key}
+                status = 503 if gateway.known(key) else 404
+                await respond(send, status, json.dumps(message).encode(), JSON)
+            return
+        metrics.gateway_calls.labels(str(answer.status)).inc()
+        extra = [(b"x-modrun-node", replica.name.encode())]
+        content_type = answer.headers.get(b"content-type", b"application/octet-stream")
+        await respond(send, answer.status, answer.body, content_type, extra)
+
+    async def allowed(self, scope: dict, send: Any, keys: Iterable[str], graphql: bool) -> bool:
+        """Answer 401/403 and return False unless the caller may invoke what ``keys`` run."""
+        orch = self.orchestrator
+        assert orch.guard is not None
+        decision = await orch.guard.check(scope["headers"], orch.gateway.artifacts(keys))
+        if decision.allowed:
+            return True
+        orch.metrics.gateway_calls.labels(str(decision.status)).inc()
+        client = scope.get("client")
+        await asyncio.to_thread(
+            orch.control_plane.audit.record,
+            decision.actor or "anonymous",
+            "function.invoke",
+            ",".join(sorted(keys)) or "graphql",
+            decision.status,
+            client[0] if client else "?",
+        )
+        await send_refusal(send, decision.status, decision.reason, graphql)
+        return False

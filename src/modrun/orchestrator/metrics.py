@@ -1,0 +1,41 @@
+"""The orchestrator's Prometheus metrics: gateway calls by status, runtimes and modules by state."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modrun.fleet import protocol as P
+from modrun.orchestrator.engine import ControlLoop
+
+
+class OrchestratorMetrics:
+    def __init__(self, control: ControlLoop) -> None:
+        self.registry = CollectorRegistry()
+        self.gateway_calls = Counter(
+            "modrun_gateway_calls",
+            "Calls forwarded by the gateway, by answer status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.registry.register(_FleetCollector(control))
+
+
+class _FleetCollector(Collector):
+    def __init__(self, control: ControlLoop) -> None:
+        self.control = control
+
+    def collect(self):
+        runtimes = GaugeMetricFamily("modrun_fleet_runtimes", "Runtimes by state", labels=["state"])
+        modules = GaugeMetricFamily("modrun_fleet_modules", "Modules by state", labels=["state"])
+        counts = self.control.snapshot(
+            lambda fleet: (
+                [P.STATES[r.status] for r in fleet.runtimes.values()],
+                [P.STATES.get(m.status, m.status) for m in fleet.modules.values()],
+            )
+        )
+        for family, states in zip((runtimes, modules), counts, strict=True):
+            for state in P.STATES.values():
+                family.add_metric([state], states.count(state))
+            yield family

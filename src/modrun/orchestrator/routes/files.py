@@ -1,0 +1,74 @@
+"""The file store over HTTP (``/api/files/``): what nodes fetch modules from."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from modrun.orchestrator.files import BadPath, clean_path
+from modrun.orchestrator.routes.common import _listing, _orch, _problem
+from modrun.storage.receive import TooLarge
+
+if TYPE_CHECKING:
+    pass
+
+
+async def list_files(request: Request) -> JSONResponse:
+    files = await asyncio.to_thread(_orch(request).files.list, request.query_params.get("prefix", ""))
+    return _listing([f.as_dict() for f in files])
+
+
+def _path(request: Request) -> str:
+    return clean_path(request.path_params["path"])
+
+
+async def put_file(request: Request) -> JSONResponse:
+    files = _orch(request).files
+    try:
+        path = _path(request)
+    except BadPath as exc:
+        return _problem(400, str(exc))
+    receiver = files.receiver()
+    try:
+        async for chunk in request.stream():
+            receiver.write(chunk)
+        receiver.finish()
+        existed = await asyncio.to_thread(files.info, path)
+        info = await asyncio.to_thread(files.commit, path, receiver)
+    except TooLarge as exc:
+        receiver.abort()
+        return _problem(413, str(exc))
+    except BaseException:
+        receiver.abort()
+        raise
+    return JSONResponse(info.as_dict(), status_code=200 if existed else 201)
+
+
+async def get_file(request: Request) -> Response:
+    files = _orch(request).files
+    try:
+        path = _path(request)
+    except BadPath as exc:
+        return _problem(400, str(exc))
+    info = await asyncio.to_thread(files.info, path)
+    if info is None:
+        return _problem(404, f"no file {path!r}")
+    headers = {"etag": f'"{info.sha256}"', "x-checksum-sha256": info.sha256}
+    local = files.local_file(info)
+    if local is not None:
+        return FileResponse(local, headers=headers, media_type="application/octet-stream")
+    chunks = await asyncio.to_thread(files.read, info)
+    return StreamingResponse(chunks, headers=headers, media_type="application/octet-stream")
+
+
+async def delete_file(request: Request) -> Response:
+    try:
+        path = _path(request)
+    except BadPath as exc:
+        return _problem(400, str(exc))
+    if not await asyncio.to_thread(_orch(request).files.delete, path):
+        return _problem(404, f"no file {path!r}")
+    return Response(status_code=204)

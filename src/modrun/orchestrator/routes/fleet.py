@@ -1,0 +1,142 @@
+"""SilverLine's read API in its shapes (``/api/runtimes/``, ``/api/modules/``, ``/api/queued/``:
+``{"count", "start", "results"}``; lookups by full uuid, then name, then uuid suffix; 404 when
+none), plus what SilverLine lacks: creating and deleting modules, filters, module output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from modrun.fleet import protocol as P
+from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.routes.common import _error, _listing, _orch, _problem, _status_filter, lookup
+from modrun.orchestrator.state import Module, Runtime
+
+if TYPE_CHECKING:
+    pass
+
+
+def _runtime_entry(fleet: Fleet, runtime: Runtime, full: bool) -> dict:
+    entry = runtime.detail() if full else runtime.short()
+    modules = [m for m in fleet.modules.values() if m.parent == runtime.uuid]
+    entry["children"] = [m.short() for m in modules if m.status == P.ALIVE]
+    entry["queued"] = [m.short() for m in modules if m.status == P.QUEUED]
+    return entry
+
+
+async def list_runtimes(request: Request) -> JSONResponse:
+    try:
+        status = _status_filter(request, P.ALIVE)
+    except P.ProtocolError as exc:
+        return _error(exc)
+
+    def collect(fleet: Fleet) -> list[dict]:
+        chosen = [r for r in fleet.runtimes.values() if status is None or r.status == status]
+        return [_runtime_entry(fleet, r, full=False) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
+
+    return _listing(_orch(request).control.snapshot(collect))
+
+
+async def get_runtime(request: Request) -> JSONResponse:
+    query = request.path_params["query"]
+
+    def find(fleet: Fleet) -> dict | None:
+        runtime = lookup(list(fleet.runtimes.values()), query)
+        return _runtime_entry(fleet, runtime, full=True) if runtime else None
+
+    found = _orch(request).control.snapshot(find)
+    return JSONResponse(found) if found else _problem(404, f"no runtime {query!r}")
+
+
+def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dict]]:
+    status = _status_filter(request, default)
+    runtime_ref = request.query_params.get("runtime")
+
+    def collect(fleet: Fleet) -> list[dict]:
+        parent = None
+        if runtime_ref:
+            runtime = lookup(list(fleet.runtimes.values()), runtime_ref)
+            if runtime is None:
+                return []
+            parent = runtime.uuid
+        chosen = [
+            m
+            for m in fleet.modules.values()
+            if (status is None or m.status == status) and (parent is None or m.parent == parent)
+        ]
+        return [m.short() | {"status": m.status} for m in sorted(chosen, key=lambda m: m.index)]
+
+    return collect
+
+
+def _modules(request: Request, default: str) -> JSONResponse:
+    try:
+        collect = _module_filter(request, default)
+    except P.ProtocolError as exc:
+        return _error(exc)
+    return _listing(_orch(request).control.snapshot(collect))
+
+
+async def list_modules(request: Request) -> JSONResponse:
+    return _modules(request, P.ALIVE)
+
+
+async def list_queued(request: Request) -> JSONResponse:
+    return _modules(request, P.QUEUED)
+
+
+async def get_module(request: Request) -> JSONResponse:
+    query = request.path_params["query"]
+
+    def find(fleet: Fleet) -> dict | None:
+        module = lookup(list(fleet.modules.values()), query)
+        return module.detail() if module else None
+
+    found = _orch(request).control.snapshot(find)
+    return JSONResponse(found) if found else _problem(404, f"no module {query!r}")
+
+
+async def module_output(request: Request) -> JSONResponse:
+    """The latest lines the module printed (stdout, stderr), oldest first."""
+    query = request.path_params["query"]
+    orch = _orch(request)
+    found = orch.control.snapshot(lambda fleet: lookup(list(fleet.modules.values()), query))
+    if found is None:
+        return _problem(404, f"no module {query!r}")
+    lines = orch.output.of(found.uuid, request.query_params.get("since"))
+    return JSONResponse({"module": found.uuid, "lines": lines})
+
+
+async def create_module(request: Request) -> JSONResponse:
+    try:
+        data = json.loads(await request.body() or b"null")
+    except ValueError:
+        return _problem(400, "the body must be a JSON object: the module (SilverLine's create data)")
+    orch = _orch(request)
+    try:
+        module: Module = await asyncio.wrap_future(orch.control.call(orch.control.modules.create, data))
+    except P.ProtocolError as exc:
+        return _error(exc)
+    return JSONResponse(orch.control.snapshot(lambda _f: module.detail()), status_code=201)
+
+
+async def delete_module(request: Request) -> JSONResponse:
+    query = request.path_params["query"]
+    orch = _orch(request)
+
+    def delete(fleet: Fleet) -> Module:
+        module = lookup(list(fleet.modules.values()), query)
+        if module is None:
+            raise P.UUIDNotFound(query, "module")
+        return orch.control.modules.delete(module.uuid)
+
+    try:
+        module = await asyncio.wrap_future(orch.control.call(delete, orch.control.fleet))
+    except P.ProtocolError as exc:
+        return _error(exc)
+    return JSONResponse(orch.control.snapshot(lambda _f: module.detail()))

@@ -1,0 +1,168 @@
+"""The fleet as a whole: ``/api/config`` for joining nodes, the function list, health, events,
+call statistics, metrics, the index and the console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from modrun.api.explorer import explorer_page
+from modrun.console import page, wants_html
+from modrun.fleet import protocol as P
+from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.routes.common import _listing, _orch, _problem
+from modrun.version import __version__
+
+if TYPE_CHECKING:
+    pass
+
+
+async def config(request: Request) -> JSONResponse:
+    orch = _orch(request)
+    return JSONResponse(
+        {
+            "realm": orch.settings.realm,
+            "mqtt": orch.advertised_broker(request.url.hostname or "127.0.0.1"),
+            "ka_interval_sec": orch.settings.keepalive,
+            "keepalive_timeout_sec": orch.settings.ka_timeout,
+            "files": "/api/files/",
+            "version": __version__,
+            "auth": orch.control_plane.node_auth(str(request.base_url)),
+        }
+    )
+
+
+async def functions(request: Request) -> JSONResponse:
+    return _listing(_orch(request).gateway.functions())
+
+
+async def health(request: Request) -> JSONResponse:
+    orch = _orch(request)
+
+    def count(fleet: Fleet) -> dict:
+        states: dict[str, int] = {}
+        for m in fleet.modules.values():
+            states[P.STATES[m.status]] = states.get(P.STATES[m.status], 0) + 1
+        alive = sum(1 for r in fleet.runtimes.values() if r.alive)
+        return {"runtimes": {"alive": alive, "dead": len(fleet.runtimes) - alive}, "modules": states}
+
+    return JSONResponse(
+        {
+            "status": "ok" if orch.mqtt.connected.is_set() else "degraded: no MQTT broker",
+            "version": __version__,
+            "mqtt": str(orch.settings.broker),
+            "embeddedBroker": orch.broker is not None,
+            "realm": orch.settings.realm,
+            "scheduler": orch.control.policy.name,
+            **orch.control.snapshot(count),
+        }
+    )
+
+
+async def console_page(_request: Request) -> Response:
+    return page("fleet")
+
+
+async def fleet_explorer(_request: Request) -> Response:
+    """GraphiQL on the gateway's /graphql (a signed-in console session is enough)."""
+    return explorer_page("/graphql")
+
+
+def fleet_summary(fleet: Fleet) -> dict:
+    """What the console's live views need: every runtime, modules by state."""
+    states: dict[str, int] = {}
+    hosted: dict[str, int] = {}
+    for m in fleet.modules.values():
+        states[P.STATES.get(m.status, m.status)] = states.get(P.STATES.get(m.status, m.status), 0) + 1
+        if m.status == P.ALIVE and m.parent:
+            hosted[m.parent] = hosted.get(m.parent, 0) + 1
+    runtimes = [
+        {
+            "uuid": r.uuid,
+            "name": r.name,
+            "alive": r.alive,
+            "status": r.status,
+            "labels": r.labels,
+            "load": r.load,
+            "modules": hosted.get(r.uuid, 0),
+            "functions": len(r.functions),
+            "ka_ts": r.ka_ts.isoformat(),
+            "url": r.url,
+        }
+        for r in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid))
+    ]
+    return {"version": fleet.version, "runtimes": runtimes, "modules": states}
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: ``fleet`` (fleet_summary) whenever the fleet changes,
+    ``calls`` (the newest call-statistics point) every 2 s."""
+    orch = _orch(request)
+
+    async def stream() -> AsyncIterator[str]:
+        last_version, last_calls = -1, 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            version = orch.control.fleet.version
+            if version != last_version:
+                last_version = version
+                summary = orch.control.snapshot(fleet_summary)
+                yield f"event: fleet\ndata: {json.dumps(summary)}\n\n"
+            if time.monotonic() - last_calls >= 2:
+                last_calls = time.monotonic()
+                point = orch.calls.series(window=10, step=10)[-1]
+                yield f"event: calls\ndata: {json.dumps(point)}\n\n"
+            await asyncio.sleep(0.25)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+async def call_stats(request: Request) -> JSONResponse:
+    try:
+        window = min(900, max(10, int(request.query_params.get("window", "900"))))
+        step = min(300, max(1, int(request.query_params.get("step", "10"))))
+    except ValueError:
+        return _problem(400, "window and step are whole seconds")
+    return JSONResponse({"window": window, "step": step, "points": _orch(request).calls.series(window, step)})
+
+
+async def metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(_orch(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def index(request: Request) -> Response:
+    if wants_html(request):  # a browser: the console's overview
+        return page("fleet")
+    return JSONResponse(
+        {
+            "name": "modrun orchestrator",
+            "version": __version__,
+            "endpoints": {
+                "runtimes": "/api/runtimes/",
+                "modules": "/api/modules/",
+                "queued": "/api/queued/",
+                "files": "/api/files/",
+                "functions": "/api/functions",
+                "config": "/api/config",
+                "gateway": "/functions/{name}",
+                "graphql": "/graphql",
+                "health": "/health",
+                "metrics": "/metrics",
+                "control": "/api/v2",
+                "console": "/console",
+                "jwks": "/.well-known/jwks.json",
+            },
+        }
+    )
