@@ -35,9 +35,13 @@ console: system-deps
 	@if [ "$$CI" = "true" ]; then git diff --exit-code --stat -- src/modrun/console/static \
 		|| { echo "the committed console build is stale: run make console and commit it" >&2; exit 1; }; fi
 
+## ruff, mypy, the layer contract (import-linter, pyproject.toml) and no import circles (src/, console/src/).
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_import_circles.py
 
 format: install
 	$(BIN)/ruff format src tests bench

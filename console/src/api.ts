@@ -3,6 +3,13 @@
 // the X-Modrun-Console header, which the server requires with cookies (CSRF).
 import { useEffect, useState } from "preact/hooks";
 
+/** The signed-in user, as ``GET /api/v2/user/info`` describes them. */
+export interface Me {
+  id: string;
+  username: string;
+  admin: boolean;
+}
+
 export class ApiError extends Error {
   constructor(public status: number, message: string) {
     super(message);

@@ -2,19 +2,13 @@
 import "./style.css";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { json, mode, whenSignedOut } from "./api";
+import { json, mode, whenSignedOut, type Me } from "./api";
 import { ArtifactPage, ArtifactsPage, AuditPage, DeploymentPage, DeploymentsPage, KeysPage, UsersPage } from "./pages/control";
 import { ModulePage, ModulesPage, NodePage, NodesPage, Overview } from "./pages/fleet";
 import { FunctionsPage } from "./pages/functions";
 import { LoginPage } from "./pages/login";
 import { InferencesPage, ModelsPage } from "./pages/node";
 import { Link, navigate, usePath } from "./ui";
-
-export interface Me {
-  id: string;
-  username: string;
-  admin: boolean;
-}
 
 type Route = [RegExp, (match: RegExpMatchArray, me: Me | null) => preact.JSX.Element];
 

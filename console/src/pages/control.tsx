@@ -3,7 +3,7 @@
 // the API refuses the rest anyway.
 import { useState } from "preact/hooks";
 import { ApiError, errorText, json, useJson } from "../api";
-import type { Me } from "../main";
+import type { Me } from "../api";
 import { Sha256 } from "../sha256";
 import { Badge, bytes, Link, navigate, Page, Rel, Show, Table } from "../ui";
 

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { errorText, json, request } from "../api";
-import type { Me } from "../main";
+import type { Me } from "../api";
 import { navigate } from "../ui";
 
 export function LoginPage(props: { onIn: (me: Me) => void }) {

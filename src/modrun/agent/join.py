@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -213,7 +213,8 @@ class FleetAgent:
             return
         if msg.is_request or not isinstance(msg.data, dict):
             return
-        details = msg.data.get("details") if isinstance(msg.data.get("details"), dict) else {}
+        raw_details = msg.data.get("details")
+        details = raw_details if isinstance(raw_details, dict) else {}
         if msg.data.get("result") == "ok" and details.get("uuid") == self.uuid:
             interval = details.get("ka_interval_sec")
             if isinstance(interval, int | float) and interval > 0:
@@ -305,7 +306,7 @@ class FleetAgent:
         if self.link is not None:
             self.link.publish(topic, payload, qos=qos)
 
-    def _subscribe(self, topic: str, handler: object) -> None:
+    def _subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
         if self.link is not None:
             self.link.subscribe(topic, handler)
 

@@ -65,14 +65,15 @@ def functions_document(catalog: Catalog, hosted: Iterable[Hosted]) -> list[dict]
         run = module.run
         if not isinstance(run, BundleRun):
             continue
-        for fn in run.functions:
+        for listed in run.functions:
+            path = listed.get("path") or "/functions/" + listed["name"]
             out.append(
                 {
-                    "name": fn["name"],
-                    "plugin": fn.get("plugin"),
+                    "name": listed["name"],
+                    "plugin": listed.get("plugin"),
                     "module": module.uuid,
-                    "path": f"{BUNDLE_PREFIX}{module.uuid}{fn.get('path') or '/functions/' + fn['name']}",
-                    **{key: fn.get(key) for key in _DESCRIBED},
+                    "path": f"{BUNDLE_PREFIX}{module.uuid}{path}",
+                    **{key: listed.get(key) for key in _DESCRIBED},
                 }
             )
     return out

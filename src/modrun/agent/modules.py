@@ -102,7 +102,8 @@ class Hosted:
 
 def plugin_limits(base: Limits, data: dict) -> Limits | None:
     """A module's ``args.limits`` (``timeout`` seconds, ``max_memory`` bytes) over ``base``."""
-    args = data.get("args") if isinstance(data.get("args"), dict) else {}
+    raw_args = data.get("args")
+    args = raw_args if isinstance(raw_args, dict) else {}
     wanted = args.get("limits")
     if not isinstance(wanted, dict) or not wanted:
         return None
@@ -113,8 +114,10 @@ def plugin_limits(base: Limits, data: dict) -> Limits | None:
 
 
 def command_spec(wasm: bytes, data: dict, limits: Limits) -> CommandSpec:
-    args = data.get("args") if isinstance(data.get("args"), dict) else {}
-    argv_list = data.get("args") if isinstance(data.get("args"), list) else None
+    raw_args = data.get("args")
+    args = raw_args if isinstance(raw_args, dict) else {}
+    raw_argv_list = data.get("args")
+    argv_list = raw_argv_list if isinstance(raw_argv_list, list) else None
     argv = args.get("argv") or argv_list or [str(data.get("file", "module.wasm")).rsplit("/", 1)[-1]]
     env = []
     for item in args.get("env") or []:
@@ -139,7 +142,8 @@ def command_spec(wasm: bytes, data: dict, limits: Limits) -> CommandSpec:
 
 
 def kind_of(wasm: bytes, data: dict) -> str:
-    args = data.get("args") if isinstance(data.get("args"), dict) else {}
+    raw_args = data.get("args")
+    args = raw_args if isinstance(raw_args, dict) else {}
     wanted = args.get("kind") or data.get("kind")
     if wanted in ("plugin", "wasi", "bundle"):
         return wanted

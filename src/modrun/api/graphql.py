@@ -64,12 +64,20 @@ def _int_scalar(name: str, low: int, high: int, description: str) -> GraphQLScal
     )
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _literal(node: ValueNode, variables: dict[str, Any] | None = None) -> Any:
+    return value_from_ast_untyped(node, variables)
+
+
 def _passthrough(name: str, description: str) -> GraphQLScalarType:
     return GraphQLScalarType(
         name,
-        serialize=lambda v: v,
-        parse_value=lambda v: v,
-        parse_literal=lambda node, _vars=None: value_from_ast_untyped(node, _vars),
+        serialize=_same,
+        parse_value=_same,
+        parse_literal=_literal,
         description=description,
     )
 
@@ -162,18 +170,27 @@ class _TypeBuilder:
         name = final + "Input" if as_input else final
         if name not in table:
             plugin, definition, _ = self.owners[final]
-            kind, field_kind = (
-                (GraphQLInputObjectType, GraphQLInputField) if as_input else (GraphQLObjectType, GraphQLField)
-            )
-            convert = self.input if as_input else self.output
-            table[name] = kind(
-                name,
-                lambda: {
-                    f.name: field_kind(convert(f.type, plugin), description=f.description or None)
-                    for f in definition.fields
-                },
-                description=definition.description or None,
-            )
+            description = definition.description or None
+            if as_input:
+                table[name] = GraphQLInputObjectType(
+                    name,
+                    lambda: {
+                        f.name: GraphQLInputField(
+                            self.input(f.type, plugin), description=f.description or None
+                        )
+                        for f in definition.fields
+                    },
+                    description=description,
+                )
+            else:
+                table[name] = GraphQLObjectType(
+                    name,
+                    lambda: {
+                        f.name: GraphQLField(self.output(f.type, plugin), description=f.description or None)
+                        for f in definition.fields
+                    },
+                    description=description,
+                )
         return table[name]
 
 

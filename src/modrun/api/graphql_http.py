@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -111,11 +112,11 @@ async def graphql_endpoint(request: Request) -> Response:
     result = execute(
         schema, prepared, variable_values=variables, operation_name=operation_name, context_value=context
     )
-    if hasattr(result, "__await__"):
-        result = await result  # type: ignore[misc]
-    body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
-    if result.errors:  # type: ignore[union-attr]
-        body["errors"] = [e.formatted for e in result.errors]  # type: ignore[union-attr]
+    if isawaitable(result):
+        result = await result
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [e.formatted for e in result.errors]
     if context["invocations"]:
         body["extensions"] = {"invocations": context["invocations"]}
     return JSONResponse(body)

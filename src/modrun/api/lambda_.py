@@ -75,8 +75,9 @@ async def lambda_endpoint(request: Request) -> Response:
     base: dict[str, Any] = dict(body.get("args") or {})
     if body.get("authHeader") is not None:
         base["authHeader"] = body["authHeader"]
-    parents = body.get("parents")
-    per_parent = isinstance(parents, list) and not any(p.name == "parents" for p in fn.signature.params)
+    given = body.get("parents")
+    parents: list[Any] = given if isinstance(given, list) else []
+    per_parent = isinstance(given, list) and not any(p.name == "parents" for p in fn.signature.params)
     limit = functions.graphql_limits.max_calls
     if per_parent and len(parents) > limit:
         return JSONResponse(
@@ -93,7 +94,7 @@ async def lambda_endpoint(request: Request) -> Response:
         return decode_output(fn.signature, result.output)
 
     try:
-        if isinstance(parents, list) and any(p.name == "parents" for p in fn.signature.params):
+        if isinstance(given, list) and any(p.name == "parents" for p in fn.signature.params):
             result = await run({**base, "parents": parents})
             if not isinstance(result, list) or len(result) != len(parents):
                 return JSONResponse(

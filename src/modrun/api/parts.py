@@ -78,7 +78,7 @@ class StatusParts:
     started_at: float
     environment: str
     slot: ProcessSlot | None
-    describe_storage: Callable[[], dict]
+    describe_storage: Callable[[], str]
     missing_secrets: Callable[[], list[str]]
     metrics: CollectorRegistry
     db: Engine

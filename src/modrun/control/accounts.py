@@ -39,7 +39,8 @@ class Accounts:
 
     # -- users --------------------------------------------------------------------
 
-    def create_user(self, username: str, email: str, password: str, admin: bool = False) -> User:
+    def create_user(self, username: object, email: object, password: object, admin: bool = False) -> User:
+        """Values straight from a request body: checked here."""
         if not isinstance(username, str) or not USERNAME.match(username):
             raise BadRequest(
                 "username: 2 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -151,7 +152,7 @@ class Accounts:
             email = f"{user_id}@oidc.invalid"
         return email
 
-    def list(self) -> list[User]:
+    def all(self) -> list[User]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.username)).all()
         return [User(r.id, r.username, r.email, r.admin) for r in rows]
@@ -171,7 +172,7 @@ class Accounts:
 
     # -- teams ----------------------------------------------------------------------
 
-    def create_team(self, name: str) -> dict:
+    def create_team(self, name: object) -> dict:
         if not isinstance(name, str) or not USERNAME.match(name):
             raise BadRequest("team name: 2 to 64 letters, digits, '.', '_' or '-'")
         team_id = uuid.uuid4()

@@ -165,7 +165,7 @@ class Artifacts:
 
     # -- changing --------------------------------------------------------------------
 
-    def set_alias(self, artifact_id: uuid.UUID, alias: str, version: int) -> None:
+    def set_alias(self, artifact_id: uuid.UUID, alias: object, version: int) -> None:
         if not isinstance(alias, str) or not ALIAS.match(alias) or alias == "latest" or alias.isdigit():
             raise BadRequest("alias: a name of letters, digits, '.', '_', '-' (not 'latest', not a number)")
         self.resolve(artifact_id, str(version))
@@ -179,7 +179,7 @@ class Artifacts:
                 artifact_aliases.insert().values(artifact_id=artifact_id, alias=alias, version=version)
             )
 
-    def add_tags(self, artifact_id: uuid.UUID, version: int, tags: list[str]) -> list[str]:
+    def add_tags(self, artifact_id: uuid.UUID, version: int, tags: object) -> list[str]:
         if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags):
             raise BadRequest("tags: a list of strings")
         self.resolve(artifact_id, str(version))
@@ -190,7 +190,7 @@ class Artifacts:
             conn.execute(artifact_versions.update().where(*where).values(tags=merged))
         return merged
 
-    def set_access(self, artifact_id: uuid.UUID, access: str, team_id: uuid.UUID | None) -> None:
+    def set_access(self, artifact_id: uuid.UUID, access: object, team_id: uuid.UUID | None) -> None:
         if access not in ACCESS:
             raise BadRequest(f"access: one of {', '.join(ACCESS)}")
         if access == "protected" and team_id is None:
@@ -200,7 +200,7 @@ class Artifacts:
                 artifacts.update().where(artifacts.c.id == artifact_id).values(access=access, team_id=team_id)
             )
 
-    def set_default_permission(self, artifact_id: uuid.UUID, permission: str) -> None:
+    def set_default_permission(self, artifact_id: uuid.UUID, permission: object) -> None:
         if permission not in ("read", "write"):
             raise BadRequest("permission: read or write")
         with self.engine.begin() as conn:
@@ -231,8 +231,8 @@ class Artifacts:
         self,
         user_id: uuid.UUID | None,
         actor: str,
-        name: str,
-        type_: str,
+        name: object,
+        type_: object,
         existing: uuid.UUID | None,
         quota_room: int | None = None,
     ) -> str:
@@ -280,7 +280,7 @@ class Artifacts:
         upload.next_chunk += 1
         return upload
 
-    def commit(self, token: str, sha256: str) -> dict:
+    def commit(self, token: str, sha256: object) -> dict:
         upload = self.upload(token)
         try:
             if not isinstance(sha256, str) or len(sha256) != 64:

@@ -144,10 +144,10 @@ class Authenticator:
         reason = self.tokens.revoked(claims)
         if reason:
             raise Unauthenticated(f"invalid token: {reason}")
-        user = self.accounts.get(claims.user_id)
-        if user is None:
+        found = self.accounts.get(claims.user_id)
+        if found is None:
             raise Unauthenticated("invalid token: no such user")
-        return Principal(user, claims=claims)
+        return Principal(found, claims=claims)
 
     def _key(self, digest: str) -> Principal:
         moment = utc_now()

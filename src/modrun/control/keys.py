@@ -38,7 +38,7 @@ def new_key(prefix: str = PREFIX) -> str:
 def well_formed(key: str, prefix: str = PREFIX) -> bool:
     match = _FORMAT.match(key)
     return (
-        bool(match)
+        match is not None
         and match.group(1) == prefix
         and f"{zlib.crc32(match.group(2).encode()):08x}" == match.group(3)
     )

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -184,7 +185,7 @@ class ControlPlane:
         """What joining nodes need to check calls themselves (None: an open fleet)."""
         if not self.secured:
             return None
-        issuers = [
+        issuers: list[dict[str, Any]] = [
             {
                 "issuer": self.tokens.issuer,
                 "jwks_uri": base_url.rstrip("/") + "/.well-known/jwks.json",

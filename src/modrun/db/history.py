@@ -147,7 +147,7 @@ class BatchedWriter:
                 return
 
     def _take(self) -> list[dict[str, Any]]:
-        batch = []
+        batch: list[dict[str, Any]] = []
         while self._queue and len(batch) < self.batch_size:
             batch.append(self._queue.popleft())
             self._in_flight += 1

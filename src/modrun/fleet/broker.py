@@ -59,8 +59,9 @@ class EmbeddedBroker:
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            self._broker = Broker(self._config(), loop=loop)
-            loop.run_until_complete(self._broker.start())
+            broker = Broker(self._config(), loop=loop)
+            self._broker = broker
+            loop.run_until_complete(broker.start())
         except BaseException as exc:
             started.set_exception(exc)
             return

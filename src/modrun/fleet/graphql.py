@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import json
 
-from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, get_operation_ast, parse
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    get_operation_ast,
+    parse,
+)
 
 
 class BadGraphQL(Exception):
@@ -29,9 +37,7 @@ def root_fields(body: bytes) -> frozenset[str]:
     operation = get_operation_ast(document, params.get("operationName") or None)
     if operation is None:
         raise BadGraphQL("no operation to run (name it with operationName)")
-    fragments = {
-        d.name.value: d for d in document.definitions if getattr(d, "kind", "") == "fragment_definition"
-    }
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     kind = operation.operation.value
     found: set[str] = set()
     pending = list(operation.selection_set.selections)

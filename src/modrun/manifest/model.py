@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -186,7 +187,7 @@ class Manifest(_Strict):
         return {name: entry.config for name, entry in self.plugins.items()}
 
 
-EMPTY = Manifest()
+EMPTY = Manifest.model_validate({})
 
 
 def find_manifest(app_dir: Path) -> Path | None:
@@ -207,7 +208,7 @@ def _location(loc: tuple[Any, ...]) -> str:
     return path
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 

@@ -45,7 +45,7 @@ class MqttLink:
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)  # type: ignore[arg-type]  # paho's stub says int; it sleeps any float
         if address.username:
             self.client.username_pw_set(address.username, address.password)
         if address.tls:
@@ -64,7 +64,7 @@ class MqttLink:
 
         def callback(_client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
             try:
-                handler(message.topic, message.payload)
+                handler(message.topic, bytes(message.payload))
             except Exception:  # a handler must never kill paho's network thread
                 log.exception("MQTT handler for %s failed", message.topic)
 
@@ -101,7 +101,7 @@ class MqttLink:
         sock = client.socket()
         if sock is not None:  # small control messages must not wait for Nagle + delayed ACKs (~40 ms a hop)
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]  # paho's SocketLike: a TCP socket here
         for topic, qos in self._subscriptions.items():
             client.subscribe(topic, qos)
         self.connected.set()

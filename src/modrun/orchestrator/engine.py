@@ -125,9 +125,9 @@ class ControlLoop:
         self._save(changes)
         for topic, payload in outbox:
             self.publish(topic, payload)
-        for future, result, exc in answers:
-            if exc is not None:
-                future.set_exception(exc)
+        for future, result, error in answers:
+            if error is not None:
+                future.set_exception(error)
             else:
                 future.set_result(result)
         self.handled += len(batch)
@@ -187,7 +187,8 @@ class ControlLoop:
         data = msg.data if isinstance(msg.data, dict) else {}
         if msg.action != "create" or data.get("result") != "error":
             return
-        details = data.get("details") if isinstance(data.get("details"), dict) else {}
+        raw_details = data.get("details")
+        details = raw_details if isinstance(raw_details, dict) else {}
         module = self.fleet.modules.get(details.get("uuid", ""))
         if module is None or module.status != P.ALIVE or (runtime and module.parent != runtime):
             return

@@ -7,7 +7,7 @@ deterministic for a given state: ties break by runtime name, then uuid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from modrun.errors import ConfigError
@@ -79,7 +79,7 @@ class RoundRobin:
         self.last = (str(last[0]), str(last[1])) if isinstance(last, list) and len(last) == 2 else None
 
 
-POLICIES = {"least-loaded": LeastLoaded, "round-robin": RoundRobin}
+POLICIES: dict[str, Callable[[], Policy]] = {"least-loaded": LeastLoaded, "round-robin": RoundRobin}
 
 
 def make_policy(name: str) -> Policy:

@@ -43,8 +43,8 @@ def read_bundle(path: Path, limit: int) -> dict[str, bytes]:
                     continue
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise BadBundle(f"bundle entry {name!r}: links are not allowed")
-                with archive.open(info) as member:
-                    data = member.read(info.file_size + 1)
+                with archive.open(info) as stream:
+                    data = stream.read(info.file_size + 1)
                 if len(data) > info.file_size:
                     raise BadBundle(f"bundle entry {name!r} is larger than it declares")
                 total += len(data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from ctypes import c_int64, c_size_t, c_uint64, c_void_p
+from typing import Any
 
 from wasmtime import Func, FuncType, Store, Trap
 from wasmtime import _ffi as _wt
@@ -19,7 +20,7 @@ from wasmtime import _ffi as _wt
 ValRaw = _wt.wasmtime_val_raw
 
 
-def _proc(name: str, restype: object, *argtypes: object) -> Callable[..., int]:
+def _proc(name: str, restype: Any, *argtypes: Any) -> Callable[..., int]:
     """A private function pointer (``dll[name]`` is not cached by ctypes), so
     changing its signature does not affect wasmtime-py's own bindings."""
     fn = _wt.dll[name]

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmtime import FuncType, Linker, Memory, Module, Store, Trap, TrapCode, ValType, WasiConfig
+from wasmtime import Func, FuncType, Linker, Memory, Module, Store, Trap, TrapCode, ValType, WasiConfig
 
 from modrun.errors import CallFailed, CallTimeout, GuestError, HostFunctionError, MemoryLimitExceeded
 from modrun.errors import Trap as TrapError
@@ -88,9 +88,11 @@ class PluginInstance:
         kernel_exports = kernel.exports(store)
         self._kernel_memory: Memory = kernel_exports["memory"]  # type: ignore[assignment]
         self._kmem = ffi.memory_address(self._kernel_memory)
-        self._keep = [kernel_exports["modrun_begin"], kernel_exports["alloc"]]
-        self._begin = ffi.func_address(self._keep[0])
-        self._alloc = ffi.func_address(self._keep[1])
+        begin, alloc = kernel_exports["modrun_begin"], kernel_exports["alloc"]
+        assert isinstance(begin, Func) and isinstance(alloc, Func)  # the kernel's own exports
+        self._keep = [begin, alloc]
+        self._begin = ffi.func_address(begin)
+        self._alloc = ffi.func_address(alloc)
 
         wanted = {(imp.module, imp.name) for imp in env.module.imports}
         for key, hf in env.host_functions.items():
@@ -121,7 +123,7 @@ class PluginInstance:
         self._guest_mem = (
             ffi.memory_address(self._guest_memory) if isinstance(self._guest_memory, Memory) else None
         )
-        self._funcs = {name: guest_exports[name] for name in env.exports}
+        self._funcs = {name: _func(guest_exports[name]) for name in env.exports}
         self._func_addrs = {name: ffi.func_address(f) for name, f in self._funcs.items()}
         initialize = guest_exports.get("_initialize")
         if initialize is not None:
@@ -226,8 +228,9 @@ class PluginInstance:
         the guest as -1, not as a trap, so the cause has to be inferred)."""
         margin = max(1 << 20, self._max_memory // 16)
         memories = [self._kmem]
-        if getattr(self, "_guest_mem", None) is not None:
-            memories.append(self._guest_mem)
+        guest = getattr(self, "_guest_mem", None)
+        if guest is not None:
+            memories.append(guest)
         return any(ffi.memory_data_size(self._ctx, m) + margin > self._max_memory for m in memories)
 
     # -- what host functions see -----------------------------------------
@@ -328,3 +331,9 @@ class PluginInstance:
     def close(self) -> None:
         if self._capture is not None:
             self._capture.close()
+
+
+def _func(export: object) -> Func:
+    """A function export (the plugin's checks at load made sure of it)."""
+    assert isinstance(export, Func)
+    return export

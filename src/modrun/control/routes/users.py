@@ -37,7 +37,7 @@ async def info(call: Call) -> Any:
 
 async def list_users(call: Call) -> Any:
     admin = call.who.user.admin
-    return {"users": [u.public(with_email=admin) for u in await run_in_threadpool(call.plane.accounts.list)]}
+    return {"users": [u.public(with_email=admin) for u in await run_in_threadpool(call.plane.accounts.all)]}
 
 
 async def create_user(call: Call) -> Any:
