@@ -31,6 +31,7 @@ from modrun.agent.guard import node_guard
 from modrun.agent.host import JoinSettings, NodeHost
 from modrun.agent.keepalive import functions_document, graphql_fields, load_document, platform_document
 from modrun.agent.modules import Hosted, kind_of
+from modrun.agent.output import ship_call_output
 from modrun.agent.runners import ModuleRunner, Outlet, runners
 from modrun.control.guard import NO_ARTIFACT, CallGuard
 from modrun.errors import FunctionNotFound
@@ -39,7 +40,6 @@ from modrun.fleet.groups import artifact_of_group
 from modrun.metrics.procfs import CpuShare
 from modrun.mqtt.client import MqttLink
 from modrun.mqtt.url import BrokerAddress
-from modrun.redact import REDACTOR
 from modrun.version import __version__
 
 log = logging.getLogger("modrun.agent")
@@ -346,23 +346,10 @@ class FleetAgent:
     # -- output of plugin modules ------------------------------------------------------------
 
     def _ship_call_output(self, plugin: str, function: str, logs: list, error: str | None) -> None:
-        """A plugin module's log lines (stdout; warnings and errors on stderr) and
-        call errors (stderr) go to its output topics, as a WASI module's do, with
-        secrets scrubbed; at most LINES_PER_SECOND per module, the rest counted."""
         link = self.link
         hosted = next((h for h in list(self.hosted.values()) if h.plugin == plugin), None)
-        if hosted is None or link is None or not link.connected.is_set():
-            return
-        lines = [(_stream(line.level), f"{line.level} {function}: {line.message}") for line in logs]
-        if error is not None:
-            lines.append(("stderr", f"error {function}: {error}"))
-        for stream, text in lines:
-            if not hosted.output_budget.take():
-                continue
-            dropped = hosted.output_budget.dropped_since_last()
-            if dropped:
-                link.publish(self.topics.stderr(hosted.uuid), f"({dropped} lines dropped)".encode())
-            link.publish(getattr(self.topics, stream)(hosted.uuid), REDACTOR.scrub(text).encode())
+        if hosted is not None and link is not None and link.connected.is_set():
+            ship_call_output(link.publish, self.topics, hosted, function, logs, error)
 
     # -- keepalive ---------------------------------------------------------------------------
 
@@ -394,10 +381,6 @@ class FleetAgent:
             "graphql": graphql_fields(catalog),
             "url": self.url,
         }
-
-
-def _stream(level: str) -> str:
-    return "stderr" if level.lower() in ("warn", "warning", "error", "fatal") else "stdout"
 
 
 def _runtime_id(path: Path) -> str:

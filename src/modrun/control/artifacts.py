@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modrun.control.accounts import USERNAME
+from modrun.control.artifact_checks import check
 from modrun.control.errors import BadRequest, Conflict, Misconfigured, NotFound, Unauthorized, Unprocessable
 from modrun.control.permissions import ACCESS, ArtifactAccess
 from modrun.control.quotas import QuotaExceeded
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
 from modrun.db.times import utc_now
 from modrun.storage.blobs import BlobStore
-from modrun.storage.bundles import BadBundle, read_bundle
 from modrun.storage.receive import Receiver, TooLarge
 from modrun.storage.sealed import NAME as SEALED
 from modrun.storage.sealed import open_sealed, seal
@@ -349,66 +348,6 @@ class Artifacts:
             if upload.started < cutoff:
                 self._uploads.pop(key, None)
                 upload.receiver.abort()
-
-
-# -- content checks ----------------------------------------------------------------------
-
-
-def check(type_: str, path: Path) -> None:
-    if type_ == "plugin":
-        from modrun.plugins.wasmbin import read_without_custom_sections
-
-        with open(path, "rb") as f:
-            try:
-                module = read_without_custom_sections(f)
-            except ValueError as exc:
-                message = (
-                    "is not a WebAssembly module"
-                    if "magic" in str(exc)
-                    else f"is not valid WebAssembly: {exc}"
-                )
-                raise Unprocessable(f"the plugin {message}") from None
-        _check_wasm(module, "the plugin")  # custom sections play no part in validity
-    else:
-        _check_bundle(path)
-
-
-def _check_wasm(data: bytes, what: str) -> None:
-    from wasmtime import Engine, Module, WasmtimeError
-
-    if data[:4] != b"\0asm":
-        raise Unprocessable(f"{what} is not a WebAssembly module")
-    try:
-        Module.validate(Engine(), data)
-    except WasmtimeError as exc:
-        raise Unprocessable(f"{what} is not valid WebAssembly: {str(exc).splitlines()[0]}") from None
-
-
-def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
-    try:
-        files = read_bundle(path, limit)
-    except BadBundle as exc:
-        raise Unprocessable(str(exc)) from None
-    if not any(name.endswith(".wasm") for name in files):
-        raise Unprocessable("the bundle holds no .wasm plugin")
-    for name, data in files.items():
-        if name.endswith(".wasm"):
-            _check_wasm(data, f"bundle entry {name!r}")
-        if PurePosixPath(name).name.startswith(".env"):
-            raise Unprocessable(f"bundle entry {name!r}: bundles carry no secrets (.env files)")
-    manifests = [n for n in files if PurePosixPath(n).name == "modrun.json"]
-    for name in manifests:
-        from modrun.errors import ConfigError
-        from modrun.manifest.model import load_manifest
-
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(tmp) / "modrun.json"
-            target.write_bytes(files[name])
-            try:
-                load_manifest(target)
-            except ConfigError as exc:
-                message = str(exc).replace(str(target), name)  # the temporary path means nothing to the user
-                raise Unprocessable(f"bundle manifest {name}: {message}") from None
 
 
 def _digest(token: str) -> str:

@@ -42,6 +42,15 @@ class Fleet:
         self.outbox: list[tuple[str, Any]] = []
         self.version = 0  # bumped when what the gateway routes on changes
 
+    def module_states(self) -> dict[str, int]:
+        """How many modules are in each state (every state named, zero or not):
+        the one count /health, the console's summary and /metrics report."""
+        states = dict.fromkeys(P.STATES.values(), 0)
+        for module in self.modules.values():
+            state = P.STATES.get(module.status, module.status)
+            states[state] = states.get(state, 0) + 1
+        return states
+
     # -- bookkeeping ------------------------------------------------------------
 
     def _account(self, module: Module, sign: int) -> None:

@@ -29,13 +29,11 @@ class _FleetCollector(Collector):
     def collect(self):
         runtimes = GaugeMetricFamily("modrun_fleet_runtimes", "Runtimes by state", labels=["state"])
         modules = GaugeMetricFamily("modrun_fleet_modules", "Modules by state", labels=["state"])
-        counts = self.control.snapshot(
-            lambda fleet: (
-                [P.STATES[r.status] for r in fleet.runtimes.values()],
-                [P.STATES.get(m.status, m.status) for m in fleet.modules.values()],
-            )
+        runtime_states, module_states = self.control.snapshot(
+            lambda fleet: ([P.STATES[r.status] for r in fleet.runtimes.values()], fleet.module_states())
         )
-        for family, states in zip((runtimes, modules), counts, strict=True):
-            for state in P.STATES.values():
-                family.add_metric([state], states.count(state))
-            yield family
+        for state in P.STATES.values():
+            runtimes.add_metric([state], runtime_states.count(state))
+            modules.add_metric([state], module_states.get(state, 0))
+        yield runtimes
+        yield modules

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from modrun.control.errors import (
     BadRequest,
@@ -19,6 +19,7 @@ from modrun.control.errors import (
 from modrun.control.permissions import allowed
 from modrun.control.quotas import QuotaExceeded, quota_subjects, user_subject
 from modrun.control.routing import Call
+from modrun.http.download import blob_response
 
 MAX_CHUNK = 64 * 1024 * 1024
 
@@ -98,11 +99,9 @@ async def download(call: Call) -> Any:
     )
     store = call.plane.artifacts
     headers = {"x-checksum-sha256": sha256, "x-artifact-version": str(version), "etag": f'"{sha256}"'}
-    local = await run_in_threadpool(store.local_file, artifact_id, version)
-    if local is not None:
-        return FileResponse(local, headers=headers, media_type="application/octet-stream")
-    chunks = await run_in_threadpool(store.read, artifact_id, version)
-    return StreamingResponse(chunks, headers=headers, media_type="application/octet-stream")
+    return await blob_response(
+        headers, lambda: store.local_file(artifact_id, version), lambda: store.read(artifact_id, version)
+    )
 
 
 async def delete_artifact(call: Call) -> Any:

@@ -6,8 +6,9 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
+from modrun.http.download import blob_response
 from modrun.orchestrator.files import BadPath, clean_path
 from modrun.orchestrator.routes.common import _listing, _orch, _problem
 from modrun.storage.receive import TooLarge
@@ -57,11 +58,7 @@ async def get_file(request: Request) -> Response:
     if info is None:
         return _problem(404, f"no file {path!r}")
     headers = {"etag": f'"{info.sha256}"', "x-checksum-sha256": info.sha256}
-    local = files.local_file(info)
-    if local is not None:
-        return FileResponse(local, headers=headers, media_type="application/octet-stream")
-    chunks = await asyncio.to_thread(files.read, info)
-    return StreamingResponse(chunks, headers=headers, media_type="application/octet-stream")
+    return await blob_response(headers, lambda: files.local_file(info), lambda: files.read(info))
 
 
 async def delete_file(request: Request) -> Response:

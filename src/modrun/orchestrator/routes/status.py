@@ -46,10 +46,8 @@ async def health(request: Request) -> JSONResponse:
     orch = _orch(request)
 
     def count(fleet: Fleet) -> dict:
-        states: dict[str, int] = {}
-        for m in fleet.modules.values():
-            states[P.STATES[m.status]] = states.get(P.STATES[m.status], 0) + 1
         alive = sum(1 for r in fleet.runtimes.values() if r.alive)
+        states = {k: v for k, v in fleet.module_states().items() if v}
         return {"runtimes": {"alive": alive, "dead": len(fleet.runtimes) - alive}, "modules": states}
 
     return JSONResponse(
@@ -76,10 +74,9 @@ async def fleet_explorer(_request: Request) -> Response:
 
 def fleet_summary(fleet: Fleet) -> dict:
     """What the console's live views need: every runtime, modules by state."""
-    states: dict[str, int] = {}
+    states = {k: v for k, v in fleet.module_states().items() if v}
     hosted: dict[str, int] = {}
     for m in fleet.modules.values():
-        states[P.STATES.get(m.status, m.status)] = states.get(P.STATES.get(m.status, m.status), 0) + 1
         if m.status == P.ALIVE and m.parent:
             hosted[m.parent] = hosted.get(m.parent, 0) + 1
     runtimes = [
