@@ -13,7 +13,7 @@ output).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,3 +247,22 @@ def _success(fn: Function) -> dict[str, Any]:
             "application/octet-stream": {"schema": {"type": "string"}},
         }
     return {"200": {"description": "The function's output", "content": content}}
+
+
+Endpoint = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class NodeRoute:
+    """One method on one path; ``operation_id`` None: served but not an API
+    operation (the console's pages and assets, the index, refusals)."""
+
+    methods: tuple[str, ...]
+    path: str
+    endpoint: Endpoint
+    operation_id: str | None = None
+    summary: str = ""
+    tag: str = ""
+    answers: Mapping[str, Any] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    query: Iterable[tuple[str, dict[str, Any], str]] = ()
