@@ -25,13 +25,22 @@ from sqlalchemy.engine import Engine
 
 from modrun.control.accounts import USERNAME
 from modrun.control.artifact_checks import check
-from modrun.control.errors import BadRequest, Conflict, Misconfigured, NotFound, Unauthorized, Unprocessable
+from modrun.control.errors import (
+    BadRequest,
+    Conflict,
+    Misconfigured,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    Unprocessable,
+)
 from modrun.control.permissions import ACCESS, ArtifactAccess
 from modrun.control.quotas import QuotaExceeded
 from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
 from modrun.db.times import utc_now
+from modrun.storage import receive
 from modrun.storage.blobs import BlobStore
-from modrun.storage.receive import Receiver, TooLarge
+from modrun.storage.receive import Receiver
 from modrun.storage.sealed import NAME as SEALED
 from modrun.storage.sealed import open_sealed, seal
 
@@ -267,7 +276,7 @@ class Artifacts:
             )
         try:
             upload.receiver.write(data)
-        except TooLarge:
+        except receive.TooLarge:
             self.abort(token)
             if upload.quota_room is not None:
                 raise QuotaExceeded(
