@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modrun.deploy")
 
-INTERVAL = 2.0
+INTERVAL = 2.0  # seconds between reconciles when nothing wakes the reconciler
+MIN_GAP = 0.1  # seconds at least between two, however often the fleet changes
 FAILED_AFTER = 3  # restarts of a new replica before the deployment is failed
 API = "extism"  # what a runtime must offer to serve plugin artifacts
 
@@ -59,6 +60,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="modrun-deploy", daemon=True)
+        control.watchers.append(self._wake.set)  # what runs or serves changed: look again now
 
     # -- desired state ----------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class Reconciler:
                     self.reconcile(deployment)
                 except Exception:  # one deployment's trouble never stops the others
                     log.exception("reconciling deployment of %s failed", deployment.artifact_id)
+            self._stop.wait(MIN_GAP)
 
     def _safe_all(self) -> list[Deployment]:
         try:

@@ -60,6 +60,7 @@ class ControlLoop:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modrun-control", daemon=True)
         self.handled = 0
+        self.watchers: list[Callable[[], None]] = []  # told (on the control thread) when the fleet changed
 
     # -- thread-safe entry points --------------------------------------------------
 
@@ -105,6 +106,7 @@ class ControlLoop:
     def _step(self, batch: list) -> None:
         answers: list[tuple[Future, Any, BaseException | None]] = []
         with self.lock:
+            version = self.fleet.version
             for item in batch:
                 if len(item) == 3:
                     fn, args, future = item
@@ -122,6 +124,7 @@ class ControlLoop:
                 self._policy_state = state
                 self.fleet.changes.settings[POLICY_KEY] = state
             changes, outbox = self.fleet.take()
+            changed = self.fleet.version != version
         self._save(changes)
         for topic, payload in outbox:
             self.publish(topic, payload)
@@ -131,6 +134,9 @@ class ControlLoop:
             else:
                 future.set_result(result)
         self.handled += len(batch)
+        if changed:
+            for watcher in self.watchers:
+                watcher()
 
     def _save(self, changes: Changes) -> None:
         pending = _merge(self._unsaved, changes)
