@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from modrun.cli.credentials import client_for, save_login
-from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, _table
+from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, print_table
 from modrun.client import Client, ClientError
 
 
@@ -129,7 +129,9 @@ def keys_list(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
         ]
         for k in keys
     ]
-    _table(f"{len(rows)} keys", ["id", "name", "prefix", "scopes", "artifacts", "expires", "last used"], rows)
+    print_table(
+        f"{len(rows)} keys", ["id", "name", "prefix", "scopes", "artifacts", "expires", "last used"], rows
+    )
 
 
 @keys_app.command("delete")
@@ -209,7 +211,9 @@ def deployments(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
         ]
         for d in found
     ]
-    _table(f"{len(rows)} deployments", ["artifact", "status", "version", "replicas", "where", "by"], rows)
+    print_table(
+        f"{len(rows)} deployments", ["artifact", "status", "version", "replicas", "where", "by"], rows
+    )
 
 
 def rollback(
@@ -258,7 +262,7 @@ def quota(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
         [r["subject"], cell(r, "artifact_bytes"), cell(r, "deployments"), cell(r, "replicas")]
         for r in reports
     ]
-    _table("quotas (used / limit)", ["subject", "artifact bytes", "deployments", "replicas"], rows)
+    print_table("quotas (used / limit)", ["subject", "artifact bytes", "deployments", "replicas"], rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -58,7 +58,7 @@ class Api:
         return response
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -95,7 +95,7 @@ def runtimes(
                 (r.get("metadata") or {}).get("url", ""),
             ]
         )
-    _table(
+    print_table(
         f"{len(rows)} runtimes",
         ["name", "uuid", "state", "type", "modules", "queued", "max", "cpu", "url"],
         rows,
@@ -121,7 +121,7 @@ def modules(
     rows = [
         [m["name"], m["uuid"], m["status"], names.get(m["parent"], m["parent"]), m["file"]] for m in listing
     ]
-    _table(f"{len(rows)} modules", ["name", "uuid", "state", "runtime", "file"], rows)
+    print_table(f"{len(rows)} modules", ["name", "uuid", "state", "runtime", "file"], rows)
 
 
 module_app = typer.Typer(help="Create and delete modules.", no_args_is_help=True)
@@ -223,7 +223,7 @@ def files_ls(
 ) -> None:
     """List stored files."""
     listing = Api(orchestrator)("GET", "/api/files/", params={"prefix": prefix}).json()["results"]
-    _table(
+    print_table(
         f"{len(listing)} files",
         ["path", "size", "sha256", "updated"],
         [[f["path"], format_size(f["size"]), f["sha256"][:16] + "…", f["updated_at"]] for f in listing],

@@ -96,7 +96,7 @@ class Endpoint:
             raise ValueError(f"{self.method} {self.path}: unknown artifact action {self.artifact!r}")
 
 
-def _ip(request: Request) -> str:
+def client_ip(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
@@ -159,7 +159,7 @@ def route(plane: ControlPlane, endpoint: Endpoint) -> Route:
             actor = principal.actor if principal else "anonymous"
             target = "/".join(str(v) for v in request.path_params.values()) or None
             await run_in_threadpool(
-                plane.audit.record, actor, endpoint.action, target, response.status_code, _ip(request)
+                plane.audit.record, actor, endpoint.action, target, response.status_code, client_ip(request)
             )
         return response
 

@@ -24,7 +24,7 @@ from modrun.control.errors import (
 from modrun.control.guard import Subject
 from modrun.control.oidc_login import LoginFailed
 from modrun.control.routes.users import info
-from modrun.control.routing import PREFIX, Call, _ip
+from modrun.control.routing import PREFIX, Call, client_ip
 from modrun.control.tokens import InvalidToken
 
 
@@ -56,7 +56,7 @@ async def login(call: Call) -> Any:
 async def _password_login(call: Call, login_name: str, password: str) -> Any:
     """The user, after the failed-login limits; Unauthorized or TooManyRequests otherwise."""
     plane = call.plane
-    name, address = login_name.lower(), _ip(call.request)
+    name, address = login_name.lower(), client_ip(call.request)
     wait = max(plane.login_limiter.retry_after(name), plane.address_limiter.retry_after(address))
     if wait > 0:
         raise TooManyRequests("too many failed logins; try again later", {"retry-after": str(int(wait) + 1)})
@@ -186,7 +186,7 @@ async def oidc_callback(call: Call) -> Any:
         principal = await run_in_threadpool(call.plane.auth.principal, subject)
     except (LoginFailed, Unauthenticated, KeyError) as exc:
         await run_in_threadpool(
-            call.plane.audit.record, "anonymous", "session.oidc", None, 401, _ip(call.request)
+            call.plane.audit.record, "anonymous", "session.oidc", None, 401, client_ip(call.request)
         )
         return RedirectResponse(f"/console/login?{urlencode({'error': str(exc)})}", status_code=303)
     tokens = await run_in_threadpool(call.plane.tokens.issue, principal.user.id)

@@ -16,23 +16,23 @@ if TYPE_CHECKING:
 STATUS_FILTERS = {"all", *P.STATES}
 
 
-def _orch(request: Request) -> Head:
+def head_of(request: Request) -> Head:
     return request.app.state.orchestrator
 
 
-def _error(exc: P.ProtocolError) -> JSONResponse:
+def protocol_error(exc: P.ProtocolError) -> JSONResponse:
     return JSONResponse({"error": exc.desc, "kind": exc.kind, "data": exc.data}, status_code=exc.status)
 
 
-def _problem(status: int, message: str) -> JSONResponse:
+def problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _listing(results: list[dict]) -> JSONResponse:
+def listing(results: list[dict]) -> JSONResponse:
     return JSONResponse({"count": len(results), "start": 0, "results": results})
 
 
-def _status_filter(request: Request, default: str) -> str | None:
+def status_filter(request: Request, default: str) -> str | None:
     wanted = request.query_params.get("status", default)
     if wanted not in STATUS_FILTERS:
         raise P.InvalidArgument("status", wanted)

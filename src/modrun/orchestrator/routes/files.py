@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from modrun.http.download import blob_response
 from modrun.orchestrator.files import BadPath, clean_path
-from modrun.orchestrator.routes.common import _listing, _orch, _problem
+from modrun.orchestrator.routes.common import head_of, listing, problem
 from modrun.storage.receive import TooLarge
 
 if TYPE_CHECKING:
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 
 async def list_files(request: Request) -> JSONResponse:
-    files = await asyncio.to_thread(_orch(request).files.list, request.query_params.get("prefix", ""))
-    return _listing([f.as_dict() for f in files])
+    files = await asyncio.to_thread(head_of(request).files.list, request.query_params.get("prefix", ""))
+    return listing([f.as_dict() for f in files])
 
 
 def _path(request: Request) -> str:
@@ -27,11 +27,11 @@ def _path(request: Request) -> str:
 
 
 async def put_file(request: Request) -> JSONResponse:
-    files = _orch(request).files
+    files = head_of(request).files
     try:
         path = _path(request)
     except BadPath as exc:
-        return _problem(400, str(exc))
+        return problem(400, str(exc))
     receiver = files.receiver()
     try:
         async for chunk in request.stream():
@@ -41,7 +41,7 @@ async def put_file(request: Request) -> JSONResponse:
         info = await asyncio.to_thread(files.commit, path, receiver)
     except TooLarge as exc:
         receiver.abort()
-        return _problem(413, str(exc))
+        return problem(413, str(exc))
     except BaseException:
         receiver.abort()
         raise
@@ -49,14 +49,14 @@ async def put_file(request: Request) -> JSONResponse:
 
 
 async def get_file(request: Request) -> Response:
-    files = _orch(request).files
+    files = head_of(request).files
     try:
         path = _path(request)
     except BadPath as exc:
-        return _problem(400, str(exc))
+        return problem(400, str(exc))
     info = await asyncio.to_thread(files.info, path)
     if info is None:
-        return _problem(404, f"no file {path!r}")
+        return problem(404, f"no file {path!r}")
     headers = {"etag": f'"{info.sha256}"', "x-checksum-sha256": info.sha256}
     return await blob_response(headers, lambda: files.local_file(info), lambda: files.read(info))
 
@@ -65,7 +65,7 @@ async def delete_file(request: Request) -> Response:
     try:
         path = _path(request)
     except BadPath as exc:
-        return _problem(400, str(exc))
-    if not await asyncio.to_thread(_orch(request).files.delete, path):
-        return _problem(404, f"no file {path!r}")
+        return problem(400, str(exc))
+    if not await asyncio.to_thread(head_of(request).files.delete, path):
+        return problem(404, f"no file {path!r}")
     return Response(status_code=204)

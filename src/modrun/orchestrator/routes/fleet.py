@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.routes.common import _error, _listing, _orch, _problem, _status_filter, lookup
+from modrun.orchestrator.routes.common import head_of, listing, lookup, problem, protocol_error, status_filter
 from modrun.orchestrator.state import Module, Runtime
 
 if TYPE_CHECKING:
@@ -31,15 +31,15 @@ def _runtime_entry(fleet: Fleet, runtime: Runtime, full: bool) -> dict:
 
 async def list_runtimes(request: Request) -> JSONResponse:
     try:
-        status = _status_filter(request, P.ALIVE)
+        status = status_filter(request, P.ALIVE)
     except P.ProtocolError as exc:
-        return _error(exc)
+        return protocol_error(exc)
 
     def collect(fleet: Fleet) -> list[dict]:
         chosen = [r for r in fleet.runtimes.values() if status is None or r.status == status]
         return [_runtime_entry(fleet, r, full=False) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
 
-    return _listing(_orch(request).control.snapshot(collect))
+    return listing(head_of(request).control.snapshot(collect))
 
 
 async def get_runtime(request: Request) -> JSONResponse:
@@ -49,12 +49,12 @@ async def get_runtime(request: Request) -> JSONResponse:
         runtime = lookup(list(fleet.runtimes.values()), query)
         return _runtime_entry(fleet, runtime, full=True) if runtime else None
 
-    found = _orch(request).control.snapshot(find)
-    return JSONResponse(found) if found else _problem(404, f"no runtime {query!r}")
+    found = head_of(request).control.snapshot(find)
+    return JSONResponse(found) if found else problem(404, f"no runtime {query!r}")
 
 
 def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dict]]:
-    status = _status_filter(request, default)
+    status = status_filter(request, default)
     runtime_ref = request.query_params.get("runtime")
 
     def collect(fleet: Fleet) -> list[dict]:
@@ -78,8 +78,8 @@ def _modules(request: Request, default: str) -> JSONResponse:
     try:
         collect = _module_filter(request, default)
     except P.ProtocolError as exc:
-        return _error(exc)
-    return _listing(_orch(request).control.snapshot(collect))
+        return protocol_error(exc)
+    return listing(head_of(request).control.snapshot(collect))
 
 
 async def list_modules(request: Request) -> JSONResponse:
@@ -97,17 +97,17 @@ async def get_module(request: Request) -> JSONResponse:
         module = lookup(list(fleet.modules.values()), query)
         return module.detail() if module else None
 
-    found = _orch(request).control.snapshot(find)
-    return JSONResponse(found) if found else _problem(404, f"no module {query!r}")
+    found = head_of(request).control.snapshot(find)
+    return JSONResponse(found) if found else problem(404, f"no module {query!r}")
 
 
 async def module_output(request: Request) -> JSONResponse:
     """The latest lines the module printed (stdout, stderr), oldest first."""
     query = request.path_params["query"]
-    orch = _orch(request)
+    orch = head_of(request)
     found = orch.control.snapshot(lambda fleet: lookup(list(fleet.modules.values()), query))
     if found is None:
-        return _problem(404, f"no module {query!r}")
+        return problem(404, f"no module {query!r}")
     lines = orch.output.of(found.uuid, request.query_params.get("since"))
     return JSONResponse({"module": found.uuid, "lines": lines})
 
@@ -116,18 +116,18 @@ async def create_module(request: Request) -> JSONResponse:
     try:
         data = json.loads(await request.body() or b"null")
     except ValueError:
-        return _problem(400, "the body must be a JSON object: the module (SilverLine's create data)")
-    orch = _orch(request)
+        return problem(400, "the body must be a JSON object: the module (SilverLine's create data)")
+    orch = head_of(request)
     try:
         module: Module = await asyncio.wrap_future(orch.control.call(orch.control.modules.create, data))
     except P.ProtocolError as exc:
-        return _error(exc)
+        return protocol_error(exc)
     return JSONResponse(orch.control.snapshot(lambda _f: module.detail()), status_code=201)
 
 
 async def delete_module(request: Request) -> JSONResponse:
     query = request.path_params["query"]
-    orch = _orch(request)
+    orch = head_of(request)
 
     def delete(fleet: Fleet) -> Module:
         module = lookup(list(fleet.modules.values()), query)
@@ -138,5 +138,5 @@ async def delete_module(request: Request) -> JSONResponse:
     try:
         module = await asyncio.wrap_future(orch.control.call(delete, orch.control.fleet))
     except P.ProtocolError as exc:
-        return _error(exc)
+        return protocol_error(exc)
     return JSONResponse(orch.control.snapshot(lambda _f: module.detail()))

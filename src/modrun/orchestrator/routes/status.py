@@ -16,7 +16,7 @@ from modrun.api.explorer import explorer_page
 from modrun.console import page, wants_html
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.routes.common import _listing, _orch, _problem
+from modrun.orchestrator.routes.common import head_of, listing, problem
 from modrun.version import __version__
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 async def config(request: Request) -> JSONResponse:
-    orch = _orch(request)
+    orch = head_of(request)
     return JSONResponse(
         {
             "realm": orch.settings.realm,
@@ -39,11 +39,11 @@ async def config(request: Request) -> JSONResponse:
 
 
 async def functions(request: Request) -> JSONResponse:
-    return _listing(_orch(request).gateway.functions())
+    return listing(head_of(request).gateway.functions())
 
 
 async def health(request: Request) -> JSONResponse:
-    orch = _orch(request)
+    orch = head_of(request)
 
     def count(fleet: Fleet) -> dict:
         alive = sum(1 for r in fleet.runtimes.values() if r.alive)
@@ -100,7 +100,7 @@ def fleet_summary(fleet: Fleet) -> dict:
 async def events(request: Request) -> Response:
     """Server-sent events: ``fleet`` (fleet_summary) whenever the fleet changes,
     ``calls`` (the newest call-statistics point) every 2 s."""
-    orch = _orch(request)
+    orch = head_of(request)
 
     async def stream() -> AsyncIterator[str]:
         last_version, last_calls = -1, 0.0
@@ -129,14 +129,16 @@ async def call_stats(request: Request) -> JSONResponse:
         window = min(900, max(10, int(request.query_params.get("window", "900"))))
         step = min(300, max(1, int(request.query_params.get("step", "10"))))
     except ValueError:
-        return _problem(400, "window and step are whole seconds")
-    return JSONResponse({"window": window, "step": step, "points": _orch(request).calls.series(window, step)})
+        return problem(400, "window and step are whole seconds")
+    return JSONResponse(
+        {"window": window, "step": step, "points": head_of(request).calls.series(window, step)}
+    )
 
 
 async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return Response(generate_latest(_orch(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(head_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def index(request: Request) -> Response:
