@@ -187,11 +187,10 @@ def orchestrator(
         settings.broker_host = settings.host
         log_file = settings.log_dir / "orchestrator.log" if settings.log_dir else None
         setup_logging(jsonlogs, log_level, log_file)
-        node = Orchestrator(settings)
+        Orchestrator(settings).serve()  # the schema check and the control plane may refuse to start
     except ModrunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    node.serve()
 
 
 def _auth_mode(value: str) -> str:

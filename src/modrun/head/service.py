@@ -1,8 +1,11 @@
-"""``modrun orchestrator``: the one place its parts start and stop.
+"""``modrun orchestrator``: the one place its parts are made, started and stopped.
 
-Start: logging -> database (migrated) -> file store -> control loop (state
-loaded) -> embedded broker (unless --mqtt) -> MQTT link -> gateway -> HTTP.
-Stop is the reverse.
+The constructor only keeps the settings: most parts read the database or the
+disk as they are made. ``start()`` makes them in this order: database (migrated)
+-> file store -> control loop (state loaded) -> embedded broker (unless --mqtt)
+-> MQTT link -> control plane (signing key, first admin, OIDC discovery) ->
+deployment reconciler -> gateway; then starts broker, control loop, MQTT and
+reconciler. ``serve()`` adds HTTP. ``stop()`` is the reverse.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ log = logging.getLogger("modrun.orchestrator")
 class Orchestrator:
     def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
+
+    def _make_parts(self) -> None:
+        settings = self.settings
         storage = Path(settings.storage_path).expanduser()
         self.db_url = database_url(settings.db, storage)
         self.db = make_engine(self.db_url)
@@ -141,6 +147,7 @@ class Orchestrator:
     # -- running ------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._make_parts()
         if self.broker is not None:
             self.broker.start()
         self.control.start()
