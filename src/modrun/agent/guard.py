@@ -22,7 +22,16 @@ from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issue
 from modrun.control.verify import LEEWAY, JwksKeys, JwtVerifier
 from modrun.fleet.graphql import BadGraphQL, root_fields
 from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
-from modrun.http.asgi import JSON, BodyTooLarge, read_body, refusal, respond, send_refusal
+from modrun.http.asgi import (
+    JSON,
+    BodyTooLarge,
+    function_key,
+    media_type,
+    read_body,
+    refusal,
+    respond,
+    send_refusal,
+)
 
 log = logging.getLogger("modrun.agent")
 
@@ -116,14 +125,13 @@ class GuardedApp:
             except BodyTooLarge:
                 await respond(send, 413, refusal("request body too large", graphql=True), JSON)
                 return
-            try:
-                keys: list[str] = sorted(root_fields(body))
-            except BadGraphQL:
-                keys = []  # the node answers the parse error itself, to a valid caller
             receive = _replay(body)
-            artifacts = agent.artifacts(keys)
+            try:
+                artifacts = agent.artifacts(sorted(root_fields(body, media_type(scope["headers"]))))
+            except BadGraphQL:
+                artifacts = {NO_ARTIFACT}  # what cannot be read cannot be checked: admins only
         elif method == "POST" and path.startswith(PREFIX):
-            artifacts = agent.artifacts([path[len(PREFIX) :]])
+            artifacts = agent.artifacts([function_key(path)])
         elif path.startswith(BUNDLE_PREFIX):
             artifacts = agent.artifacts([path])
         elif method == "GET" and path == "/functions":

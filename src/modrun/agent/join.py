@@ -79,7 +79,9 @@ class FleetAgent:
 
     def artifacts(self, keys: Iterable[str]) -> set[str]:
         """The artifacts providing the functions (names, ``plugin/name`` or GraphQL
-        ``operation.field``) a call runs; NO_ARTIFACT for the node's own plugins."""
+        ``operation.field``) a call runs; NO_ARTIFACT (admins only) for the node's
+        own plugins and for anything that names no function here: what cannot be
+        resolved is refused, never let through."""
         catalog = self.host.plugins.catalog
         by_plugin = {h.plugin: artifact_of_group(h.group) for h in list(self.hosted.values()) if h.plugin}
         found: set[str] = set()
@@ -96,8 +98,7 @@ class FleetAgent:
                     fn = catalog.resolve(key)[1]
                 except FunctionNotFound:
                     fn = None
-            if fn is not None:
-                found.add(by_plugin.get(fn.plugin) or NO_ARTIFACT)
+            found.add((by_plugin.get(fn.plugin) if fn is not None else None) or NO_ARTIFACT)
         return found
 
     # -- lifecycle ---------------------------------------------------------------------

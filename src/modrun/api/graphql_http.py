@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from modrun.api.explorer import explorer_page
 from modrun.api.graphql import schema_for
 from modrun.api.graphql_limits import GraphQLLimits, TooCostly, check_cost
-from modrun.http.asgi import graphql_errors
+from modrun.http.asgi import GRAPHQL_TYPE, graphql_errors
 
 if TYPE_CHECKING:
     from modrun.api.parts import FunctionParts
@@ -45,8 +45,8 @@ async def _params(request: Request) -> dict[str, Any] | JSONResponse:
                 return _errors("variables must be JSON")
         return params
     body = await request.body()
-    ctype = request.headers.get("content-type", "").split(";")[0].strip()
-    if ctype == "application/graphql":
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == GRAPHQL_TYPE:  # read as the guard and the gateway read it (fleet.graphql)
         return {"query": body.decode("utf-8", "replace")}
     try:
         doc = json.loads(body or b"null")

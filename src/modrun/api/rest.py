@@ -22,7 +22,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
-from modrun.http.asgi import FUNCTIONS_PREFIX, JSON, BodyTooLarge, read_body, respond
+from modrun.http.asgi import FUNCTIONS_PREFIX, JSON, BodyTooLarge, function_key, read_body, respond
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import check_object
 from modrun.redact import REDACTOR
@@ -89,7 +89,7 @@ class FunctionEndpoint:
         self.functions = functions
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        name = scope["path"][len(PREFIX) :].strip("/")
+        name = function_key(scope["path"])
         catalog = self.functions.catalog
         try:
             plugin, fn = catalog.resolve(name)

@@ -15,19 +15,26 @@ from graphql import (
     parse,
 )
 
+from modrun.http.asgi import GRAPHQL_TYPE
+
 
 class BadGraphQL(Exception):
     pass
 
 
-def root_fields(body: bytes) -> frozenset[str]:
+def root_fields(body: bytes, content_type: str = "application/json") -> frozenset[str]:
     """``operation.field`` of every root field the request's operation selects
-    (fragments followed, introspection fields left out)."""
-    try:
-        params = json.loads(body or b"null")
-    except ValueError:
-        raise BadGraphQL("the body must be JSON: {query, variables, operationName}") from None
-    query = params.get("query") if isinstance(params, dict) else None
+    (fragments followed, introspection fields left out), read as the node reads
+    a POST body: the query itself for ``application/graphql``, else JSON."""
+    if content_type == GRAPHQL_TYPE:
+        params: dict = {"query": body.decode("utf-8", "replace")}
+    else:
+        try:
+            given = json.loads(body or b"null")
+        except ValueError:
+            raise BadGraphQL("the body must be JSON: {query, variables, operationName}") from None
+        params = given if isinstance(given, dict) else {}
+    query = params.get("query")
     if not isinstance(query, str) or not query.strip():
         raise BadGraphQL('missing "query"')
     try:

@@ -13,6 +13,23 @@ FUNCTIONS_PREFIX = "/functions/"
 """``POST /functions/{name}``: the path of a function call, on a node and on the gateway."""
 
 JSON = b"application/json"
+GRAPHQL_TYPE = "application/graphql"  # a POST body that is the query itself
+
+
+def function_key(path: str) -> str:
+    """The function a ``/functions/...`` path names, read the one way the node's
+    endpoint, its guard and the gateway all read it: the prefix off, empty
+    segments dropped (``/functions//greet/`` names ``greet``,
+    ``/functions/hello//greet`` names ``hello/greet``)."""
+    return "/".join(part for part in path[len(FUNCTIONS_PREFIX) :].split("/") if part)
+
+
+def media_type(headers: list[tuple[bytes, bytes]]) -> str:
+    """The media type of an ASGI request (``application/json``), lower-cased, no parameters."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower()
+    return ""
 
 
 class BodyTooLarge(Exception):

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from modrun.fleet.graphql import BadGraphQL, root_fields
 from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
-from modrun.http.asgi import JSON, BodyTooLarge, read_body, refusal, respond, send_refusal
+from modrun.http.asgi import (
+    JSON,
+    BodyTooLarge,
+    function_key,
+    media_type,
+    read_body,
+    refusal,
+    respond,
+    send_refusal,
+)
 from modrun.http.upstream import Lost
 from modrun.orchestrator.gateway import NodeDied, NoReplica, forwarded_headers
 from modrun.orchestrator.routes.table import build_router
@@ -35,7 +44,7 @@ class OrchestratorApp:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             if path.startswith(PREFIX):
-                await self.timed(scope, receive, send, path[len(PREFIX) :])
+                await self.timed(scope, receive, send, function_key(path))
                 return
             if path == "/graphql":
                 await self.timed(scope, receive, send, None)
@@ -71,7 +80,7 @@ class OrchestratorApp:
         guard = self.orchestrator.guard
         try:
             if key is None:
-                fields = root_fields(body)
+                fields = root_fields(body, media_type(scope["headers"]))
                 if guard is not None and not await self.allowed(scope, send, fields, graphql=True):
                     return
                 replica, answer = await gateway.graphql(fields, body, headers)

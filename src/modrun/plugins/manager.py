@@ -38,7 +38,7 @@ class PluginManager:
         self._stamps: dict[str, tuple] = {}
         self._failed: dict[str, tuple[tuple, str]] = {}
         self._extra: dict[str, PluginSource] = {}
-        # told of every plugin version a refresh loaded (the node records them: db/plugins.py)
+        # told of every plugin version a refresh loaded (the node records them: plugins/records.py)
         self.on_loaded: list[Callable[[list[Plugin]], None]] = []
         self._lock = threading.Lock()
 
