@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 
 from fleet_support import OrchestratorProcess
 from modrun.client import Client
@@ -75,3 +77,25 @@ def secured_fleet(storage: Path, *extra: str) -> SecuredFleet:
     admin = Client(orch.url)
     admin.login("admin", ADMIN_PASSWORD)
     return SecuredFleet(orch, admin, {"MODRUN_JOIN_TOKEN": admin.create_node_token("tests")["token"]})
+
+
+def mqtt_connect(port: int, username: str | None, password: str | None) -> mqtt.Client | None:
+    """A raw MQTT client connected to the fleet's broker as ``username``, or None when refused."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
+    if username is not None:
+        client.username_pw_set(username, password)
+    outcome: list[bool] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(not reason.is_failure)
+    client.on_disconnect = lambda *_a: outcome.append(False)
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+    except OSError:
+        return None
+    client.loop_start()
+    deadline = time.monotonic() + 5
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if outcome and outcome[0]:
+        return client
+    client.loop_stop()
+    return None

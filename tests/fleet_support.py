@@ -220,7 +220,8 @@ class RawClient:
         raise AssertionError(f"no {what} within {timeout}s; got {self.seen[-10:]}")
 
     def wait_exited(self, module: str, timeout: float = 10) -> dict:
-        """The ``exited`` report of ``module`` (subscribe to ``{realm}/proc/control`` first)."""
+        """The ``exited`` report of ``module`` (subscribe to ``{realm}/proc/control/#``
+        first: a node reports on its own topic)."""
         _, message = self.wait_for(
             lambda _t, v: (
                 isinstance(v, dict) and v.get("action") == "exited" and v["data"].get("uuid") == module

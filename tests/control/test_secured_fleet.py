@@ -13,10 +13,9 @@ import uuid
 from pathlib import Path
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 
-from control_support import bearer, secured_fleet
+from control_support import bearer, mqtt_connect, secured_fleet
 from modrun.client import Client, ClientError
 from modrun.fleet import protocol as P
 from support import CONNECT_AS, HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
@@ -183,12 +182,12 @@ def test_the_broker_keeps_nodes_to_their_own_topics(fleet):
     port = int(config["mqtt"].rsplit(":", 1)[1])
     victim = next(r for r in admin_root.get("/api/runtimes/").json()["results"] if r["name"] == "e1")
 
-    anonymous = _connect(port, None, None)
+    anonymous = mqtt_connect(port, None, None)
     assert anonymous is None  # refused
-    assert _connect(port, "someone", "not-a-token") is None
+    assert mqtt_connect(port, "someone", "not-a-token") is None
 
     rogue_id = str(uuid.uuid4())
-    rogue = _connect(port, rogue_id, token)
+    rogue = mqtt_connect(port, rogue_id, token)
     assert rogue is not None
     try:
         granted: list[list[int]] = []
@@ -245,27 +244,6 @@ def _until(check, timeout: float = 15.0) -> float:
             return timeout
         time.sleep(0.1)
     return time.monotonic() - started
-
-
-def _connect(port: int, username: str | None, password: str | None) -> mqtt.Client | None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
-    if username is not None:
-        client.username_pw_set(username, password)
-    outcome: list[bool] = []
-    client.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(not reason.is_failure)
-    client.on_disconnect = lambda *_a: outcome.append(False)
-    try:
-        client.connect("127.0.0.1", port, keepalive=10)
-    except OSError:
-        return None
-    client.loop_start()
-    deadline = time.monotonic() + 5
-    while not outcome and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if outcome and outcome[0]:
-        return client
-    client.loop_stop()
-    return None
 
 
 def test_deployment_limits_bound_each_call(fleet, tmp_path: Path):

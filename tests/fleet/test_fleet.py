@@ -135,7 +135,7 @@ def test_failover_restart_and_commands(tmp_path: Path, command_wasm: Path):
         )
 
         # a WASI command: stdout lines on its topic, exit code in `exited`
-        watcher = RawClient(orchestrator.broker_port).subscribe("realm/proc/stdout/#", "realm/proc/control")
+        watcher = RawClient(orchestrator.broker_port).subscribe("realm/proc/stdout/#", "realm/proc/control/#")
         created = run_cli(
             "module",
             "create",
@@ -190,7 +190,7 @@ def test_wasi_command_stdin_channel_and_delete(tmp_path: Path, command_wasm: Pat
     try:
         wait_until(lambda: alive(api) == {"w1"}, what="node registered")
         assert api.put("/api/files/cmd.wasm", content=command_wasm.read_bytes()).status_code == 201
-        watcher = RawClient(orchestrator.broker_port).subscribe("out/topic", "realm/proc/control")
+        watcher = RawClient(orchestrator.broker_port).subscribe("out/topic", "realm/proc/control/#")
         created = api.post(
             "/api/modules/",
             json={

@@ -321,24 +321,22 @@ class FleetAgent:
         if hosted.deleting:  # stopped because it was deleted, whether by trap or by exiting on EOF
             details["reason"] = "deleted"
         log.info("module %s (%s) exited: %s", hosted.name, hosted.uuid, details)
+        self._publish_exited({"uuid": hosted.uuid, **details})
+        self._wake.set()
+
+    def _publish_exited(self, details: dict) -> None:
+        """On this runtime's own control topic: the broker lets a node speak only
+        there, and the orchestrator takes the runtime from the topic."""
         if self.link is not None:
             self.link.publish(
-                self.topics.control, P.envelope("exited", {"type": "module", "uuid": hosted.uuid, **details})
+                self.topics.runtime_control(self.uuid), P.envelope("exited", {"type": "module", **details})
             )
-        self._wake.set()
 
     def _delete(self, module_id: str) -> None:
         hosted = self.hosted.get(module_id)
         if hosted is None:
             # not here (any more): confirm, so the orchestrator does not wait
-            if self.link is not None:
-                self.link.publish(
-                    self.topics.control,
-                    P.envelope(
-                        "exited",
-                        {"type": "module", "uuid": module_id, "reason": "deleted", "exit_code": None},
-                    ),
-                )
+            self._publish_exited({"uuid": module_id, "reason": "deleted", "exit_code": None})
             return
         hosted.deleting = True
         if not self.runners[hosted.kind].stop(hosted):

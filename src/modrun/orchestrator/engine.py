@@ -173,7 +173,7 @@ class ControlLoop:
             if not msg.is_request:
                 self._runtime_answer(msg, sub if to_runtime else None)
             elif msg.action == "exited":
-                self.modules.exited(msg.data)
+                self.modules.exited(msg.data, sub if to_runtime else None)
             elif to_runtime:
                 return  # requests to a runtime (ours, or a client's direct ones) are not ours to handle
             elif msg.action == "create":

@@ -222,12 +222,17 @@ class ModuleControl:
             self.place_queued()
         return module
 
-    def exited(self, data: Any) -> Module:
+    def exited(self, data: Any, runtime: str | None = None) -> Module:
+        """A module ended. ``runtime``: the runtime whose own topic it came on, which
+        may speak only for modules placed on it (None: the shared control topic,
+        which a secured fleet's broker lets no node publish on)."""
         if not isinstance(data, dict):
             raise P.InvalidArgument("data", data)
         if "uuid" not in data:
             raise P.MissingField("data", "uuid")
         module = self.fleet.module_by_ref(data["uuid"])
+        if runtime is not None and (module.uuid != data["uuid"] or module.parent != runtime):
+            raise P.UUIDNotFound(data["uuid"], "module placed on this runtime")
         code = data.get("exit_code", data.get("code"))
         module.exit_code = code if isinstance(code, int) else None
         reason = data.get("reason") if isinstance(data.get("reason"), str) else "exit"
