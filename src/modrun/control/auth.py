@@ -138,6 +138,7 @@ class Authenticator:
                 subject.jti,
                 _moment(subject.issued_at),
                 _moment(subject.expires_at),
+                subject.family,
             )
         except ValueError:
             raise Unauthenticated("invalid token: malformed subject") from None

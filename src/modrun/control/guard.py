@@ -39,6 +39,7 @@ class Subject:
     groups: tuple[str, ...] = ()
     name: str = ""  # an OIDC user's preferred_username, for the local account made on first sight
     email: str = ""
+    family: str = ""  # a modrun token's sign-in (its refresh family)
 
     def as_dict(self) -> dict:
         return {
@@ -51,6 +52,7 @@ class Subject:
             "groups": list(self.groups),
             "name": self.name,
             "email": self.email,
+            "fam": self.family,
         }
 
     @classmethod
@@ -66,6 +68,7 @@ class Subject:
             tuple(str(g) for g in groups if isinstance(g, str)),
             str(data.get("name") or ""),
             str(data.get("email") or ""),
+            str(data.get("fam") or ""),
         )
 
 
@@ -126,6 +129,7 @@ class Issuers:
                 tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
                 str(claims.get("preferred_username") or ""),
                 str(claims.get("email") or ""),
+                str(claims.get("fam") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidToken(f"malformed claims: {exc}") from None

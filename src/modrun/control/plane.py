@@ -114,7 +114,7 @@ class ControlPlane:
             artifact_key,
         )
         self.quotas = Quotas(engine, default_quota or Limits())
-        # 10 failures per login name, 100 per client address, in 5 minutes
+        # 10 failures per login name from one address, 100 per client address, in 5 minutes
         self.login_limiter = FailureLimiter(10, 300)
         self.address_limiter = FailureLimiter(100, 300)
         self.signup = signup

@@ -66,6 +66,7 @@ class Claims:
     jti: str
     issued_at: datetime
     expires_at: datetime
+    family: str = ""  # the sign-in the token comes from (its refresh tokens share it)
 
 
 class TokenService:
@@ -106,8 +107,11 @@ class TokenService:
 
     # -- issuing ------------------------------------------------------------------------
 
-    def issue(self, user_id: uuid.UUID) -> dict:
+    def issue(self, user_id: uuid.UUID, family: str | None = None) -> dict:
+        """An access token and a refresh token. A sign-in starts a family; its
+        refreshes continue it, and signing out ends the whole family."""
         moment = utc_now()
+        family = family or uuid.uuid4().hex
         access = jwt.encode(
             {
                 "iss": self.issuer,
@@ -117,6 +121,7 @@ class TokenService:
                 "nbf": int(moment.timestamp()),
                 "exp": int((moment + timedelta(seconds=self.access_ttl)).timestamp()),
                 "jti": uuid.uuid4().hex,
+                "fam": family,
             },
             self.key,
             algorithm=ALGORITHM,
@@ -130,6 +135,7 @@ class TokenService:
                     user_id=user_id,
                     expires_at=moment + timedelta(seconds=self.refresh_ttl),
                     used=False,
+                    family=family,
                 )
             )
         return {
@@ -154,7 +160,7 @@ class TokenService:
         if not fresh:  # replayed: whoever holds the newer tokens is not the user alone
             self.revoke_user(row.user_id)
             raise InvalidToken("refresh token already used; every token of this user is revoked")
-        return self.issue(row.user_id)
+        return self.issue(row.user_id, row.family)
 
     # -- checking ------------------------------------------------------------------------
 
@@ -175,9 +181,12 @@ class TokenService:
         return None
 
     def revoke(self, claims: Claims) -> None:
+        """Sign out: this access token, and every refresh token of its sign-in."""
         with self.engine.begin() as conn:
             conn.execute(revoked_tokens.delete().where(revoked_tokens.c.expires_at < utc_now()))
             conn.execute(revoked_tokens.insert().values(jti=claims.jti, expires_at=claims.expires_at))
+            if claims.family:  # gone, not "used": presenting one later is no replay to punish
+                conn.execute(refresh_tokens.delete().where(refresh_tokens.c.family == claims.family))
 
     def revoke_user(self, user_id: uuid.UUID) -> None:
         """Every access and refresh token the user holds stops working."""

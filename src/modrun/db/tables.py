@@ -216,6 +216,7 @@ refresh_tokens = sa.Table(
     sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("used", sa.Boolean, nullable=False),
+    sa.Column("family", sa.Text, index=True, comment="one sign-in and its refreshes: revoked together"),
 )
 
 revoked_tokens = sa.Table(

@@ -7,7 +7,7 @@ import base64
 import binascii
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -56,7 +56,10 @@ async def login(call: Call) -> Any:
 async def _password_login(call: Call, login_name: str, password: str) -> Any:
     """The user, after the failed-login limits; Unauthorized or TooManyRequests otherwise."""
     plane = call.plane
-    name, address = login_name.lower(), client_ip(call.request)
+    address = client_ip(call.request)
+    # per name *and* address: someone guessing the admin's password locks out
+    # their own address, not the admin everywhere
+    name = f"{login_name.lower()}\0{address}"
     wait = max(plane.login_limiter.retry_after(name), plane.address_limiter.retry_after(address))
     if wait > 0:
         raise TooManyRequests("too many failed logins; try again later", {"retry-after": str(int(wait) + 1)})
@@ -127,8 +130,19 @@ OIDC_STATE_COOKIE = "modrun_oidc_state"
 
 
 def _next_path(value: str | None) -> str:
-    """Where to land after signing in: a path on this site, never another site."""
-    return value if value and value.startswith("/") and not value.startswith("//") else "/console"
+    """Where to land after signing in: a path on this site, never another site.
+    Browsers read ``\\`` as ``/`` and drop tabs and newlines, so ``/\\evil.com`` and
+    ``/<TAB>/evil.com`` would leave the site: anything but a plain path is refused."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value)
+    ):
+        return "/console"
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else "/console"
 
 
 async def oidc_begin(call: Call) -> Any:

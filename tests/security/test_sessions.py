@@ -1,0 +1,125 @@
+"""Sessions: signing out ends that sign-in for good, guessing a password locks
+out the guesser's address and not the account, and signing in through the
+identity provider lands only on this site.
+
+A real orchestrator (``--auth basic``, or ``--auth oidc`` against the test
+provider); every request through its HTTP API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from control_support import ADMIN_PASSWORD, basic, bearer, login, new_user
+from fleet_support import OrchestratorProcess
+from modrun.control.auth import CONSOLE_HEADER
+from modrun.control.routing import PREFIX
+
+
+@pytest.fixture(scope="module")
+def orch(tmp_path_factory: pytest.TempPathFactory):
+    storage = tmp_path_factory.mktemp("sessions")
+    with OrchestratorProcess(storage, env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD}, auth="basic") as o:
+        yield o
+
+
+@pytest.fixture
+def api(orch):
+    with httpx.Client(base_url=orch.url + PREFIX, timeout=30) as client:
+        yield client
+
+
+def _refresh(api: httpx.Client, token: str) -> httpx.Response:
+    return api.post("/user/refresh", json={"refresh_token": token})
+
+
+def test_signing_out_ends_the_refresh_tokens_of_that_sign_in(api):
+    admin = login(api, "admin", ADMIN_PASSWORD)["access_token"]
+    new_user(api, admin, "samwise")
+    laptop, phone = login(api, "samwise", "pw-samwise"), login(api, "samwise", "pw-samwise")
+    # a refresh continues the sign-in (the old refresh token is spent)
+    renewed = _refresh(api, laptop["refresh_token"])
+    assert renewed.status_code == 200
+    laptop = renewed.json()
+    assert api.get("/user/info", headers=bearer(laptop["access_token"])).status_code == 200
+    # signing out on the laptop: its access and refresh tokens stop working ...
+    assert api.post("/user/logout", headers=bearer(laptop["access_token"])).status_code == 204
+    assert api.get("/user/info", headers=bearer(laptop["access_token"])).status_code == 401
+    stolen = _refresh(api, laptop["refresh_token"])
+    assert stolen.status_code == 401, stolen.text
+    # ... and nothing else: the phone's sign-in goes on (presenting the dead token was no replay)
+    assert api.get("/user/info", headers=bearer(phone["access_token"])).status_code == 200
+    assert _refresh(api, phone["refresh_token"]).status_code == 200
+
+
+def test_signing_out_of_the_console_ends_its_refresh_cookie(orch):
+    with httpx.Client(base_url=orch.url + PREFIX, timeout=30) as console:
+        signed_in = console.post("/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert signed_in.status_code == 200
+        assert console.post("/session/refresh").status_code == 200  # the legitimate renewal
+        refresh_cookie = {c.name: c.value for c in console.cookies.jar}["modrun_refresh"]
+        assert console.delete("/session", headers={CONSOLE_HEADER: "1"}).status_code == 204
+    # someone who copied the refresh cookie before the sign-out gets nothing with it
+    with httpx.Client(base_url=orch.url + PREFIX, timeout=30) as thief:
+        thief.cookies.set("modrun_refresh", refresh_cookie, path=PREFIX + "/session")
+        assert thief.post("/session/refresh").status_code == 401
+
+
+def test_guessing_the_admins_password_does_not_lock_the_admin_out(orch):
+    # the guesser connects from another loopback address
+    guesser = httpx.Client(
+        base_url=orch.url + PREFIX, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    )
+    with guesser:
+        answers = [
+            guesser.get("/user/login", headers=basic("admin", f"guess {i}")).status_code for i in range(11)
+        ]
+        assert answers[:10] == [401] * 10 and answers[10] == 429
+        assert guesser.get("/user/login", headers=basic("admin", ADMIN_PASSWORD)).status_code == 429
+    with httpx.Client(base_url=orch.url + PREFIX, timeout=30) as admin:
+        assert admin.get("/user/login", headers=basic("admin", ADMIN_PASSWORD)).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "wanted",
+    ["/\\evil.example", "/\t/evil.example", "//evil.example", "https://evil.example/", "/\\/evil.example"],
+)
+def test_signing_in_through_the_provider_lands_only_on_this_site(tmp_path: Path, wanted: str):
+    from oidc_support import OidcProvider
+
+    (tmp_path / "idp").mkdir()
+    with OidcProvider(tmp_path / "idp") as idp:
+        orch = OrchestratorProcess(
+            tmp_path / "orch",
+            "--oidcIssuer",
+            idp.url,
+            "--oidcAudience",
+            "modrun-console",
+            env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            auth="oidc",
+        ).start()
+        try:
+            with httpx.Client(timeout=30) as browser:
+                landed = _sign_in(browser, orch.url, wanted)
+                assert landed == "/console", landed
+                assert _sign_in(browser, orch.url, "/console/nodes?x=1") == "/console/nodes?x=1"
+        finally:
+            orch.stop()
+
+
+def _sign_in(browser: httpx.Client, base: str, wanted: str) -> str:
+    """Follow the code flow by hand; where the orchestrator sends the browser at the end."""
+    begun = browser.get(base + PREFIX + "/session/oidc", params={"next": wanted})
+    assert begun.status_code == 303
+    approved = browser.get(begun.headers["location"])  # the provider approves at once
+    assert approved.status_code == 302
+    back = browser.get(approved.headers["location"])
+    assert back.status_code in (302, 303, 307), back.text
+    target = urlsplit(back.headers["location"])
+    assert not target.netloc or target.netloc == urlsplit(base).netloc, back.headers["location"]
+    return target.path + (f"?{target.query}" if target.query else "")
