@@ -22,6 +22,7 @@ from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.scheduler import Policy
 from modrun.orchestrator.state import DEFAULT_APIS, RESTART_POLICIES, Module, Runtime
+from modrun.wasm.command import channel_path
 
 log = logging.getLogger("modrun.orchestrator")
 
@@ -281,12 +282,21 @@ class ModuleControl:
 
 
 def _channel_ok(channel: Any) -> bool:
-    return (
+    if not (
         isinstance(channel, dict)
         and isinstance(channel.get("path"), str)
         and isinstance(channel.get("topic"), str)
         and channel.get("mode", "rw") in ("r", "w", "rw")
-    )
+    ):
+        return False
+    path = channel["path"]
+    if not path.startswith("/") or path in ("/stdin", "/stdout", "/stderr"):
+        return True  # a stream, or (relative) no file at all
+    try:
+        channel_path(path)  # a file channel may not climb out of the module's scratch
+    except ValueError:
+        return False
+    return True
 
 
 def _uuid() -> str:

@@ -32,6 +32,18 @@ OutputHandler = Callable[[str, bytes], None]
 TAIL_INTERVAL = 0.05
 
 
+def channel_path(path: str) -> str:
+    """A file channel's guest path, checked: absolute, no ``..`` or empty
+    segments, no NUL. Its host file lives under the run's scratch directory, so
+    a path that could climb out of it is refused (ValueError), never followed."""
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise ValueError(f"channel path {path!r}: an absolute path")
+    parts = path[1:].split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"channel path {path!r}: no empty, '.' or '..' segments")
+    return "/" + "/".join(parts)
+
+
 @dataclass
 class CommandResult:
     exit_code: int | None
@@ -56,6 +68,9 @@ class CommandSpec:
     limits: Limits = field(default_factory=Limits)
     stdin: bool = False  # keep stdin open for write_stdin()
     files: list[str] = field(default_factory=list)  # guest paths whose writes are reported
+
+    def __post_init__(self) -> None:
+        self.files = [channel_path(f) for f in self.files]  # a spec never holds a path out of the scratch
 
 
 class CommandRun:
