@@ -123,3 +123,25 @@ def _sign_in(browser: httpx.Client, base: str, wanted: str) -> str:
     target = urlsplit(back.headers["location"])
     assert not target.netloc or target.netloc == urlsplit(base).netloc, back.headers["location"]
     return target.path + (f"?{target.query}" if target.query else "")
+
+
+def test_the_user_list_shows_only_what_the_caller_may_know(api):
+    admin = login(api, "admin", ADMIN_PASSWORD)["access_token"]
+    lead_id, lead = new_user(api, admin, "teamlead")
+    mate_id, _ = new_user(api, admin, "teammate")
+    stranger_id, stranger = new_user(api, admin, "stranger")
+    team = api.post("/team/create", headers=bearer(admin), json={"name": "crew"}).json()["id"]
+    assert api.post(f"/team/{team}/admins/{lead_id}", headers=bearer(admin)).status_code == 204
+    assert api.post(f"/team/{team}/users/{mate_id}", headers=bearer(admin)).status_code == 204
+    lead = login(api, "teamlead", "pw-teamlead")["access_token"]  # a token that knows the new team
+
+    def listed(token: str) -> set[str]:
+        answer = api.get("/user/list", headers=bearer(token))
+        assert answer.status_code == 200
+        assert all("email" not in u for u in answer.json()["users"]) or token == admin
+        return {u["id"] for u in answer.json()["users"]}
+
+    everyone = listed(admin)
+    assert {lead_id, mate_id, stranger_id} <= everyone and len(everyone) > 3
+    assert listed(lead) == {lead_id, mate_id}  # the team they administer, and themselves
+    assert listed(stranger) == {stranger_id}

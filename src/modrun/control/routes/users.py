@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -36,8 +37,18 @@ async def info(call: Call) -> Any:
 
 
 async def list_users(call: Call) -> Any:
-    admin = call.who.user.admin
-    return {"users": [u.public(with_email=admin) for u in await run_in_threadpool(call.plane.accounts.all)]}
+    """Admins see every user; anyone else sees themselves and the members of the
+    teams they administer (no emails): who else has an account is not theirs to know."""
+    user = call.who.user
+    everyone = await run_in_threadpool(call.plane.accounts.all)
+    if user.admin:
+        return {"users": [u.public(with_email=True) for u in everyone]}
+    visible = {user.id}
+    for team_id, team_admin in user.teams.items():
+        if team_admin:
+            members = await run_in_threadpool(call.plane.accounts.members, team_id)
+            visible.update(uuid.UUID(m["id"]) for m in members)
+    return {"users": [u.public(with_email=False) for u in everyone if u.id in visible]}
 
 
 async def create_user(call: Call) -> Any:
