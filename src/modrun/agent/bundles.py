@@ -47,6 +47,18 @@ STOP_GRACE = 10.0
 Output = Callable[[str, bytes], None]
 
 
+CHILD_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+"""All a bundle's child node inherits of the node's environment: what the
+interpreter needs to run, nothing that configures or authenticates the node
+(its join token, cloud credentials, API keys a manifest's ``{{NAME}}`` could pull)."""
+
+
+def child_environment(root: Path) -> dict[str, str]:
+    env = {name: os.environ[name] for name in CHILD_ENVIRONMENT if name in os.environ}
+    env["HOME"] = str(root)
+    return env
+
+
 class BundleRun:
     def __init__(
         self, module_id: str, archive: Path, root: Path, serve_args: list[str], output: Output
@@ -92,9 +104,13 @@ class BundleRun:
             "--noreload",
             *self.serve_args,
         ]
-        env = {k: v for k, v in os.environ.items() if k not in ("MODRUN_ORCHESTRATOR", "MODRUN_JOIN_TOKEN")}
         self.proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=child_environment(self.root),
+            cwd=app,
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._pump, name=f"bundle-{self.module_id[:8]}", daemon=True).start()
         threading.Thread(target=self._watch, daemon=True).start()

@@ -8,10 +8,14 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from modrun.control.errors import Unprocessable
+from modrun.control.tenant_policy import refuse_operator_features
+from modrun.manifest.model import Manifest
 from modrun.storage.bundles import BadBundle, read_bundle
 
 
-def check(type_: str, path: Path) -> None:
+def check(type_: str, path: Path, operator: bool = True) -> None:
+    """``operator``: the uploader may use what reaches the host (an admin), else
+    the bundle's manifests are held to the tenant policy."""
     if type_ == "plugin":
         from modrun.plugins.wasmbin import read_without_custom_sections
 
@@ -27,7 +31,9 @@ def check(type_: str, path: Path) -> None:
                 raise Unprocessable(f"the plugin {message}") from None
         _check_wasm(module, "the plugin")  # custom sections play no part in validity
     else:
-        _check_bundle(path)
+        manifests = _check_bundle(path)
+        if not operator:
+            refuse_operator_features(manifests)
 
 
 def _check_wasm(data: bytes, what: str) -> None:
@@ -41,7 +47,12 @@ def _check_wasm(data: bytes, what: str) -> None:
         raise Unprocessable(f"{what} is not valid WebAssembly: {str(exc).splitlines()[0]}") from None
 
 
-def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
+def bundle_manifests(path: Path, limit: int = 1 << 30) -> list[tuple[str, Manifest]]:
+    """The bundle's manifests, parsed (an already checked bundle)."""
+    return _check_bundle(path, limit)
+
+
+def _check_bundle(path: Path, limit: int = 1 << 30) -> list[tuple[str, Manifest]]:
     try:
         files = read_bundle(path, limit)
     except BadBundle as exc:
@@ -53,8 +64,8 @@ def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
             _check_wasm(data, f"bundle entry {name!r}")
         if PurePosixPath(name).name.startswith(".env"):
             raise Unprocessable(f"bundle entry {name!r}: bundles carry no secrets (.env files)")
-    manifests = [n for n in files if PurePosixPath(n).name == "modrun.json"]
-    for name in manifests:
+    found = []
+    for name in (n for n in files if PurePosixPath(n).name == "modrun.json"):
         from modrun.errors import ConfigError
         from modrun.manifest.model import load_manifest
 
@@ -62,7 +73,8 @@ def _check_bundle(path: Path, limit: int = 1 << 30) -> None:
             target = Path(tmp) / "modrun.json"
             target.write_bytes(files[name])
             try:
-                load_manifest(target)
+                found.append((name, load_manifest(target)))
             except ConfigError as exc:
                 message = str(exc).replace(str(target), name)  # the temporary path means nothing to the user
                 raise Unprocessable(f"bundle manifest {name}: {message}") from None
+    return found

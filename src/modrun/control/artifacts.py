@@ -60,6 +60,7 @@ class Upload:
     artifact_id: uuid.UUID | None  # pushing a new version of an existing artifact
     receiver: Receiver
     quota_room: int | None = None  # bytes the owner's quota leaves, when tighter than the size limit
+    operator: bool = False  # the uploader may use what reaches the host (control/tenant_policy.py)
     next_chunk: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -243,6 +244,7 @@ class Artifacts:
         type_: object,
         existing: uuid.UUID | None,
         quota_room: int | None = None,
+        operator: bool = False,
     ) -> str:
         if not isinstance(name, str) or not ALIAS.match(name):
             raise BadRequest("name: 2 to 64 letters, digits, '.', '_' or '-'")
@@ -252,7 +254,9 @@ class Artifacts:
         token = "mru_" + secrets.token_urlsafe(32)
         tighter = quota_room if quota_room is not None and quota_room < self.max_size else None
         receiver = Receiver(self.scratch, self.max_size if tighter is None else tighter)
-        self._uploads[_digest(token)] = Upload(user_id, actor, name, type_, existing, receiver, tighter)
+        self._uploads[_digest(token)] = Upload(
+            user_id, actor, name, str(type_), existing, receiver, tighter, operator=operator
+        )
         return token
 
     def upload(self, token: str) -> Upload:
@@ -298,7 +302,7 @@ class Artifacts:
             digest = upload.receiver.finish().sha256
             if digest != sha256.lower():
                 raise Unprocessable(f"SHA-256 mismatch: the chunks received hash to {digest}")
-            check(upload.type, upload.receiver.path)
+            check(upload.type, upload.receiver.path, upload.operator)
             return self._store(upload, digest)
         finally:
             self.abort(token)

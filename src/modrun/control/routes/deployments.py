@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+import uuid
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from modrun.config.units import parse_duration, parse_size
+from modrun.control.accounts import Accounts
+from modrun.control.artifact_checks import bundle_manifests
+from modrun.control.artifacts import Artifacts
 from modrun.control.deployments import Deployments
 from modrun.control.errors import (
     BadRequest,
@@ -16,6 +22,7 @@ from modrun.control.errors import (
 from modrun.control.permissions import allowed
 from modrun.control.quotas import quota_subjects
 from modrun.control.routing import Call
+from modrun.control.tenant_policy import refuse_operator_features
 from modrun.errors import ConfigError
 from modrun.fleet import labels as label_rules
 
@@ -47,6 +54,10 @@ async def deploy(call: Call) -> Any:
         raise BadRequest(str(exc)) from None
     limits = _call_limits(body.get("limits") or {})
     deployments = deployments_of(call)
+    plane = call.plane
+    await run_in_threadpool(
+        check_deployable, plane.artifacts, plane.accounts, artifact_id, version, plane.secured
+    )
     access = await run_in_threadpool(call.plane.artifacts.access, artifact_id)
     assert access is not None  # checked by the route's artifact rule
     runtimes = await run_in_threadpool(deployments.runtime_count, labels)
@@ -108,3 +119,22 @@ async def list_deployments(call: Call) -> Any:
                 {"artifact_id": str(deployment.artifact_id), "deployed_by": deployment.deployed_by} | status
             )
     return {"deployments": found}
+
+
+def check_deployable(
+    artifacts: Artifacts, accounts: Accounts, artifact_id: uuid.UUID, version: int, secured: bool
+) -> None:
+    """Before a deploy: a bundle whose owner is not an admin (now) holds to the
+    tenant policy, whatever was allowed when it was uploaded."""
+    if artifacts.detail(artifact_id)["type"] != "bundle" or not secured:
+        return
+    access = artifacts.access(artifact_id)
+    owner = accounts.get(access.owner_id) if access is not None and access.owner_id else None
+    if owner is not None and owner.admin:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "bundle"
+        with archive.open("wb") as out:
+            for chunk in artifacts.read(artifact_id, version):
+                out.write(chunk)
+        refuse_operator_features(bundle_manifests(archive))
