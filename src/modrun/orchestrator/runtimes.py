@@ -236,9 +236,13 @@ class RuntimeControl:
 
 
 def _uuid_of(data: dict, topic: str) -> str:
-    uuid = data.get("uuid")
-    if uuid is None:
-        uuid = topic.rsplit("/", 1)[-1]
-    if not isinstance(uuid, str) or not uuid or "/" in uuid or "+" in uuid or "#" in uuid:
+    """The runtime a registration or keepalive is about: the one its topic names
+    (a secured fleet's broker lets a node publish only on its own). A payload
+    that names another is refused, never obeyed."""
+    uuid = topic.rsplit("/", 1)[-1]
+    given = data.get("uuid", uuid)
+    if given != uuid:
+        raise P.InvalidArgument("uuid (not the runtime of this topic)", given)
+    if not uuid or "+" in uuid or "#" in uuid:
         raise P.InvalidArgument("uuid", uuid)
     return uuid

@@ -1,5 +1,6 @@
-"""A node speaks for itself only: its module exits are taken from its own
-control topic, and only for modules placed on it.
+"""A node speaks for itself only: the orchestrator takes the runtime from the
+topic a message came on, never from its payload, and a node's module exits
+count only for modules placed on it.
 
 A real secured fleet with one real node serving a deployed ``hello``, and a
 rogue: an MQTT client holding a valid join token, connected as a runtime of its
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -51,20 +53,45 @@ def _replica(api: httpx.Client) -> dict:
     return api.get(f"/api/modules/{found['uuid']}/").json()
 
 
+def _rogue(secured) -> tuple[Any, str]:
+    """An MQTT client with a valid join token, registered as a runtime of its own."""
+    token = secured.join_env["MODRUN_JOIN_TOKEN"]
+    config = httpx.get(secured.orch.url + "/api/config", headers=bearer(token)).json()
+    rogue_id = str(uuid.uuid4())
+    rogue = mqtt_connect(int(config["mqtt"].rsplit(":", 1)[1]), rogue_id, token)
+    assert rogue is not None
+    own = {"type": "runtime", "uuid": rogue_id, "name": "rogue", "apis": ["extism"]}
+    rogue.publish(f"realm/proc/reg/{rogue_id}", json.dumps(P.envelope("create", own)), qos=1)
+    with httpx.Client(base_url=secured.orch.url, headers=bearer(secured.admin.token)) as api:
+        wait_until(lambda: api.get(f"/api/runtimes/{rogue_id}/").status_code == 200, timeout=10, what="rogue")
+    return rogue, rogue_id
+
+
+def test_a_node_cannot_deregister_or_speak_for_another(fleet):
+    secured, api, _artifact = fleet
+    victim = next(r for r in api.get("/api/runtimes/").json()["results"] if r["name"] == "n1")
+    before = api.get(f"/api/runtimes/{victim['uuid']}/").json()
+    rogue, rogue_id = _rogue(secured)
+    try:
+        other = {"type": "runtime", "uuid": victim["uuid"], "name": "n1"}
+        # on its own topics (which the broker lets it use), in the victim's name
+        rogue.publish(f"realm/proc/reg/{rogue_id}", json.dumps(P.envelope("delete", other)), qos=1)
+        lies = {**other, "functions": [], "graphql": [], "children": []}
+        rogue.publish(f"realm/proc/keepalive/{rogue_id}", json.dumps(P.envelope("update", lies)), qos=1)
+        time.sleep(2)
+    finally:
+        rogue.loop_stop()
+        rogue.disconnect()
+    after = api.get(f"/api/runtimes/{victim['uuid']}/").json()
+    assert after["alive"] is True and after["functions"] == before["functions"]
+    assert api.post("/functions/greet", content=b"Ada").text == "Hello, Ada!"
+
+
 def test_a_forged_exit_leaves_the_victim_running(fleet):
     secured, api, _artifact = fleet
     victim = _replica(api)
-    token = secured.join_env["MODRUN_JOIN_TOKEN"]
-    port = int(
-        httpx.get(secured.orch.url + "/api/config", headers=bearer(token)).json()["mqtt"].rsplit(":", 1)[1]
-    )
-    rogue_id = str(uuid.uuid4())
-    rogue = mqtt_connect(port, rogue_id, token)
-    assert rogue is not None
+    rogue, rogue_id = _rogue(secured)
     try:
-        own = {"type": "runtime", "uuid": rogue_id, "name": "rogue", "apis": ["extism"]}
-        rogue.publish(f"realm/proc/reg/{rogue_id}", json.dumps(P.envelope("create", own)), qos=1)
-        wait_until(lambda: api.get(f"/api/runtimes/{rogue_id}/").status_code == 200, timeout=10, what="rogue")
         forged = P.envelope(
             "exited", {"type": "module", "uuid": victim["uuid"], "exit_code": 1, "reason": "trap"}
         )
