@@ -19,7 +19,8 @@ import httpx
 
 from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
 from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issuers, Subject
-from modrun.control.verify import LEEWAY, JwksKeys, JwtVerifier
+from modrun.control.tokens import CALL_HEADER, call_audience
+from modrun.control.verify import LEEWAY, InvalidToken, JwksKeys, JwtVerifier
 from modrun.fleet.graphql import BadGraphQL, root_fields
 from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
 from modrun.http.asgi import (
@@ -39,6 +40,44 @@ PUBLIC = frozenset({"/", "/health", "/metrics"})
 MAX_GRAPHQL_BODY = 16 * 1024 * 1024
 
 Artifacts = Callable[[Iterable[str]], set[str]]
+
+
+def call_verifier(auth: dict, runtime: str) -> JwtVerifier:
+    """Checks the gateway's call assertions: signed by the fleet's own issuer, for
+    this runtime alone (``auth`` from ``/api/config``)."""
+    own = next(entry for entry in auth["issuers"] if entry.get("kind", "user") == "user")
+    return JwtVerifier(
+        JwksKeys(own["jwks_uri"]),
+        own["issuer"],
+        call_audience(runtime),
+        own["algorithms"],
+        float(own.get("leeway", LEEWAY)),
+        required=("iss", "aud", "sub", "exp", "iat", "art"),
+    )
+
+
+def vouched(verifier: JwtVerifier | None, assertion: str, artifacts: set[str]) -> Decision:
+    """A call the gateway vouches for: allowed when the assertion is good, for this
+    runtime, and covers every artifact the call runs here."""
+    if verifier is None:
+        return Decision(503, "this node is joining its fleet; try again shortly")
+    try:
+        claims = verifier.decode(assertion)
+    except InvalidToken as exc:
+        return Decision(401, f"the call's assertion does not hold: {exc}")
+    granted = claims.get("art")
+    if claims.get("typ") != "call" or not isinstance(granted, list):
+        return Decision(401, "not a call assertion")
+    if not artifacts <= set(granted):
+        return Decision(403, "the gateway did not allow what this call runs here")
+    return Decision(200, actor=str(claims.get("sub", "")))
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def node_guard(orchestrator: str, token: str | None, auth: dict) -> CallGuard:
@@ -89,6 +128,7 @@ class Membership(Protocol):
     """What the guard asks of the fleet agent (``FleetAgent``)."""
 
     guard: CallGuard | None  # None until the secured fleet's rules are known
+    assertions: JwtVerifier | None  # the gateway's call assertions for this runtime, likewise
 
     @property
     def secured(self) -> bool: ...
@@ -138,7 +178,11 @@ class GuardedApp:
             artifacts = set()  # the catalog: any valid caller
         else:
             artifacts = {NO_ARTIFACT}  # models, inferences, Lambda batches, GraphQL over GET: admins
-        decision = await guard.check(scope["headers"], artifacts)
+        assertion = _header(scope["headers"], CALL_HEADER.encode())
+        if assertion is not None:  # through the gateway, which decided and vouches for the call
+            decision = vouched(agent.assertions, assertion, artifacts)
+        else:
+            decision = await guard.check(scope["headers"], artifacts)
         if not decision.allowed:
             await _refuse(send, decision, graphql)
             return

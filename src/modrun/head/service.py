@@ -103,7 +103,12 @@ class Orchestrator:
             default_quota=settings.default_quota,
             fleet=self._reconciler,
         )
-        self.gateway = Gateway(self.control, settings.gateway_wait, settings.gateway_timeout)
+        self.gateway = Gateway(
+            self.control,
+            settings.gateway_wait,
+            settings.gateway_timeout,
+            placed_only=self.control_plane.secured,
+        )
         plane = self.control_plane
         self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None
         self.metrics = OrchestratorMetrics(self.control)

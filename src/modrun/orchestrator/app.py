@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from modrun.control.tokens import CALL_HEADER
 from modrun.fleet.graphql import BadGraphQL, root_fields
 from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
 from modrun.http.asgi import (
@@ -22,7 +23,7 @@ from modrun.http.asgi import (
     send_refusal,
 )
 from modrun.http.upstream import Lost
-from modrun.orchestrator.gateway import NodeDied, NoReplica, forwarded_headers
+from modrun.orchestrator.gateway import NodeDied, NoReplica, Replica, Signer, forwarded_headers
 from modrun.orchestrator.routes.table import build_router
 
 if TYPE_CHECKING:
@@ -76,18 +77,19 @@ class OrchestratorApp:
         except BodyTooLarge:
             await respond(send, 413, refusal("request body too large"), JSON)
             return
-        headers = forwarded_headers(scope["headers"])
+        headers = forwarded_headers(scope["headers"])  # never the caller's credentials
         guard = self.orchestrator.guard
         try:
+            fields = root_fields(body, media_type(scope["headers"])) if key is None else frozenset()
+            sign = None
+            if guard is not None:  # a secured fleet: decided here, vouched for to the node
+                sign = await self.allowed(scope, send, fields if key is None else [key], key or "graphql")
+                if sign is None:
+                    return
             if key is None:
-                fields = root_fields(body, media_type(scope["headers"]))
-                if guard is not None and not await self.allowed(scope, send, fields, graphql=True):
-                    return
-                replica, answer = await gateway.graphql(fields, body, headers)
+                replica, answer = await gateway.graphql(fields, body, headers, sign)
             else:
-                if guard is not None and not await self.allowed(scope, send, [key], graphql=False):
-                    return
-                replica, answer = await gateway.forward(key, body, headers)
+                replica, answer = await gateway.forward(key, body, headers, sign)
         except BadGraphQL as exc:
             await respond(send, 400, refusal(str(exc), graphql=True), JSON)
             return
@@ -107,17 +109,28 @@ class OrchestratorApp:
                 await respond(send, status, json.dumps(message).encode(), JSON)
             return
         metrics.gateway_calls.labels(str(answer.status)).inc()
-        extra = [(b"x-modrun-node", replica.name.encode())]
+        extra = [(b"x-modrun-node", replica.name.encode()), (b"x-content-type-options", b"nosniff")]
         content_type = answer.headers.get(b"content-type", b"application/octet-stream")
         await respond(send, answer.status, answer.body, content_type, extra)
 
-    async def allowed(self, scope: dict, send: Any, keys: Iterable[str], graphql: bool) -> bool:
-        """Answer 401/403 and return False unless the caller may invoke what ``keys`` run."""
+    async def allowed(self, scope: dict, send: Any, keys: Iterable[str], function: str) -> Signer | None:
+        """What signs the call for the replica it goes to (the node gets that
+        assertion, never the caller's credential) when the caller may invoke what
+        ``keys`` run; else answer 401/403 and return None."""
         orch = self.orchestrator
         assert orch.guard is not None
-        decision = await orch.guard.check(scope["headers"], orch.gateway.artifacts(keys))
+        artifacts = orch.gateway.artifacts(keys)
+        decision = await orch.guard.check(scope["headers"], artifacts)
+        graphql = function == "graphql"
         if decision.allowed:
-            return True
+            tokens = orch.control_plane.tokens
+            actor = decision.actor or "anonymous"
+
+            def sign(replica: Replica) -> list[tuple[bytes, bytes]]:
+                assertion = tokens.assert_call(replica.runtime, actor, artifacts, function)
+                return [(CALL_HEADER.encode(), assertion.encode())]
+
+            return sign
         orch.metrics.gateway_calls.labels(str(decision.status)).inc()
         client = scope.get("client")
         await asyncio.to_thread(
@@ -129,4 +142,4 @@ class OrchestratorApp:
             client[0] if client else "?",
         )
         await send_refusal(send, decision.status, decision.reason, graphql)
-        return False
+        return None

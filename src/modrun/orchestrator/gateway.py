@@ -35,11 +35,7 @@ _FORWARDED = frozenset(
     {
         b"content-type",
         b"accept",
-        b"authorization",
-        b"x-api-key",
         b"x-request-id",
-        b"cookie",
-        b"x-modrun-console",
     }
 )
 
@@ -56,11 +52,17 @@ class NoReplica(Exception):
 
 
 Picker = Callable[[set[str]], "Replica | None"]
+Signer = Callable[[Replica], list[tuple[bytes, bytes]]]  # the headers that vouch for a call to one replica
 
 
 class Gateway:
-    def __init__(self, loop: ControlLoop, wait: float, timeout: float = 60.0) -> None:
+    def __init__(
+        self, loop: ControlLoop, wait: float, timeout: float = 60.0, placed_only: bool = False
+    ) -> None:
         self.loop = loop
+        # a secured fleet routes only to what the orchestrator placed: a node that
+        # claims functions it was never given gets no calls
+        self.placed_only = placed_only
         self.wait = wait
         self._version = -1
         self._index: dict[str, list[Replica]] = {}
@@ -97,10 +99,16 @@ class Gateway:
         for runtime in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid)):
             if not runtime.alive or runtime.url is None:
                 continue
-            graphql.append((Replica(runtime.uuid, runtime.name, runtime.url + "/graphql"), runtime.graphql))
+            placed_fields: set[str] = set()
             for fn in runtime.functions:
                 module = fn.get("module") if isinstance(fn.get("module"), str) else None
                 provider = fleet.modules.get(module) if module else None
+                if self.placed_only and not (
+                    provider is not None and provider.parent == runtime.uuid and provider.status == P.ALIVE
+                ):
+                    continue
+                if isinstance(fn.get("field"), str):
+                    placed_fields.add(f"{fn.get('operation', 'query')}.{fn['field']}")
                 artifact = artifact_of_group(provider.group if provider else None) or NO_ARTIFACT
                 keys = [fn["name"]] + ([f"{fn['plugin']}/{fn['name']}"] if fn.get("plugin") else [])
                 path = fn.get("path") or f"/functions/{fn['name']}"
@@ -113,6 +121,8 @@ class Gateway:
                     artifacts.setdefault(key, set()).add(artifact)
                     if module:
                         self._providers[key] = module
+            fields = runtime.graphql & placed_fields if self.placed_only else runtime.graphql
+            graphql.append((Replica(runtime.uuid, runtime.name, runtime.url + "/graphql"), frozenset(fields)))
         frozen = {k: frozenset(v) for k, v in artifacts.items()}
         return fleet.version, index, graphql, frozen
 
@@ -242,26 +252,37 @@ class Gateway:
             self._doomed.discard(task)
 
     async def forward(
-        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]]
+        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None = None
     ) -> tuple[Replica, Answer]:
         """``POST /functions/{key}`` to a node serving the function."""
-        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers)
+        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign)
 
     async def graphql(
-        self, fields: frozenset[str], body: bytes, headers: list[tuple[bytes, bytes]]
+        self,
+        fields: frozenset[str],
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        sign: Signer | None = None,
     ) -> tuple[Replica, Answer]:
         """``POST /graphql`` to a node whose schema has every root field asked for
         (``fields``: the query's ``root_fields``)."""
-        return await self._send(lambda ex: self._pick_graphql(fields, ex), sorted(fields), body, headers)
+        picker: Picker = lambda ex: self._pick_graphql(fields, ex)  # noqa: E731
+        return await self._send(picker, sorted(fields), body, headers, sign)
 
     async def _send(
-        self, pick: Picker, keys: list[str], body: bytes, headers: list[tuple[bytes, bytes]]
+        self,
+        pick: Picker,
+        keys: list[str],
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        sign: Signer | None,
     ) -> tuple[Replica, Answer]:
         tried: set[str] = set()
         for attempt in range(2):
             replica = await self._replica(pick, keys, tried)
+            vouched = headers + sign(replica) if sign is not None else headers
             try:
-                return replica, await self._post(replica, body, headers)
+                return replica, await self._post(replica, body, vouched)
             except Refused as exc:
                 tried.add(replica.runtime)
                 self._suspect[replica.runtime] = time.monotonic() + SUSPECT_FOR
