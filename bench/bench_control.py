@@ -165,11 +165,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,50,100", help="artifact sizes in MiB")
     parser.add_argument("--calls", type=int, default=2000, help="calls per case for the auth overhead")
+    parser.add_argument("--parts", default="auth,uploads,rolling", help="which parts to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="modrun-bench-control-") as tmp:
-        auth_overhead(Path(tmp), args.calls)
-        uploads(Path(tmp), [int(s) for s in args.sizes.split(",")])
-        rolling_update(Path(tmp))
+        if "auth" in parts:
+            auth_overhead(Path(tmp), args.calls)
+        if "uploads" in parts:
+            uploads(Path(tmp), [int(s) for s in args.sizes.split(",")])
+        if "rolling" in parts:
+            rolling_update(Path(tmp))
     return 0
 
 

@@ -12,6 +12,7 @@ the function it calls; answers are cached for a couple of seconds
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -38,15 +39,16 @@ log = logging.getLogger("modrun.agent")
 
 PUBLIC = frozenset({"/", "/health", "/metrics"})
 MAX_GRAPHQL_BODY = 16 * 1024 * 1024
+MAX_VERIFIED = 10_000  # call assertions remembered as verified
 
 Artifacts = Callable[[Iterable[str]], set[str]]
 
 
-def call_verifier(auth: dict, runtime: str) -> JwtVerifier:
+def call_assertions(auth: dict, runtime: str) -> CallAssertions:
     """Checks the gateway's call assertions: signed by the fleet's own issuer, for
     this runtime alone (``auth`` from ``/api/config``)."""
     own = next(entry for entry in auth["issuers"] if entry.get("kind", "user") == "user")
-    return JwtVerifier(
+    verifier = JwtVerifier(
         JwksKeys(own["jwks_uri"]),
         own["issuer"],
         call_audience(runtime),
@@ -54,23 +56,43 @@ def call_verifier(auth: dict, runtime: str) -> JwtVerifier:
         float(own.get("leeway", LEEWAY)),
         required=("iss", "aud", "sub", "exp", "iat", "art"),
     )
+    return CallAssertions(verifier)
 
 
-def vouched(verifier: JwtVerifier | None, assertion: str, artifacts: set[str]) -> Decision:
-    """A call the gateway vouches for: allowed when the assertion is good, for this
-    runtime, and covers every artifact the call runs here."""
-    if verifier is None:
+class CallAssertions:
+    """The gateway's call assertions for this runtime, each verified once: the
+    gateway reuses one per caller, node and artifacts for most of its 30 s, so a
+    hot caller costs a dictionary lookup here, not a signature check."""
+
+    def __init__(self, verifier: JwtVerifier) -> None:
+        self.verifier = verifier
+        self._verified: dict[str, tuple[float, frozenset[str], str]] = {}  # token -> (exp, art, sub)
+
+    def check(self, assertion: str, artifacts: set[str]) -> Decision:
+        """Allowed when the assertion is good, for this runtime, and covers every
+        artifact the call runs here."""
+        known = self._verified.get(assertion)
+        if known is None or known[0] <= time.time():
+            try:
+                claims = self.verifier.decode(assertion)
+            except InvalidToken as exc:
+                return Decision(401, f"the call's assertion does not hold: {exc}")
+            granted = claims.get("art")
+            if claims.get("typ") != "call" or not isinstance(granted, list):
+                return Decision(401, "not a call assertion")
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified = {k: v for k, v in self._verified.items() if v[0] > time.time()}
+            known = (float(claims["exp"]), frozenset(map(str, granted)), str(claims.get("sub", "")))
+            self._verified[assertion] = known
+        if not artifacts <= known[1]:
+            return Decision(403, "the gateway did not allow what this call runs here")
+        return Decision(200, actor=known[2])
+
+
+def vouched(assertions: CallAssertions | None, assertion: str, artifacts: set[str]) -> Decision:
+    if assertions is None:
         return Decision(503, "this node is joining its fleet; try again shortly")
-    try:
-        claims = verifier.decode(assertion)
-    except InvalidToken as exc:
-        return Decision(401, f"the call's assertion does not hold: {exc}")
-    granted = claims.get("art")
-    if claims.get("typ") != "call" or not isinstance(granted, list):
-        return Decision(401, "not a call assertion")
-    if not artifacts <= set(granted):
-        return Decision(403, "the gateway did not allow what this call runs here")
-    return Decision(200, actor=str(claims.get("sub", "")))
+    return assertions.check(assertion, artifacts)
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -128,7 +150,7 @@ class Membership(Protocol):
     """What the guard asks of the fleet agent (``FleetAgent``)."""
 
     guard: CallGuard | None  # None until the secured fleet's rules are known
-    assertions: JwtVerifier | None  # the gateway's call assertions for this runtime, likewise
+    assertions: CallAssertions | None  # the gateway's call assertions for this runtime, likewise
 
     @property
     def secured(self) -> bool: ...

@@ -27,14 +27,13 @@ import httpx
 from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
 from modrun.agent.bundles import BundleRun
 from modrun.agent.files import FetchError, FileCache
-from modrun.agent.guard import call_verifier, node_guard
+from modrun.agent.guard import CallAssertions, call_assertions, node_guard
 from modrun.agent.host import JoinSettings, NodeHost
 from modrun.agent.keepalive import functions_document, graphql_fields, load_document, platform_document
 from modrun.agent.modules import Hosted, kind_of
 from modrun.agent.output import ship_call_output
 from modrun.agent.runners import ModuleRunner, Outlet, runners
 from modrun.control.guard import NO_ARTIFACT, CallGuard
-from modrun.control.verify import JwtVerifier
 from modrun.errors import FunctionNotFound
 from modrun.fleet import protocol as P
 from modrun.fleet.groups import artifact_of_group
@@ -56,7 +55,7 @@ class FleetAgent:
         self.url = (settings.url or f"http://{_reachable(host.host)}:{host.port}").rstrip("/")
         self.files = FileCache(settings.orchestrator, storage / "fleet" / "files", settings.token)
         self.guard: CallGuard | None = None  # set once a secured fleet's config is known
-        self.assertions: JwtVerifier | None = None  # the gateway's call assertions, likewise
+        self.assertions: CallAssertions | None = None  # the gateway's call assertions, likewise
         self.hosted: dict[str, Hosted] = {}
         self.realm = "realm"
         self.topics = P.Topics(self.realm)
@@ -133,7 +132,7 @@ class FleetAgent:
         self.topics = P.Topics(self.realm)
         auth = config.get("auth")
         if isinstance(auth, dict):
-            self.assertions = call_verifier(auth, self.uuid)
+            self.assertions = call_assertions(auth, self.uuid)
             self.guard = node_guard(self.settings.orchestrator, self.settings.token, auth)
             log.info("the fleet is secured: calls are checked against its control plane")
         elif self.secured:
