@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from control_support import ADMIN_PASSWORD, basic, bearer, login, new_user
@@ -145,3 +146,27 @@ def test_the_user_list_shows_only_what_the_caller_may_know(api):
     assert {lead_id, mate_id, stranger_id} <= everyone and len(everyone) > 3
     assert listed(lead) == {lead_id, mate_id}  # the team they administer, and themselves
     assert listed(stranger) == {stranger_id}
+
+
+def test_a_node_asking_for_a_decision_creates_or_changes_no_account(api):
+    admin = login(api, "admin", ADMIN_PASSWORD)["access_token"]
+    join = api.post("/node-token", headers=bearer(admin), json={"name": "n"}).json()["token"]
+    users_before = {u["username"] for u in api.get("/user/list", headers=bearer(admin)).json()["users"]}
+    forged = {
+        "kind": "oidc",
+        "id": "eve-at-nowhere",
+        "issuer": "https://nowhere.example",
+        "name": "eve",
+        "email": "eve@nowhere.example",
+        "groups": ["crew"],
+    }
+    answer = api.post("/auth/decide", headers=bearer(join), json={"subject": forged, "artifact": "*"})
+    assert answer.status_code == 200 and answer.json()["status"] == 401, answer.text
+    users_after = {u["username"] for u in api.get("/user/list", headers=bearer(admin)).json()["users"]}
+    assert users_after == users_before and "eve" not in users_after
+    # the route still answers for real subjects: the admin's own token, as a node reports it
+    claims = jwt.decode(admin, options={"verify_signature": False})
+    subject = {"kind": "user", "id": claims["sub"], "issuer": claims["iss"], "jti": claims["jti"],
+               "iat": claims["iat"], "exp": claims["exp"], "fam": claims["fam"]}  # fmt: skip
+    real = api.post("/auth/decide", headers=bearer(join), json={"subject": subject, "artifact": ""})
+    assert real.status_code == 200 and real.json()["status"] == 200, real.text  # admins only: allowed

@@ -93,6 +93,14 @@ class Accounts:
             )
             return User(row.id, row.username, row.email, row.admin, {t: a for t, a in memberships})
 
+    def find_external(self, issuer: str, subject: str) -> User | None:
+        """The local user of an identity provider's subject, if there is one (nothing made or changed)."""
+        with self.engine.connect() as conn:
+            user_id = conn.execute(
+                sa.select(users.c.id).where(users.c.external_id == f"{issuer} {subject}")
+            ).scalar()
+        return self.get(user_id) if user_id is not None else None
+
     def external(
         self, issuer: str, subject: str, name: str, email: str, groups: tuple[str, ...] | None
     ) -> User:

@@ -118,11 +118,19 @@ class Authenticator:
             raise Unauthenticated(f"invalid token: {exc}") from None
         return self.principal(subject)
 
-    def principal(self, subject: Subject) -> Principal:
+    def principal(self, subject: Subject, first_sight: bool = True) -> Principal:
         """The account behind a subject whose credentials were already checked
-        for signature and expiry; revocation and existence are checked here."""
+        for signature and expiry; revocation and existence are checked here.
+        ``first_sight``: an identity provider's new subject gets a local account
+        (and its groups set its teams); False for a subject a node reports, which
+        may create or change no one."""
         if subject.kind == "key":
             return self._key(subject.id)
+        if subject.kind == "oidc" and not first_sight:
+            known = self.accounts.find_external(subject.issuer, subject.id)
+            if known is None:
+                raise Unauthenticated("unknown user: sign in once through the orchestrator first")
+            return Principal(known)
         if subject.kind == "oidc":
             user = self.accounts.external(
                 subject.issuer,

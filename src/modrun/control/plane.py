@@ -152,11 +152,13 @@ class ControlPlane:
     def secured(self) -> bool:
         return self.auth.enabled
 
-    def decide(self, subject: Subject, artifact: str) -> Decision:
+    def decide(self, subject: Subject, artifact: str, first_sight: bool = True) -> Decision:
         """May ``subject`` invoke functions of ``artifact`` (NO_ARTIFACT: a
-        function no artifact provides, for admins only; SIGNED_IN: nothing)?"""
+        function no artifact provides, for admins only; SIGNED_IN: nothing)?
+        ``first_sight`` False for a subject a node reports (``/auth/decide``):
+        it may create or change no account."""
         try:
-            principal = self.auth.principal(subject)
+            principal = self.auth.principal(subject, first_sight)
         except Unauthenticated as exc:
             return Decision(401, str(exc))
         return Decision(*self._invoke(principal, artifact), principal.actor)

@@ -50,5 +50,5 @@ async def decide(call: Call) -> Any:
         subject = Subject.from_dict(body["subject"])
     except (KeyError, TypeError, ValueError):
         raise BadRequest("subject: malformed") from None
-    decision = await run_in_threadpool(call.plane.decide, subject, artifact)
+    decision = await run_in_threadpool(call.plane.decide, subject, artifact, False)
     return decision.as_dict()
