@@ -7,9 +7,14 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from modrun.control.permissions import allowed
 from modrun.fleet import protocol as P
+from modrun.fleet.groups import artifact_of_group
+from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.state import Module
 
 if TYPE_CHECKING:
+    from modrun.control.auth import Principal
     from modrun.orchestrator.head import Head
 
 
@@ -52,3 +57,40 @@ def lookup(items: list, query: str) -> Any:
         if item.uuid.endswith(query):
             return item
     return None
+
+
+class Visibility:
+    """What the caller of a fleet route may see: everything for an admin (and in
+    an open fleet), else the modules of artifacts they may Read, with the values
+    of a module's environment left out (``K=***``)."""
+
+    def __init__(self, request: Request) -> None:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        self.readable: frozenset[str] = frozenset()
+        self.everything = principal is None or (principal.user.admin and principal.key is None)
+        if principal is not None and not self.everything:
+            plane = head_of(request).control_plane
+            self.readable = frozenset(
+                str(access.id)
+                for access, _summary in plane.artifacts.all()
+                if allowed(principal.user, principal.key, access, "read")
+            )
+
+    def module(self, module: Module) -> bool:
+        return self.everything or artifact_of_group(module.group) in self.readable
+
+    def function(self, fn: dict, fleet: Fleet) -> bool:
+        module = fleet.modules.get(fn.get("module") or "")
+        return self.everything or (module is not None and self.module(module))
+
+    def detail(self, module: Module) -> dict:
+        shown = module.detail()
+        if not self.everything:
+            shown["args"] = _without_values(shown.get("args"))
+        return shown
+
+
+def _without_values(args: Any) -> Any:
+    if not isinstance(args, dict) or not isinstance(args.get("env"), list):
+        return args
+    return {**args, "env": [f"{str(item).partition('=')[0]}=***" for item in args["env"]]}

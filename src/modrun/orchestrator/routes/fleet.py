@@ -14,7 +14,15 @@ from starlette.responses import JSONResponse
 
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.routes.common import head_of, listing, lookup, problem, protocol_error, status_filter
+from modrun.orchestrator.routes.common import (
+    Visibility,
+    head_of,
+    listing,
+    lookup,
+    problem,
+    protocol_error,
+    status_filter,
+)
 from modrun.orchestrator.state import Module, Runtime
 
 if TYPE_CHECKING:
@@ -56,6 +64,7 @@ async def get_runtime(request: Request) -> JSONResponse:
 def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dict]]:
     status = status_filter(request, default)
     runtime_ref = request.query_params.get("runtime")
+    visible = Visibility(request)
 
     def collect(fleet: Fleet) -> list[dict]:
         parent = None
@@ -67,7 +76,9 @@ def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dic
         chosen = [
             m
             for m in fleet.modules.values()
-            if (status is None or m.status == status) and (parent is None or m.parent == parent)
+            if (status is None or m.status == status)
+            and (parent is None or m.parent == parent)
+            and visible.module(m)
         ]
         return [m.short() | {"status": m.status} for m in sorted(chosen, key=lambda m: m.index)]
 
@@ -92,10 +103,11 @@ async def list_queued(request: Request) -> JSONResponse:
 
 async def get_module(request: Request) -> JSONResponse:
     query = request.path_params["query"]
+    visible = Visibility(request)
 
     def find(fleet: Fleet) -> dict | None:
-        module = lookup(list(fleet.modules.values()), query)
-        return module.detail() if module else None
+        module = lookup([m for m in fleet.modules.values() if visible.module(m)], query)
+        return visible.detail(module) if module else None
 
     found = head_of(request).control.snapshot(find)
     return JSONResponse(found) if found else problem(404, f"no module {query!r}")
@@ -105,7 +117,10 @@ async def module_output(request: Request) -> JSONResponse:
     """The latest lines the module printed (stdout, stderr), oldest first."""
     query = request.path_params["query"]
     orch = head_of(request)
-    found = orch.control.snapshot(lambda fleet: lookup(list(fleet.modules.values()), query))
+    visible = Visibility(request)
+    found = orch.control.snapshot(
+        lambda fleet: lookup([m for m in fleet.modules.values() if visible.module(m)], query)
+    )
     if found is None:
         return problem(404, f"no module {query!r}")
     lines = orch.output.of(found.uuid, request.query_params.get("since"))

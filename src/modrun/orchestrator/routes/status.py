@@ -16,7 +16,7 @@ from modrun.api.explorer import explorer_page
 from modrun.console import page, wants_html
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.routes.common import head_of, listing, problem
+from modrun.orchestrator.routes.common import Visibility, head_of, listing, problem
 from modrun.version import __version__
 
 if TYPE_CHECKING:
@@ -39,7 +39,12 @@ async def config(request: Request) -> JSONResponse:
 
 
 async def functions(request: Request) -> JSONResponse:
-    return listing(head_of(request).gateway.functions())
+    orch = head_of(request)
+    visible = Visibility(request)
+    found = orch.gateway.functions()
+    if not visible.everything:
+        found = orch.control.snapshot(lambda fleet: [f for f in found if visible.function(f, fleet)])
+    return listing(found)
 
 
 async def health(request: Request) -> JSONResponse:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 def plain(handler: Callable[[Request], Any]) -> Callable[[Call], Any]:
     async def handle(call: Call) -> Any:
+        call.request.state.principal = call.principal  # whose view the fleet routes filter by
         return await handler(call.request)
 
     return handle
