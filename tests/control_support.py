@@ -99,3 +99,21 @@ def mqtt_connect(port: int, username: str | None, password: str | None) -> mqtt.
         return client
     client.loop_stop()
     return None
+
+
+def signed_up(url: str, name: str) -> Client:
+    """A stranger who signed up on the orchestrator at ``url``, signed in."""
+    client = Client(url)
+    client.signup(name, f"{name}@example.com", f"pw-{name}-long")
+    client.login(name, f"pw-{name}-long")
+    return client
+
+
+def deployed(client: Client, path: Path, name: str, timeout: float = 40, **deploy: object) -> str:
+    """``path`` pushed as artifact ``name`` and deployed until complete; its id."""
+    from support import wait_until
+
+    artifact = client.push(path, name=name)["artifact_id"]
+    client.deploy(artifact, **{"replicas": 1, **deploy})  # type: ignore[arg-type]
+    wait_until(lambda: client.deployment(artifact)["status"] == "complete", timeout=timeout, what=name)
+    return artifact

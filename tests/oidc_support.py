@@ -48,3 +48,19 @@ class OidcProvider:
         assert self.proc is not None
         self.proc.terminate()
         self.proc.wait(10)
+
+
+def oidc_orchestrator(storage: Path, issuer: str):
+    """A started orchestrator (``--auth oidc``) trusting ``issuer`` for the console's sign-in."""
+    from control_support import ADMIN_PASSWORD
+    from fleet_support import OrchestratorProcess
+
+    return OrchestratorProcess(
+        storage,
+        "--oidcIssuer",
+        issuer,
+        "--oidcAudience",
+        "modrun-console",
+        env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        auth="oidc",
+    ).start()

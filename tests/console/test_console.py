@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from control_support import ADMIN_PASSWORD, secured_fleet
-from fleet_support import OrchestratorProcess
 from support import EXAMPLES, HELLO_AS, REPO, ModrunServer, wait_until
 
 pytestmark = pytest.mark.slow
@@ -270,19 +269,11 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
 def test_sign_in_through_the_identity_provider(browser, shots, tmp_path: Path):
     """With --auth oidc the login page offers the provider: the authorization
     code flow with PKCE, back to the console signed in as the provider's user."""
-    from oidc_support import OidcProvider
+    from oidc_support import OidcProvider, oidc_orchestrator
 
     (tmp_path / "idp").mkdir()
     with OidcProvider(tmp_path / "idp") as idp:
-        orch = OrchestratorProcess(
-            tmp_path / "orch",
-            "--oidcIssuer",
-            idp.url,
-            "--oidcAudience",
-            "modrun-console",
-            env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
-            auth="oidc",
-        ).start()
+        orch = oidc_orchestrator(tmp_path / "orch", idp.url)
         tab = Visitor(browser, shots)
         page = tab.page
         try:

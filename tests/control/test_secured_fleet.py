@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_support import bearer, mqtt_connect, secured_fleet
+from control_support import bearer, deployed, mqtt_connect, secured_fleet
 from modrun.client import Client, ClientError
 from modrun.fleet import protocol as P
 from support import CONNECT_AS, HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
@@ -47,15 +47,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         secured.stop()
 
 
-def _deployed(admin: Client, path: Path, name: str, **deploy: object) -> str:
-    artifact = admin.push(path, name=name)["artifact_id"]
-    admin.deploy(artifact, **deploy)  # type: ignore[arg-type]
-    wait_until(
-        lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what=f"{name} deployed"
-    )
-    return artifact
-
-
 def _status(url: str, path: str, headers: dict, body: bytes = b"Ada") -> int:
     return httpx.post(url + path, content=body, headers=headers, timeout=30).status_code
 
@@ -82,8 +73,8 @@ def test_join_needs_a_valid_token(fleet):
 
 def test_keys_users_and_permissions_are_enforced_on_gateway_and_nodes(fleet):
     orch, admin, nodes, _token, _root, _ = fleet
-    hello = _deployed(admin, HELLO_AS, "hello", replicas=2)
-    text = _deployed(admin, TEXTKIT_C, "textkit", replicas=1)
+    hello = deployed(admin, HELLO_AS, "hello", replicas=2)
+    text = deployed(admin, TEXTKIT_C, "textkit", replicas=1)
     owner = Client(orch.url)
     owner_id = admin.create_user("carol", "carol@example.com", "pw-carol-123")
     owner.login("carol", "pw-carol-123")

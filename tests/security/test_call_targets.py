@@ -17,9 +17,8 @@ import re
 import httpx
 import pytest
 
-from control_support import bearer, secured_fleet
-from modrun.client import Client
-from support import HELLO_AS, TEXTKIT_C, wait_until
+from control_support import bearer, deployed, secured_fleet
+from support import HELLO_AS, TEXTKIT_C
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +33,6 @@ SPELLINGS = [
 ]
 
 
-def _deployed(admin: Client, path, name: str) -> str:
-    artifact = admin.push(path, name=name)["artifact_id"]
-    admin.deploy(artifact, replicas=1)
-    wait_until(lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what=f"{name}")
-    return artifact
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("targets")
@@ -48,8 +40,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     node = secured.node(root / "n1", "n1")
     admin = secured.admin
     try:
-        hello = _deployed(admin, HELLO_AS, "hello")
-        _deployed(admin, TEXTKIT_C, "textkit")
+        hello = deployed(admin, HELLO_AS, "hello")
+        deployed(admin, TEXTKIT_C, "textkit")
         key = admin.create_key("hello-only", artifact_ids=[hello], scopes=["invoke"], expires="1d")
         yield secured.orch.url, node, {"x-api-key": key["api_key"]}, bearer(admin.token)
     finally:

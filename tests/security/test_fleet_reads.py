@@ -12,18 +12,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from control_support import bearer, secured_fleet
-from modrun.client import Client
-from support import HELLO_AS, wait_until
+from control_support import bearer, deployed, secured_fleet, signed_up
+from support import HELLO_AS
 
 pytestmark = pytest.mark.slow
-
-
-def _user(url: str, name: str) -> Client:
-    client = Client(url)
-    client.signup(name, f"{name}@example.com", f"pw-{name}-long")
-    client.login(name, f"pw-{name}-long")
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +24,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     secured = secured_fleet(root / "orch")
     node = secured.node(root / "n1", "n1")
     try:
-        alice, bob = _user(secured.orch.url, "alice"), _user(secured.orch.url, "bob")
-        artifact = alice.push(HELLO_AS, name="alices-hello")["artifact_id"]
-        alice.deploy(artifact, replicas=1)
-        wait_until(lambda: alice.deployment(artifact)["status"] == "complete", timeout=40, what="deployed")
+        alice, bob = signed_up(secured.orch.url, "alice"), signed_up(secured.orch.url, "bob")
+        deployed(alice, HELLO_AS, "alices-hello")
         yield secured, alice, bob
     finally:
         node.stop()

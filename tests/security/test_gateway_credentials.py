@@ -23,7 +23,7 @@ import httpx
 import jwt
 import pytest
 
-from control_support import bearer, mqtt_connect, secured_fleet
+from control_support import bearer, deployed, mqtt_connect, secured_fleet
 from modrun.fleet import protocol as P
 from support import HELLO_AS, wait_until
 
@@ -122,9 +122,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     recorder = Recorder()
     admin = secured.admin
     try:
-        artifact = admin.push(HELLO_AS, name="hello")["artifact_id"]
-        admin.deploy(artifact, replicas=1)
-        wait_until(lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what="hello")
+        artifact = deployed(admin, HELLO_AS, "hello")
         token = secured.join_env["MODRUN_JOIN_TOKEN"]
         config = httpx.get(secured.orch.url + "/api/config", headers=bearer(token)).json()
         rogue = RogueRuntime(int(config["mqtt"].rsplit(":", 1)[1]), token, recorder.url)

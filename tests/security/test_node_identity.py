@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from control_support import bearer, mqtt_connect, secured_fleet
+from control_support import bearer, deployed, mqtt_connect, secured_fleet
 from modrun.fleet import protocol as P
 from support import HELLO_AS, wait_until
 
@@ -36,10 +36,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     admin = secured.admin
     api = httpx.Client(base_url=secured.orch.url, headers=bearer(admin.token), timeout=30)
     try:
-        artifact = admin.push(HELLO_AS, name="hello")["artifact_id"]
-        admin.deploy(artifact, replicas=1)
-        wait_until(lambda: admin.deployment(artifact)["status"] == "complete", timeout=40, what="hello")
-        yield secured, api, artifact
+        yield secured, api, deployed(admin, HELLO_AS, "hello")
     finally:
         api.close()
         node.stop()

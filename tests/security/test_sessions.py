@@ -91,19 +91,11 @@ def test_guessing_the_admins_password_does_not_lock_the_admin_out(orch):
     ["/\\evil.example", "/\t/evil.example", "//evil.example", "https://evil.example/", "/\\/evil.example"],
 )
 def test_signing_in_through_the_provider_lands_only_on_this_site(tmp_path: Path, wanted: str):
-    from oidc_support import OidcProvider
+    from oidc_support import OidcProvider, oidc_orchestrator
 
     (tmp_path / "idp").mkdir()
     with OidcProvider(tmp_path / "idp") as idp:
-        orch = OrchestratorProcess(
-            tmp_path / "orch",
-            "--oidcIssuer",
-            idp.url,
-            "--oidcAudience",
-            "modrun-console",
-            env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
-            auth="oidc",
-        ).start()
+        orch = oidc_orchestrator(tmp_path / "orch", idp.url)
         try:
             with httpx.Client(timeout=30) as browser:
                 landed = _sign_in(browser, orch.url, wanted)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_support import bearer, secured_fleet
+from control_support import bearer, secured_fleet, signed_up
 from modrun.client import Client, ClientError
 from support import HELLO_AS, ModrunServer, wait_until
 
@@ -58,17 +58,10 @@ def _bundle(where: Path, manifest: dict) -> Path:
     return where
 
 
-def _stranger(url: str, name: str) -> Client:
-    client = Client(url)
-    client.signup(name, f"{name}@example.com", f"pw-{name}-long")
-    client.login(name, f"pw-{name}-long")
-    return client
-
-
 def test_a_stranger_cannot_ship_a_command_to_the_nodes(fleet, tmp_path: Path):
     secured, _node, _root = fleet
     marker = tmp_path / "owned"
-    mallory = _stranger(secured.orch.url, "mallory")
+    mallory = signed_up(secured.orch.url, "mallory")
     evil = _bundle(tmp_path / "evil", {"models": {"sh": {"provider": "local", "command": f"touch {marker}"}}})
     with pytest.raises(ClientError) as refused:
         mallory.push(evil, name="innocent")
