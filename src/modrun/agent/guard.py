@@ -22,12 +22,14 @@ from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
 from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issuers, Subject
 from modrun.control.tokens import CALL_HEADER, call_audience
 from modrun.control.verify import LEEWAY, InvalidToken, JwksKeys, JwtVerifier
+from modrun.expiring import ExpiringCache
 from modrun.fleet.graphql import BadGraphQL, root_fields
 from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
 from modrun.http.asgi import (
     JSON,
     BodyTooLarge,
     function_key,
+    header,
     media_type,
     read_body,
     refusal,
@@ -66,13 +68,15 @@ class CallAssertions:
 
     def __init__(self, verifier: JwtVerifier) -> None:
         self.verifier = verifier
-        self._verified: dict[str, tuple[float, frozenset[str], str]] = {}  # token -> (exp, art, sub)
+        self._verified: ExpiringCache[str, tuple[frozenset[str], str]] = ExpiringCache(
+            MAX_VERIFIED, time.time
+        )
 
     def check(self, assertion: str, artifacts: set[str]) -> Decision:
         """Allowed when the assertion is good, for this runtime, and covers every
         artifact the call runs here."""
-        known = self._verified.get(assertion)
-        if known is None or known[0] <= time.time():
+        known = self._verified.get(assertion)  # (artifacts granted, the caller)
+        if known is None:
             try:
                 claims = self.verifier.decode(assertion)
             except InvalidToken as exc:
@@ -80,26 +84,17 @@ class CallAssertions:
             granted = claims.get("art")
             if claims.get("typ") != "call" or not isinstance(granted, list):
                 return Decision(401, "not a call assertion")
-            if len(self._verified) >= MAX_VERIFIED:
-                self._verified = {k: v for k, v in self._verified.items() if v[0] > time.time()}
-            known = (float(claims["exp"]), frozenset(map(str, granted)), str(claims.get("sub", "")))
-            self._verified[assertion] = known
-        if not artifacts <= known[1]:
+            known = (frozenset(map(str, granted)), str(claims.get("sub", "")))
+            self._verified.put(assertion, known, float(claims["exp"]))
+        if not artifacts <= known[0]:
             return Decision(403, "the gateway did not allow what this call runs here")
-        return Decision(200, actor=known[2])
+        return Decision(200, actor=known[1])
 
 
 def vouched(assertions: CallAssertions | None, assertion: str, artifacts: set[str]) -> Decision:
     if assertions is None:
         return Decision(503, "this node is joining its fleet; try again shortly")
     return assertions.check(assertion, artifacts)
-
-
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 def node_guard(orchestrator: str, token: str | None, auth: dict) -> CallGuard:
@@ -200,7 +195,7 @@ class GuardedApp:
             artifacts = set()  # the catalog: any valid caller
         else:
             artifacts = {NO_ARTIFACT}  # models, inferences, Lambda batches, GraphQL over GET: admins
-        assertion = _header(scope["headers"], CALL_HEADER.encode())
+        assertion = header(scope["headers"], CALL_HEADER.encode())
         if assertion is not None:  # through the gateway, which decided and vouches for the call
             decision = vouched(agent.assertions, assertion, artifacts)
         else:

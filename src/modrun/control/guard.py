@@ -19,6 +19,7 @@ import jwt
 
 from modrun.control.keys import JOIN_PREFIX, key_hash, looks_like_key, well_formed
 from modrun.control.verify import InvalidToken, JwtVerifier
+from modrun.expiring import ExpiringCache
 
 DECISION_TTL = 2.0
 MAX_ENTRIES = 50_000
@@ -168,15 +169,15 @@ class CallGuard:
         self.read_token = read_token
         self.decide = decide
         self.ttl = ttl
-        self._subjects: dict[str, tuple[Subject, float]] = {}
-        self._decisions: dict[tuple[str, str, str], tuple[Decision, float]] = {}
+        self._subjects: ExpiringCache[str, Subject] = ExpiringCache(MAX_ENTRIES, time.time)
+        self._decisions: ExpiringCache[tuple[str, str, str], Decision] = ExpiringCache(MAX_ENTRIES)
 
     def subject(self, secret: str) -> Subject:
         """Raises InvalidToken for credentials that are not good whatever they ask for."""
         cached = self._subjects.get(secret)
+        if cached is not None:
+            return cached
         moment = time.time()
-        if cached is not None and cached[1] > moment:
-            return cached[0]
         if looks_like_key(secret):
             if not well_formed(secret):
                 raise InvalidToken("invalid API key")
@@ -186,9 +187,7 @@ class CallGuard:
         else:
             found = self.read_token(secret)
             until = found.expires_at
-        if len(self._subjects) >= MAX_ENTRIES:
-            self._subjects.clear()
-        self._subjects[secret] = (found, until)
+        self._subjects.put(secret, found, until)
         return found
 
     async def check(self, headers: Iterable[tuple[bytes, bytes]], artifacts: Iterable[str]) -> Decision:
@@ -210,13 +209,10 @@ class CallGuard:
 
     async def _decision(self, subject: Subject, artifact: str) -> Decision:
         key = (subject.kind, subject.id + subject.jti, artifact)
-        moment = time.monotonic()
         cached = self._decisions.get(key)
-        if cached is not None and cached[1] > moment:
-            return cached[0]
+        if cached is not None:
+            return cached
         decision = await self.decide(subject, artifact)
         if decision.status in (200, 401, 403):  # an unreachable control plane is asked again
-            if len(self._decisions) >= MAX_ENTRIES:
-                self._decisions.clear()
-            self._decisions[key] = (decision, moment + self.ttl)
+            self._decisions.put(key, decision, time.monotonic() + self.ttl)
         return decision

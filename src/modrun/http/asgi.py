@@ -7,6 +7,7 @@ Starlette endpoints: these helpers read a bounded body and send a whole answer.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 FUNCTIONS_PREFIX = "/functions/"
@@ -24,12 +25,17 @@ def function_key(path: str) -> str:
     return "/".join(part for part in path[len(FUNCTIONS_PREFIX) :].split("/") if part)
 
 
-def media_type(headers: list[tuple[bytes, bytes]]) -> str:
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of a request header (ASGI gives names lower-cased)."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def media_type(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The media type of an ASGI request (``application/json``), lower-cased, no parameters."""
-    for name, value in headers:
-        if name == b"content-type":
-            return value.decode("latin-1").split(";")[0].strip().lower()
-    return ""
+    return (header(headers, b"content-type") or "").split(";")[0].strip().lower()
 
 
 class BodyTooLarge(Exception):

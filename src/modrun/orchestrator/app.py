@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from modrun.control.tokens import CALL_ASSERTION_TTL, CALL_HEADER, TokenService
+from modrun.expiring import ExpiringCache
 from modrun.fleet.graphql import BadGraphQL, root_fields
 from modrun.http.asgi import FUNCTIONS_PREFIX as PREFIX
 from modrun.http.asgi import (
@@ -44,20 +45,15 @@ class Vouchers:
 
     def __init__(self, tokens: TokenService, limit: int = 10_000) -> None:
         self.tokens = tokens
-        self.limit = limit
-        self._made: dict[tuple, tuple[bytes, float]] = {}
+        self._made: ExpiringCache[tuple, bytes] = ExpiringCache(limit)
 
     def assertion(self, runtime: str, actor: str, artifacts: Iterable[str], function: str) -> bytes:
         key = (runtime, actor, frozenset(artifacts), function)
-        moment = time.monotonic()
         made = self._made.get(key)
-        if made is None or made[1] <= moment:
-            if len(self._made) >= self.limit:
-                self._made = {k: v for k, v in self._made.items() if v[1] > moment}
-            token = self.tokens.assert_call(runtime, actor, key[2], function).encode()
-            made = (token, moment + REUSE_FOR)
-            self._made[key] = made
-        return made[0]
+        if made is None:
+            made = self.tokens.assert_call(runtime, actor, key[2], function).encode()
+            self._made.put(key, made, time.monotonic() + REUSE_FOR)
+        return made
 
 
 class OrchestratorApp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from modrun.control.errors import (
     BadRequest,
     Unavailable,
 )
-from modrun.control.permissions import allowed
+from modrun.control.permissions import ArtifactAccess, allowed
 from modrun.control.quotas import quota_subjects
 from modrun.control.routing import Call
 from modrun.control.tenant_policy import refuse_operator_features
@@ -55,11 +54,10 @@ async def deploy(call: Call) -> Any:
     limits = _call_limits(body.get("limits") or {})
     deployments = deployments_of(call)
     plane = call.plane
-    await run_in_threadpool(
-        check_deployable, plane.artifacts, plane.accounts, artifact_id, version, plane.secured
-    )
-    access = await run_in_threadpool(call.plane.artifacts.access, artifact_id)
+    access = await run_in_threadpool(plane.artifacts.access, artifact_id)
     assert access is not None  # checked by the route's artifact rule
+    if plane.secured:
+        await run_in_threadpool(check_deployable, plane.artifacts, plane.accounts, access, version)
     runtimes = await run_in_threadpool(deployments.runtime_count, labels)
     await run_in_threadpool(
         call.plane.quotas.check_deploy, quota_subjects(access), artifact_id, replicas, runtimes
@@ -121,20 +119,15 @@ async def list_deployments(call: Call) -> Any:
     return {"deployments": found}
 
 
-def check_deployable(
-    artifacts: Artifacts, accounts: Accounts, artifact_id: uuid.UUID, version: int, secured: bool
-) -> None:
-    """Before a deploy: a bundle whose owner is not an admin (now) holds to the
-    tenant policy, whatever was allowed when it was uploaded."""
-    if artifacts.detail(artifact_id)["type"] != "bundle" or not secured:
-        return
-    access = artifacts.access(artifact_id)
-    owner = accounts.get(access.owner_id) if access is not None and access.owner_id else None
-    if owner is not None and owner.admin:
+def check_deployable(artifacts: Artifacts, accounts: Accounts, access: ArtifactAccess, version: int) -> None:
+    """Before a deploy in a secured fleet: a bundle whose owner is not an admin
+    (now) holds to the tenant policy, whatever was allowed when it was uploaded."""
+    owner = accounts.get(access.owner_id) if access.owner_id else None
+    if (owner is not None and owner.admin) or artifacts.detail(access.id)["type"] != "bundle":
         return
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "bundle"
         with archive.open("wb") as out:
-            for chunk in artifacts.read(artifact_id, version):
+            for chunk in artifacts.read(access.id, version):
                 out.write(chunk)
         refuse_operator_features(bundle_manifests(archive))
