@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -25,10 +26,12 @@ def run_http(
     to finish (a node passes its --timeout: no call it accepted is cut short),
     then the lifespan's shutdown runs.
 
-    With ``drain``, SIGTERM first keeps serving for that many seconds with
-    every response saying ``Connection: close``, so clients that keep sending
-    on a kept-alive connection learn to reconnect (to a sibling process) rather
-    than have the connection closed under a request they are sending."""
+    With ``drain``, SIGTERM first stops accepting (a sibling process on the
+    same port takes new connections) and for that many seconds keeps serving
+    the connections it has, every response saying ``Connection: close``: a
+    client sending on a kept-alive connection learns to reconnect rather than
+    have the connection closed under the request it is sending, and one
+    accepted just before the signal has the whole period to send its request."""
     import uvicorn
 
     draining = _Draining(app) if drain > 0 else None
@@ -72,12 +75,26 @@ def _server_class(draining: _Draining | None = None, drain: float = 0.0) -> type
     import uvicorn
 
     class Server(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets)
+
+        def stop_accepting(self) -> None:
+            """Close this process's listening sockets; the supervisor's and the
+            siblings' copies go on listening, so no connection is refused."""
+            for server in getattr(self, "servers", []):
+                server.close()
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             """With a drain period, the first signal starts it; the exit follows."""
             if draining is None or draining.on:
                 super().handle_exit(sig, frame)
                 return
             draining.on = True
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self.stop_accepting)
             timer = threading.Timer(drain, super().handle_exit, (sig, frame))
             timer.daemon = True
             timer.start()
