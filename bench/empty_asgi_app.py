@@ -1,7 +1,10 @@
 """Ceiling for bench_http.py: uvicorn with an ASGI app that does nothing but
 answer 200 with an empty body. No server built on uvicorn can beat it.
 
-    python bench/empty_asgi_app.py PORT
+    python bench/empty_asgi_app.py PORT [LOOP]
+
+LOOP is uvicorn's ``--loop`` (auto, asyncio, uvloop); auto takes uvloop when
+it is installed.
 """
 
 from __future__ import annotations
@@ -26,4 +29,7 @@ async def app(scope, receive, send):
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    loop = sys.argv[2] if len(sys.argv) > 2 else "auto"
+    uvicorn.run(
+        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, loop=loop
+    )

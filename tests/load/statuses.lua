@@ -30,5 +30,5 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format("errors connect=%d read=%d write=%d timeout=%d\n", e.connect, e.read, e.write, e.timeout))
-  io.write(string.format("latency p50=%d p99=%d\n", latency:percentile(50), latency:percentile(99)))
+  io.write(string.format("latency p50=%d p99=%d max=%d\n", latency:percentile(50), latency:percentile(99), latency.max))
 end

@@ -42,6 +42,7 @@ def run_http(
         log_config=None,
         access_log=False,
         lifespan="on",
+        loop="asyncio",
         timeout_graceful_shutdown=max(1, int(grace + 0.999)),
         proxy_headers=proxy_headers,
         server_header=False,
