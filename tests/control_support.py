@@ -79,6 +79,22 @@ def secured_fleet(storage: Path, *extra: str) -> SecuredFleet:
     return SecuredFleet(orch, admin, {"MODRUN_JOIN_TOKEN": admin.create_node_token("tests")["token"]})
 
 
+def join_as(url: str, token: str, name: str = "rogue", runtime: str | None = None) -> tuple[str, str]:
+    """Exchange a join token for a runtime's credential: (runtime uuid, credential)."""
+    runtime = runtime or str(uuid.uuid4())
+    made = httpx.post(
+        url + "/api/v2/node/join", json={"runtime": runtime, "name": name}, headers=bearer(token)
+    )
+    assert made.status_code == 201, made.text
+    return runtime, made.json()["credential"]
+
+
+def broker_port(url: str, credential: str) -> int:
+    """The port of the fleet's embedded broker, from its config."""
+    config = httpx.get(url + "/api/config", headers=bearer(credential)).json()
+    return int(config["mqtt"].rsplit(":", 1)[1])
+
+
 def mqtt_connect(port: int, username: str | None, password: str | None) -> mqtt.Client | None:
     """A raw MQTT client connected to the fleet's broker as ``username``, or None when refused."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")

@@ -188,7 +188,7 @@ def test_audit_log_records_outcomes_without_secrets(api, admin):
 
 def test_authorization_matrix_from_the_route_table(api, admin, orch):
     """Every route (control plane and fleet) against anonymous, an API key, a
-    plain user, a join token and a garbage token."""
+    plain user, a join token, a joined node's credential and a garbage token."""
     _, user = new_user(api, admin)
     name = api.get("/user/info", headers=bearer(user)).json()["username"]
     key = api.post(
@@ -202,21 +202,25 @@ def test_authorization_matrix_from_the_route_table(api, admin, orch):
         },
     ).json()["api_key"]
     join = api.post("/node-token", headers=bearer(admin), json={"name": "matrix"}).json()["token"]
+    joined = api.post("/node/join", headers=bearer(join), json={"runtime": str(uuid.uuid4())})
     callers = {
         "anonymous": {},
         "key": {"x-api-key": key},
         "user": bearer(user),
-        "node": bearer(join),
+        "join": bearer(join),
+        "node": bearer(joined.json()["credential"]),
         "garbage": bearer("x.y.z"),
     }
+    no = {"anonymous": 401, "key": 403, "user": 403, "join": 403, "node": 403, "garbage": 401}
     expected = {
-        "public": {"anonymous": None, "key": None, "user": None, "node": None, "garbage": 401},
-        "user": {"anonymous": 401, "key": None, "user": None, "node": 403, "garbage": 401},
-        "session": {"anonymous": 401, "key": 403, "user": None, "node": 403, "garbage": 401},
-        "admin": {"anonymous": 401, "key": 403, "user": 403, "node": 403, "garbage": 401},
-        "node": {"anonymous": 401, "key": 403, "user": 403, "node": None, "garbage": 401},
-        # only an upload token opens them
-        "upload": {"anonymous": 401, "key": 401, "user": 401, "node": 401, "garbage": 401},
+        "public": {**dict.fromkeys(callers), "garbage": 401},
+        "user": {**no, "key": None, "user": None},
+        "session": {**no, "user": None},
+        "admin": no,
+        "node": {**no, "node": None},
+        "joining": {**no, "join": None, "node": None},
+        "join": {**no, "join": None},
+        "upload": dict.fromkeys(callers, 401),  # only an upload token opens them
     }
     routes = endpoints() + fleet_endpoints()
     checked = 0
@@ -225,6 +229,7 @@ def test_authorization_matrix_from_the_route_table(api, admin, orch):
             if endpoint.rule == "public" and endpoint.prefix == PREFIX:
                 continue  # login and sign-up take credentials of their own; exercised above
             path = endpoint.path.replace("{id}", str(uuid.uuid4())).replace("{uid}", str(uuid.uuid4()))
+            path = path.replace("{runtime}", str(uuid.uuid4()))
             path = (
                 path.replace("{chunk:int}", "0").replace("{query}", "nothing").replace("{path:path}", "x/y")
             )
@@ -246,8 +251,8 @@ def test_authorization_matrix_from_the_route_table(api, admin, orch):
                     assert status == want, (endpoint.method, path, caller, status, text)
                 checked += 1
     skipped = sum(1 for e in routes if e.rule == "public" and e.prefix == PREFIX)
-    assert skipped <= 8 and checked == 5 * (len(routes) - skipped)
-    assert {e.rule for e in fleet_endpoints()} >= {"public", "user", "node", "admin"}
+    assert skipped <= 8 and checked == len(callers) * (len(routes) - skipped)
+    assert {e.rule for e in fleet_endpoints()} >= {"public", "user", "node", "joining", "admin"}
 
 
 def test_console_sessions_use_httponly_cookies_and_renew(api):

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_support import bearer, deployed, mqtt_connect, secured_fleet
+from control_support import bearer, deployed, join_as, mqtt_connect, secured_fleet
 from modrun.client import Client, ClientError
 from modrun.fleet import protocol as P
 from support import CONNECT_AS, HELLO_AS, TEST_SOURCES, TEXTKIT_C, ModrunServer, build_wat, wait_until
@@ -177,8 +177,9 @@ def test_the_broker_keeps_nodes_to_their_own_topics(fleet):
     assert anonymous is None  # refused
     assert mqtt_connect(port, "someone", "not-a-token") is None
 
-    rogue_id = str(uuid.uuid4())
-    rogue = mqtt_connect(port, rogue_id, token)
+    assert mqtt_connect(port, str(uuid.uuid4()), token) is None  # a join token is only for joining
+    rogue_id, credential = join_as(orch.url, token)
+    rogue = mqtt_connect(port, rogue_id, credential)
     assert rogue is not None
     try:
         granted: list[list[int]] = []

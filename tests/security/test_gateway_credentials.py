@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,7 +22,7 @@ import httpx
 import jwt
 import pytest
 
-from control_support import bearer, deployed, mqtt_connect, secured_fleet
+from control_support import bearer, broker_port, deployed, join_as, mqtt_connect, secured_fleet
 from modrun.fleet import protocol as P
 from support import HELLO_AS, wait_until
 
@@ -60,13 +59,14 @@ class Recorder:
 
 
 class RogueRuntime:
-    """A join-token holder posing as a modrun node: it claims ``greet`` and, once
-    a module is placed on it, claims that module's functions too."""
+    """A join-token holder, joined as a runtime of its own, posing as a modrun
+    node: it claims ``greet`` and, once a module is placed on it, claims that
+    module's functions too."""
 
-    def __init__(self, port: int, token: str, url: str) -> None:
-        self.uuid = str(uuid.uuid4())
+    def __init__(self, port: int, runtime: str, credential: str, url: str) -> None:
+        self.uuid = runtime
         self.placed: list[str] = []
-        client = mqtt_connect(port, self.uuid, token)
+        client = mqtt_connect(port, self.uuid, credential)
         assert client is not None
         self.client = client
         client.on_message = self._on_message
@@ -123,9 +123,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     admin = secured.admin
     try:
         artifact = deployed(admin, HELLO_AS, "hello")
-        token = secured.join_env["MODRUN_JOIN_TOKEN"]
-        config = httpx.get(secured.orch.url + "/api/config", headers=bearer(token)).json()
-        rogue = RogueRuntime(int(config["mqtt"].rsplit(":", 1)[1]), token, recorder.url)
+        runtime, credential = join_as(secured.orch.url, secured.join_env["MODRUN_JOIN_TOKEN"])
+        port = broker_port(secured.orch.url, credential)
+        rogue = RogueRuntime(port, runtime, credential, recorder.url)
         api = httpx.Client(base_url=secured.orch.url, headers=bearer(admin.token), timeout=30)
         wait_until(lambda: api.get(f"/api/runtimes/{rogue.uuid}/").status_code == 200, what="rogue joined")
         time.sleep(1)  # its claims are in

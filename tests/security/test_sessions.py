@@ -8,6 +8,7 @@ provider); every request through its HTTP API.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -142,7 +143,10 @@ def test_the_user_list_shows_only_what_the_caller_may_know(api):
 
 def test_a_node_asking_for_a_decision_creates_or_changes_no_account(api):
     admin = login(api, "admin", ADMIN_PASSWORD)["access_token"]
-    join = api.post("/node-token", headers=bearer(admin), json={"name": "n"}).json()["token"]
+    token = api.post("/node-token", headers=bearer(admin), json={"name": "n"}).json()["token"]
+    joined = api.post("/node/join", headers=bearer(token), json={"runtime": str(uuid.uuid4())})
+    node = joined.json()["credential"]
+    assert api.post("/auth/decide", headers=bearer(token), json={}).status_code == 403  # not joined yet
     users_before = {u["username"] for u in api.get("/user/list", headers=bearer(admin)).json()["users"]}
     forged = {
         "kind": "oidc",
@@ -152,7 +156,7 @@ def test_a_node_asking_for_a_decision_creates_or_changes_no_account(api):
         "email": "eve@nowhere.example",
         "groups": ["crew"],
     }
-    answer = api.post("/auth/decide", headers=bearer(join), json={"subject": forged, "artifact": "*"})
+    answer = api.post("/auth/decide", headers=bearer(node), json={"subject": forged, "artifact": "*"})
     assert answer.status_code == 200 and answer.json()["status"] == 401, answer.text
     users_after = {u["username"] for u in api.get("/user/list", headers=bearer(admin)).json()["users"]}
     assert users_after == users_before and "eve" not in users_after
@@ -160,5 +164,5 @@ def test_a_node_asking_for_a_decision_creates_or_changes_no_account(api):
     claims = jwt.decode(admin, options={"verify_signature": False})
     subject = {"kind": "user", "id": claims["sub"], "issuer": claims["iss"], "jti": claims["jti"],
                "iat": claims["iat"], "exp": claims["exp"], "fam": claims["fam"]}  # fmt: skip
-    real = api.post("/auth/decide", headers=bearer(join), json={"subject": subject, "artifact": ""})
+    real = api.post("/auth/decide", headers=bearer(node), json={"subject": subject, "artifact": ""})
     assert real.status_code == 200 and real.json()["status"] == 200, real.text  # admins only: allowed

@@ -16,12 +16,15 @@ class FetchError(Exception):
 
 
 class FileCache:
-    def __init__(self, orchestrator: str, root: Path, token: str | None = None) -> None:
+    def __init__(self, orchestrator: str, root: Path) -> None:
         self.orchestrator = orchestrator.rstrip("/")
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(timeout=httpx.Timeout(60, connect=5), headers=headers)
+        self.http = httpx.Client(timeout=httpx.Timeout(60, connect=5))
+
+    def authorize(self, credential: str) -> None:
+        """Fetch as the joined node (its node credential)."""
+        self.http.headers["authorization"] = f"Bearer {credential}"
 
     def get(self, path: str, sha256: str | None) -> tuple[Path, str]:
         """The file's local copy and digest; downloads unless ``sha256`` is cached."""

@@ -115,7 +115,7 @@ def node_guard(orchestrator: str, token: str | None, auth: dict) -> CallGuard:
 
 
 class RemoteDecide:
-    """Asks the control plane (``POST /api/v2/auth/decide``) with the join token."""
+    """Asks the control plane (``POST /api/v2/auth/decide``) with the node's credential."""
 
     def __init__(self, orchestrator: str, token: str | None, path: str) -> None:
         self.url = orchestrator.rstrip("/") + path

@@ -26,6 +26,7 @@ import httpx
 
 from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
 from modrun.agent.bundles import BundleRun
+from modrun.agent.credential import JoinRefused, node_credential
 from modrun.agent.files import FetchError, FileCache
 from modrun.agent.guard import CallAssertions, call_assertions, node_guard
 from modrun.agent.host import JoinSettings, NodeHost
@@ -51,9 +52,11 @@ class FleetAgent:
         self.settings = settings
         storage = Path(host.storage_path).expanduser()
         self.uuid = _runtime_id(storage / "fleet" / f"runtime-{host.port}.id")
+        self.credential_path = storage / "fleet" / f"runtime-{host.port}.credential"
+        self.credential: str | None = None  # this runtime's own, once joined (secured fleets)
         self.name = settings.name or f"{socket.gethostname()}-{host.port}"
         self.url = (settings.url or f"http://{_reachable(host.host)}:{host.port}").rstrip("/")
-        self.files = FileCache(settings.orchestrator, storage / "fleet" / "files", settings.token)
+        self.files = FileCache(settings.orchestrator, storage / "fleet" / "files")
         self.guard: CallGuard | None = None  # set once a secured fleet's config is known
         self.assertions: CallAssertions | None = None  # the gateway's call assertions, likewise
         self.hosted: dict[str, Hosted] = {}
@@ -125,6 +128,8 @@ class FleetAgent:
         self.files.close()
 
     def _join_then_work(self) -> None:
+        if self.settings.token and not self._exchange_token():
+            return
         config = self._fetch_config()
         if config is None:
             return
@@ -133,17 +138,17 @@ class FleetAgent:
         auth = config.get("auth")
         if isinstance(auth, dict):
             self.assertions = call_assertions(auth, self.uuid)
-            self.guard = node_guard(self.settings.orchestrator, self.settings.token, auth)
+            self.guard = node_guard(self.settings.orchestrator, self.credential, auth)
             log.info("the fleet is secured: calls are checked against its control plane")
         elif self.secured:
             log.warning(
                 "joined with a join token, but the fleet is open (--auth none): calls are not checked"
             )
-            self.settings.token = None
+            self.settings.token = self.credential = None
         self.ka_interval = float(config.get("ka_interval_sec") or 5.0)
         broker = BrokerAddress.parse(self.settings.mqtt or str(config["mqtt"]))
-        if self.settings.token and not broker.username:
-            broker = broker.with_credentials(self.uuid, self.settings.token)
+        if self.credential and not broker.username:
+            broker = broker.with_credentials(self.uuid, self.credential)
         will = (self.topics.registration(self.uuid), json.dumps(self._deregistration()).encode())
         self.link = MqttLink(
             broker,
@@ -164,6 +169,32 @@ class FleetAgent:
         )
         self._work_loop()
 
+    def _exchange_token(self) -> bool:
+        """Get this runtime's credential (kept, or exchanged for the join token)."""
+        token = self.settings.token
+        assert token is not None
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self.credential = node_credential(
+                    self.settings.orchestrator, token, self.uuid, self.name, self.credential_path
+                )
+                self.files.authorize(self.credential)
+                return True
+            except JoinRefused as exc:
+                log.error(
+                    "orchestrator %s refused to let this node join as runtime %s (%s)",
+                    self.settings.orchestrator,
+                    self.uuid,
+                    exc,
+                )
+                return False
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("orchestrator %s not reachable (%s); retrying", self.settings.orchestrator, exc)
+            self._stop.wait(delay)
+            delay = min(delay * 2, 10)
+        return False
+
     def _fetch_config(self) -> dict | None:
         delay = 0.5
         while not self._stop.is_set():
@@ -182,7 +213,7 @@ class FleetAgent:
                         response.status_code,
                         "give a valid join token (--token or MODRUN_JOIN_TOKEN)"
                         if not self.settings.token
-                        else "the join token is invalid, expired or deleted",
+                        else "this runtime's credential was revoked",
                     )
                 else:
                     log.warning(
@@ -202,7 +233,7 @@ class FleetAgent:
         return None
 
     def _bearer(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+        return {"authorization": f"Bearer {self.credential}"} if self.credential else {}
 
     # -- messages ----------------------------------------------------------------------------
 

@@ -22,9 +22,10 @@ from modrun.control.keys import (
     key_hash,
     looks_like_join_token,
     looks_like_key,
+    looks_like_node_credential,
     well_formed,
 )
-from modrun.control.nodes import JoinTokens
+from modrun.control.nodes import JoinTokens, NodeCredentials
 from modrun.control.tokens import Claims, TokenService
 from modrun.control.verify import InvalidToken
 from modrun.db.tables import api_keys
@@ -40,17 +41,20 @@ class Principal:
     key: KeyGrant | None = None
     claims: Claims | None = None
     node: uuid.UUID | None = None  # the join token a node presented
+    runtime: uuid.UUID | None = None  # the runtime whose credential was presented
 
     @property
     def actor(self) -> str:
+        if self.runtime is not None:
+            return f"runtime:{self.runtime}"
         if self.node is not None:
             return f"node-token:{self.node}"
         return f"key:{self.key.id}" if self.key else f"user:{self.user.id}"
 
     @property
     def session(self) -> bool:
-        """Signed in as the user (a token), not through an API key or a join token."""
-        return self.key is None and self.node is None
+        """Signed in as the user (a token), not through an API key or a node's credential."""
+        return self.key is None and self.node is None and self.runtime is None
 
 
 SESSION_COOKIE = "modrun_session"  # the console's access token: HttpOnly, SameSite=Strict
@@ -84,6 +88,7 @@ class Authenticator:
         tokens: TokenService,
         issuers: Issuers,
         join_tokens: JoinTokens,
+        node_credentials: NodeCredentials,
         enabled: bool = True,
         oidc_groups: bool = False,
     ) -> None:
@@ -92,6 +97,7 @@ class Authenticator:
         self.tokens = tokens
         self.issuers = issuers
         self.join_tokens = join_tokens
+        self.node_credentials = node_credentials
         self.enabled = enabled
         self.oidc_groups = oidc_groups  # IdP groups decide an OIDC user's teams
 
@@ -108,6 +114,11 @@ class Authenticator:
             if node is None:
                 raise Unauthenticated("invalid or expired join token")
             return Principal(NODE_USER, node=node)
+        if looks_like_node_credential(secret):
+            runtime = self.node_credentials.check(secret)
+            if runtime is None:
+                raise Unauthenticated("invalid or revoked node credential")
+            return Principal(NODE_USER, runtime=runtime)
         if looks_like_key(secret):
             if not well_formed(secret):
                 raise Unauthenticated("invalid API key")

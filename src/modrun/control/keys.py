@@ -24,9 +24,10 @@ from modrun.db.tables import api_keys
 
 PREFIX = "mrk_"
 JOIN_PREFIX = "mrj_"  # join tokens: what a node presents to join a secured fleet
+NODE_PREFIX = "mrn_"  # node credentials: one runtime's identity, exchanged for a join token
 SCOPES = ("invoke", "read", "deploy", "manage")
 LAST_USED_EVERY = timedelta(seconds=60)  # how often a key's (or join token's) last-used time is written
-_FORMAT = re.compile(r"^(mr[kj]_)([A-Za-z0-9]{40})_([0-9a-f]{8})$")
+_FORMAT = re.compile(r"^(mr[kjn]_)([A-Za-z0-9]{40})_([0-9a-f]{8})$")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -54,6 +55,10 @@ def looks_like_key(value: str) -> bool:
 
 def looks_like_join_token(value: str) -> bool:
     return value.startswith(JOIN_PREFIX)
+
+
+def looks_like_node_credential(value: str) -> bool:
+    return value.startswith(NODE_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from modrun.control.deployments import DeploymentFleet, Deployments, DeploymentS
 from modrun.control.errors import ControlError, Unauthenticated
 from modrun.control.guard import NO_ARTIFACT, SIGNED_IN, Decision, Issuer, Issuers, Subject
 from modrun.control.keys import ApiKeys
-from modrun.control.nodes import JoinTokens
+from modrun.control.nodes import JoinTokens, NodeCredentials
 from modrun.control.oidc import OidcSettings, oidc_issuer
 from modrun.control.oidc_login import OidcLogin
 from modrun.control.permissions import allowed
@@ -78,6 +78,7 @@ class ControlPlane:
             engine, load_signing_key(storage / "control" / "signing-key.pem"), issuer, access_ttl
         )
         self.join_tokens = JoinTokens(engine)
+        self.node_credentials = NodeCredentials(engine)
         trusted = [Issuer(self.tokens.verifier)]
         self.oidc = oidc
         self.oidc_document: dict | None = None
@@ -102,6 +103,7 @@ class ControlPlane:
             self.tokens,
             self.issuers,
             self.join_tokens,
+            self.node_credentials,
             enabled=auth != "none",
             oidc_groups=bool(oidc and oidc.groups_claim),
         )

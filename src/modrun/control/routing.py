@@ -4,9 +4,10 @@ path's artifact), runs the handler, answers a ``ControlError`` with its status, 
 
 Rules: ``public`` (anyone), ``user`` (a user token or an API key), ``session`` (a user token:
 account and key management are not for API keys), ``admin`` (a global admin's token), ``node``
-(a node's join token, or an admin), ``upload`` (an upload token). A ``target`` rule (team admin,
-team member) is checked by the handler against the path's team: 403. Mutating and denied
-requests are audited after the outcome is known.
+(a node's own credential, or an admin), ``joining`` (that, or a join token: the fleet's config),
+``join`` (a join token, exchanged for a node credential), ``upload`` (an upload token). A
+``target`` rule (team admin, team member) is checked by the handler against the path's team:
+403. Mutating and denied requests are audited after the outcome is known.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 PREFIX = "/api/v2"
 
 
-RULES = ("public", "user", "session", "admin", "upload", "node")
+RULES = ("public", "user", "session", "admin", "upload", "node", "joining", "join")
 
 
 QUIET = frozenset({"auth.decide"})  # questions, not changes: audited only when denied
@@ -124,12 +125,24 @@ def _check(rule: str, principal: Principal | None) -> None:
         return
     if principal is None:
         raise Unauthorized("sign in: send a token (Authorization: Bearer) or an API key (X-API-Key)")
-    if rule == "node":
-        if principal.node is None and not (principal.session and principal.user.admin):
-            raise Forbidden("only joined nodes (a join token) and admins may do this")
+    admin = principal.session and principal.user.admin
+    if rule == "join":  # exchanging a join token for a node credential (an admin may join one too)
+        if principal.node is None and not admin:
+            raise Forbidden("give a join token (mrj_...) to join")
         return
-    if principal.node is not None:
-        raise Forbidden("a join token is for nodes joining the fleet")
+    if rule == "joining":  # the fleet's config: what a node needs before and after joining
+        if principal.node is None and principal.runtime is None and not admin:
+            raise Forbidden("only nodes (a join token or a node credential) and admins may do this")
+        return
+    if rule == "node":
+        if principal.runtime is None and not admin:
+            raise Forbidden(
+                "only joined nodes (a node credential) and admins may do this"
+                + ("; exchange the join token first (POST /api/v2/node/join)" if principal.node else "")
+            )
+        return
+    if principal.node is not None or principal.runtime is not None:
+        raise Forbidden("a join token or node credential is for nodes, not for this")
     if rule in ("session", "admin") and not principal.session:
         raise Forbidden("API keys cannot do this; sign in as the user")
     if rule == "admin" and not principal.user.admin:

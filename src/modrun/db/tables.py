@@ -323,6 +323,18 @@ node_tokens = sa.Table(
     sa.Column("last_used_at", sa.DateTime(timezone=True)),
 )
 
+node_credentials = sa.Table(
+    "node_credentials",
+    metadata,
+    sa.Column("runtime", sa.Uuid, primary_key=True, comment="the one runtime this credential speaks for"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False, unique=True, comment="SHA-256 of the credential"),
+    sa.Column("join_token", sa.Uuid, comment="the join token it was exchanged for"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), comment="set: the runtime is cut off for good"),
+)
+
 quotas = sa.Table(
     "quotas",
     metadata,

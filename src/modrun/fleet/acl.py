@@ -1,7 +1,8 @@
 """Who may use the embedded broker of a secured fleet, and which topics.
 
 The orchestrator connects with a password made at start; a node connects
-with its runtime uuid as username and a join token as password. A node may
+with its runtime uuid as username and that runtime's own credential as
+password (a join token is refused: it is exchanged for the credential first). A node may
 publish only its own registration, keepalive and control replies
 (``{realm}/proc/reg|keepalive|control/{uuid}``), the stdout/stderr of
 modules placed on it and their channel topics; it may subscribe only to its
@@ -37,13 +38,13 @@ class FleetAccess:
         self,
         realm: str,
         password: str,
-        check_token: Callable[[str], object | None],
+        speaks_for: Callable[[str, str], bool],
         runtime_of: RuntimeOf,
         channels_of: ChannelsOf,
     ) -> None:
         self.topics = P.Topics(realm)
         self.password = password
-        self.check_token = check_token
+        self.speaks_for = speaks_for  # (credential, runtime uuid) -> the credential is that runtime's
         self.runtime_of = runtime_of
         self.channels_of = channels_of
 
@@ -52,7 +53,7 @@ class FleetAccess:
             return False
         if username == ORCHESTRATOR_USER:
             return hmac.compare_digest(password.encode(), self.password.encode())
-        return self.check_token(password) is not None
+        return self.speaks_for(password, username)
 
     def allowed(self, username: str | None, topic: str, action: str) -> bool:
         if username == ORCHESTRATOR_USER:

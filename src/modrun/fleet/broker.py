@@ -23,7 +23,7 @@ class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, access: FleetAccess | None = None) -> None:
         self.host = host
         self.port = port
-        self.access = access  # a secured fleet: join tokens and per-node topics (modrun.fleet.acl)
+        self.access = access  # a secured fleet: node credentials and per-node topics (modrun.fleet.acl)
         self._access_key = register(access) if access is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker = None
@@ -68,6 +68,28 @@ class EmbeddedBroker:
         started.set_result(None)
         loop.run_forever()
         loop.close()
+
+    def disconnect(self, username: str) -> None:
+        """Drop every connection of ``username`` (a revoked runtime); its will is
+        published, as for any connection lost, so its modules move at once."""
+        loop, broker = self._loop, self._broker
+        if loop is None or broker is None or not loop.is_running():
+            return
+
+        async def drop() -> int:
+            dropped = 0
+            for session, handler in list(broker._sessions.values()):  # amqtt has no public way
+                if session.username == username and session.transitions.is_connected():
+                    await handler.handle_connection_closed()
+                    dropped += 1
+            return dropped
+
+        try:
+            dropped = asyncio.run_coroutine_threadsafe(drop(), loop).result(5)
+        except Exception as exc:
+            log.warning("could not drop the MQTT connections of %s: %s", username, exc)
+            return
+        log.info("dropped %d MQTT connection(s) of %s", dropped, username)
 
     def stop(self) -> None:
         loop, broker = self._loop, self._broker

@@ -21,7 +21,6 @@ from typing import Any
 from modrun.control.artifacts import Artifacts
 from modrun.control.deployments import DeploymentStore
 from modrun.control.guard import CallGuard, Decision, Subject
-from modrun.control.nodes import JoinTokens
 from modrun.control.plane import ControlPlane, artifact_key
 from modrun.db.engine import database_url, make_engine
 from modrun.db.migrate import ensure_schema
@@ -68,7 +67,7 @@ class Orchestrator:
                 access = FleetAccess(
                     settings.realm,
                     password,
-                    JoinTokens(self.db).check,
+                    lambda secret, runtime: self.control_plane.node_credentials.speaks_for(secret, runtime),
                     self._runtime_of,
                     self._channels_of,
                 )
@@ -103,6 +102,8 @@ class Orchestrator:
             default_quota=settings.default_quota,
             fleet=self._reconciler,
         )
+        if self.broker is not None:
+            self.control_plane.node_credentials.on_revoke.append(self.broker.disconnect)
         self.gateway = Gateway(
             self.control,
             settings.gateway_wait,

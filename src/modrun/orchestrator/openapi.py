@@ -32,7 +32,9 @@ RULE_TEXT = {
     "session": "A signed-in user (not an API key).",
     "admin": "An admin.",
     "upload": "The upload token from POST /api/v2/artifact/upload.",
-    "node": "A node of the fleet (its join token) or an admin.",
+    "node": "A joined node (its node credential, mrn_...) or an admin.",
+    "joining": "A node (its join token or its node credential) or an admin.",
+    "join": "A join token (mrj_...), exchanged once per runtime for a node credential.",
 }
 SECURITY = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "An access token or API key"},

@@ -40,7 +40,15 @@ from modrun.control.routes.deployments import (
     undeploy,
 )
 from modrun.control.routes.keys import create_key, delete_key, list_keys
-from modrun.control.routes.nodes import create_join_token, decide, delete_join_token, list_join_tokens
+from modrun.control.routes.nodes import (
+    create_join_token,
+    decide,
+    delete_join_token,
+    join,
+    list_join_tokens,
+    list_nodes,
+    revoke_node,
+)
 from modrun.control.routes.quotas import get_quota, my_quota, set_quota
 from modrun.control.routes.sessions import (
     login,
@@ -116,6 +124,9 @@ def endpoints() -> list[Endpoint]:
         Endpoint("POST", "/node-token", create_join_token, "admin", "node_token.create"),
         Endpoint("GET", "/node-token/list", list_join_tokens, "admin", "node_token.list"),
         Endpoint("DELETE", "/node-token/{id}", delete_join_token, "admin", "node_token.delete"),
+        Endpoint("POST", "/node/join", join, "join", "node.join"),
+        Endpoint("GET", "/node/list", list_nodes, "admin", "node.list"),
+        Endpoint("DELETE", "/node/{runtime}", revoke_node, "admin", "node.revoke"),
         Endpoint("POST", "/auth/decide", decide, "node", "auth.decide"),
         Endpoint("POST", "/artifact/upload", begin_upload, "user", "artifact.upload"),
         Endpoint("POST", "/artifact/upload/commit", commit_upload, "upload", "artifact.commit"),

@@ -1,4 +1,8 @@
-"""The file store over HTTP (``/api/files/``): what nodes fetch modules from."""
+"""The file store over HTTP (``/api/files/``): what nodes fetch modules from.
+
+A node (its credential) lists and downloads only the files of modules placed
+on it, as a kubelet reads only its own pods' secrets; admins see every file.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,23 @@ from modrun.orchestrator.routes.common import head_of, listing, problem
 from modrun.storage.receive import TooLarge
 
 if TYPE_CHECKING:
-    pass
+    from modrun.control.auth import Principal
+
+
+def _own_files(request: Request) -> set[str] | None:
+    """The files a node may fetch (of the modules placed on it); None: every file."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None or principal.runtime is None:
+        return None
+    runtime = str(principal.runtime)
+    modules = list(head_of(request).control.fleet.modules.copy().values())
+    return {m.file for m in modules if m.parent == runtime and m.file}
 
 
 async def list_files(request: Request) -> JSONResponse:
     files = await asyncio.to_thread(head_of(request).files.list, request.query_params.get("prefix", ""))
-    return listing([f.as_dict() for f in files])
+    own = _own_files(request)
+    return listing([f.as_dict() for f in files if own is None or f.path in own])
 
 
 def _path(request: Request) -> str:
@@ -54,8 +69,9 @@ async def get_file(request: Request) -> Response:
         path = _path(request)
     except BadPath as exc:
         return problem(400, str(exc))
-    info = await asyncio.to_thread(files.info, path)
-    if info is None:
+    own = _own_files(request)
+    info = await asyncio.to_thread(files.info, path) if own is None or path in own else None
+    if info is None:  # the same answer for a file that exists and one that does not
         return problem(404, f"no file {path!r}")
     headers = {"etag": f'"{info.sha256}"', "x-checksum-sha256": info.sha256}
     return await blob_response(headers, lambda: files.local_file(info), lambda: files.read(info))

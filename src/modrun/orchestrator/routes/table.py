@@ -75,7 +75,7 @@ def fleet_endpoints() -> list[Endpoint]:
         _one("GET", "/metrics", metrics, "public", "fleet.metrics"),
         _one("GET", "/openapi.json", openapi_endpoint, "public", "fleet.openapi"),
         _one("GET", "/docs", reference_endpoint, "public", "fleet.reference"),
-        _one("GET", "/api/config", config, "node", "fleet.config"),
+        _one("GET", "/api/config", config, "joining", "fleet.config"),
         _one("GET", "/api/functions", functions, "user", "fleet.functions"),
         _one("GET", "/api/events", events, "user", "fleet.events"),
         _one("GET", "/api/stats/calls", call_stats, "user", "fleet.call_stats"),
