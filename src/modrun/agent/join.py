@@ -213,7 +213,8 @@ class FleetAgent:
                         response.status_code,
                         "give a valid join token (--token or MODRUN_JOIN_TOKEN)"
                         if not self.settings.token
-                        else "this runtime's credential was revoked",
+                        else f"this runtime's credential was revoked or is unknown there "
+                        f"(a new orchestrator: remove {self.credential_path} to join again)",
                     )
                 else:
                     log.warning(

@@ -28,7 +28,15 @@ def _own_files(request: Request) -> set[str] | None:
         return None
     runtime = str(principal.runtime)
     modules = list(head_of(request).control.fleet.modules.copy().values())
-    return {m.file for m in modules if m.parent == runtime and m.file}
+    return {_cleaned(m.file) for m in modules if m.parent == runtime and m.file}
+
+
+def _cleaned(path: str) -> str:
+    """A module's file as the routes name it (the node asks for what its spec says)."""
+    try:
+        return clean_path(path)
+    except BadPath:
+        return path
 
 
 async def list_files(request: Request) -> JSONResponse:
