@@ -26,9 +26,9 @@ def run_http(
     to finish (a node passes its --timeout: no call it accepted is cut short),
     then the lifespan's shutdown runs.
 
-    With ``drain``, SIGTERM first stops accepting (a sibling process on the
-    same port takes new connections) and for that many seconds keeps serving
-    the connections it has, every response saying ``Connection: close``: a
+    With ``drain``, SIGTERM first keeps serving for that many seconds (RETIRE,
+    sent when a new process replaces this one, also stops accepting: the new
+    one takes new connections), with every response saying ``Connection: close``: a
     client sending on a kept-alive connection learns to reconnect rather than
     have the connection closed under the request it is sending, and one
     accepted just before the signal has the whole period to send its request."""
@@ -71,6 +71,9 @@ class _Draining:
         await self.app(scope, receive, closing)
 
 
+RETIRE = signal.SIGUSR2  # the supervisor replaces this process: stop accepting, drain, exit
+
+
 def _server_class(draining: _Draining | None = None, drain: float = 0.0) -> type:
     """uvicorn's Server, made when a server starts (uvicorn is not imported with modrun)."""
     import uvicorn
@@ -94,7 +97,7 @@ def _server_class(draining: _Draining | None = None, drain: float = 0.0) -> type
                 super().handle_exit(sig, frame)
                 return
             draining.on = True
-            if self.loop is not None:
+            if sig == RETIRE and self.loop is not None:  # replaced: the new process takes new connections
                 self.loop.call_soon_threadsafe(self.stop_accepting)
             timer = threading.Timer(drain, super().handle_exit, (sig, frame))
             timer.daemon = True
@@ -108,7 +111,7 @@ def _server_class(draining: _Draining | None = None, drain: float = 0.0) -> type
             if threading.current_thread() is not threading.main_thread():
                 yield
                 return
-            handled = (signal.SIGINT, signal.SIGTERM)
+            handled = (signal.SIGINT, signal.SIGTERM, RETIRE)
             original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
             try:
                 yield

@@ -30,6 +30,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from modrun.api.server import RETIRE
 from modrun.config.slot import ProcessSlot
 from modrun.errors import ConfigError
 from modrun.node.settings import ServeSettings
@@ -198,7 +199,7 @@ class Supervisor:
                     slot.process = old
                     return
             if old is not None and old.is_alive():
-                os.kill(old.pid, signal.SIGTERM)
+                os.kill(old.pid, RETIRE)
                 self._retiring.append(old)
         log.info("SIGHUP: every process replaced")
 
