@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from modrun.http.upstream import Lost, Refused, UpstreamPool
+from modrun.http.upstream import Lost, Refused, TooLarge, UpstreamPool
 from support import free_port
 
 
@@ -30,6 +30,11 @@ class Server:
                 body = await reader.readexactly(length)
                 self.requests.append(body)
                 if self.mode == "drop":  # read the request, then die without answering
+                    writer.close()
+                    return
+                if self.mode == "eof":  # no length: the body runs to the end of the connection
+                    writer.write(b"HTTP/1.0 200 OK\r\n\r\n" + body)
+                    await writer.drain()
                     writer.close()
                     return
                 if self.mode == "chunked":
@@ -137,5 +142,22 @@ def test_a_node_that_never_answers_times_out_as_lost():
         with pytest.raises(Lost, match="no answer within"):
             await pool.post(f"http://127.0.0.1:{port}/f", b"x", [])
         server.close()
+
+    run(main())
+
+
+def test_an_answer_over_the_cap_is_refused_however_it_is_framed():
+    async def main():
+        for mode in ("length", "chunked", "eof"):
+            server = Server(mode)
+            async with server as url:
+                pool = UpstreamPool(timeout=5, max_body=6)
+                small = b"abc" if mode != "chunked" else b"x"  # the chunked server always sends 7 bytes
+                if mode != "chunked":
+                    assert (await pool.post(url, small, [])).body == small
+                with pytest.raises(TooLarge, match="larger than 6 bytes"):
+                    await pool.post(url, b"0123456789", [])
+                assert (await UpstreamPool(timeout=5).post(url, b"0123456789", [])).status == 200
+                await pool.close()
 
     run(main())

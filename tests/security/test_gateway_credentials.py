@@ -38,9 +38,9 @@ class Recorder:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                asked = self.rfile.read(int(self.headers.get("content-length") or 0))
                 recorder.requests.append({k.lower(): v for k, v in self.headers.items()})
-                body = b"Hello from the rogue"
+                body = b"x" * (2 << 20) if asked == b"big" else b"Hello from the rogue"
                 self.send_response(200)
                 self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(body)))
@@ -117,7 +117,7 @@ class RogueRuntime:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("gateway")
-    secured = secured_fleet(root / "orch")
+    secured = secured_fleet(root / "orch", "--gatewayMaxResponse", "1MiB", "--nodeNetworks", "127.0.0.0/8")
     node = secured.node(root / "n1", "n1")
     recorder = Recorder()
     admin = secured.admin
@@ -176,4 +176,47 @@ def test_a_node_given_a_replica_gets_an_assertion_not_the_callers_credential(fle
         node.url + "/functions/greet", content=b"x", headers={"x-modrun-assertion": assertion}
     )
     assert replayed.status_code == 401, replayed.text
+    # an answer beyond --gatewayMaxResponse is not passed on; the real node's are
+    answers = [api.post("/functions/greet", content=b"big") for _ in range(6)]
+    refused = [a for a in answers if a.status_code == 502]
+    assert refused and all("larger than 1048576 bytes" in a.json()["error"] for a in refused)
+    assert all(a.text == "Hello, big!" for a in answers if a.status_code != 502)
     secured.admin.deploy(artifact, replicas=1)
+    wait_until(lambda: not _rogue_serves(api), timeout=20, what="the rogue's replica gone")
+    assert _call(api).text == "Hello, Ada!"
+
+
+def _rogue_serves(api: httpx.Client) -> bool:
+    return any(_call(api).headers.get("x-modrun-node") == "rogue" for _ in range(4))
+
+
+BAD_URLS = [
+    "http://169.254.169.254/latest/meta-data",  # cloud metadata
+    "http://10.1.2.3:8080",  # outside --nodeNetworks
+    "http://localhost:9",  # a name: what it resolves to later is unchecked
+    "file:///etc/passwd",
+    "http://user:secret@127.0.0.1:9",
+    "http://127.0.0.1:9/?next=elsewhere",
+]
+
+
+def test_a_node_cannot_register_an_address_the_operator_did_not_allow(fleet):
+    secured, _node, _recorder, _rogue, api, _artifact = fleet
+    token = secured.join_env["MODRUN_JOIN_TOKEN"]
+    for url in BAD_URLS:
+        runtime, credential = join_as(secured.orch.url, token)
+        client = mqtt_connect(broker_port(secured.orch.url, credential), runtime, credential)
+        assert client is not None
+        data = {"type": "runtime", "uuid": runtime, "name": "probe", "metadata": {"url": url}}
+        client.publish(
+            f"realm/proc/reg/{runtime}", json.dumps(P.envelope("create", data)), qos=1
+        ).wait_for_publish()
+        time.sleep(0.5)
+        assert api.get(f"/api/runtimes/{runtime}/").status_code == 404, url
+        # the same runtime with an address inside the allowed network is taken
+        data["metadata"] = {"url": "http://127.0.0.1:9/"}
+        client.publish(f"realm/proc/reg/{runtime}", json.dumps(P.envelope("create", data)), qos=1)
+        wait_until(lambda: api.get(f"/api/runtimes/{runtime}/").status_code == 200, what="a good address")  # noqa: B023
+        assert api.get(f"/api/runtimes/{runtime}/").json()["metadata"]["url"] == "http://127.0.0.1:9"
+        client.loop_stop()
+        client.disconnect()

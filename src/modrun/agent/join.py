@@ -256,6 +256,8 @@ class FleetAgent:
                 self.ka_interval = float(interval)
             log.info("registered with the orchestrator (keepalive every %gs)", self.ka_interval)
             self._wake.set()
+        elif msg.data.get("result") == "error":
+            log.error("the orchestrator refused this runtime's registration: %s", details or raw_details)
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():

@@ -70,6 +70,17 @@ def orchestrator(
     gateway_timeout: Annotated[
         str, typer.Option("--gatewayTimeout", help="Longest a gateway call may take on a node.")
     ] = "60s",
+    gateway_max_response: Annotated[
+        str,
+        typer.Option("--gatewayMaxResponse", help="Largest node answer the gateway passes on (502 beyond)."),
+    ] = "64MiB",
+    node_networks: Annotated[
+        str | None,
+        typer.Option(
+            "--nodeNetworks",
+            help="Networks (CIDRs, comma-separated) a node's advertised address must be in; default any.",
+        ),
+    ] = None,
     auth: Annotated[
         str,
         typer.Option(
@@ -160,6 +171,8 @@ def orchestrator(
             max_file_size=parse_size(max_file_size),
             gateway_wait=_seconds(gateway_wait, "--gatewayWait") or 0.0,
             gateway_timeout=_seconds(gateway_timeout, "--gatewayTimeout") or 60.0,
+            gateway_max_response=parse_size(gateway_max_response),
+            node_networks=_networks(node_networks),
             jsonlogs=jsonlogs,
             log_level=log_level,
             auth=_auth_mode(auth),
@@ -191,6 +204,15 @@ def orchestrator(
     except ModrunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _networks(value: str | None) -> tuple[str, ...]:
+    from modrun.orchestrator.node_urls import parse_networks
+
+    try:
+        return tuple(str(n) for n in parse_networks(value or ""))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--nodeNetworks") from None
 
 
 def _auth_mode(value: str) -> str:

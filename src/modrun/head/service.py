@@ -82,6 +82,7 @@ class Orchestrator:
             self.mqtt.publish,
             settings.keepalive,
             settings.ka_timeout,
+            node_networks=settings.node_networks,
         )
         for topic in (f"{self.topics.reg}/+", f"{self.topics.control}/#", f"{self.topics.keepalive}/+"):
             self.mqtt.subscribe(topic, self.control.on_mqtt)
@@ -109,6 +110,7 @@ class Orchestrator:
             settings.gateway_wait,
             settings.gateway_timeout,
             placed_only=self.control_plane.secured,
+            max_response=settings.gateway_max_response,
         )
         plane = self.control_plane
         self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None

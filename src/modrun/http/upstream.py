@@ -37,6 +37,10 @@ class Lost(UpstreamError):
     """The request was sent but no complete answer came back."""
 
 
+class TooLarge(Lost):
+    """The answer is larger than the pool accepts; it is not read further."""
+
+
 @dataclass
 class Answer:
     status: int
@@ -56,9 +60,10 @@ class _Conn:
 
 
 class UpstreamPool:
-    def __init__(self, timeout: float, connect_timeout: float = 2.0) -> None:
+    def __init__(self, timeout: float, connect_timeout: float = 2.0, max_body: int | None = None) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.max_body = max_body  # None: any size
         self._idle: dict[tuple[str, int, bool], list[_Conn]] = {}
         self._targets: dict[str, tuple[tuple[str, int, bool], bytes]] = {}
 
@@ -132,7 +137,7 @@ class UpstreamPool:
                     raise _Stale() if reused else Lost("the node closed the connection without answering")
                 got_bytes = True
                 answer, reusable = await self._read_rest(conn.reader, status_line)
-        except _Stale:
+        except (_Stale, TooLarge):
             conn.close()
             raise
         except TimeoutError:
@@ -155,8 +160,11 @@ class UpstreamPool:
         conn.close()
         return answer
 
-    @staticmethod
-    async def _read_rest(reader: asyncio.StreamReader, status_line: bytes) -> tuple[Answer, bool]:
+    def _within(self, size: int) -> None:
+        if self.max_body is not None and size > self.max_body:
+            raise TooLarge(f"the answer is larger than {self.max_body} bytes")
+
+    async def _read_rest(self, reader: asyncio.StreamReader, status_line: bytes) -> tuple[Answer, bool]:
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
             raise ValueError(f"not an HTTP answer: {status_line[:80]!r}")
@@ -175,8 +183,11 @@ class UpstreamPool:
         reusable = headers.get(b"connection", b"").lower() != b"close" and parts[0] == b"HTTP/1.1"
         if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
             chunks = []
+            total = 0
             while True:
                 length = int((await reader.readline()).split(b";")[0].strip(), 16)
+                total += length
+                self._within(total)
                 if length == 0:
                     while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                         pass
@@ -185,11 +196,19 @@ class UpstreamPool:
                 await reader.readexactly(2)
             body = b"".join(chunks)
         elif b"content-length" in headers:
-            body = await reader.readexactly(int(headers[b"content-length"]))
+            length = int(headers[b"content-length"])
+            self._within(length)
+            body = await reader.readexactly(length)
         elif status in (204, 304) or 100 <= status < 200:
             body = b""
         else:
-            body = await reader.read()
+            parts: list[bytes] = []
+            total = 0
+            while chunk := await reader.read(1 << 16):  # to the end of the connection
+                total += len(chunk)
+                self._within(total)
+                parts.append(chunk)
+            body = b"".join(parts)
             reusable = False
         return Answer(status, headers, body), reusable
 

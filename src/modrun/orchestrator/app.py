@@ -23,7 +23,7 @@ from modrun.http.asgi import (
     respond,
     send_refusal,
 )
-from modrun.http.upstream import Lost
+from modrun.http.upstream import Lost, TooLarge
 from modrun.orchestrator.gateway import NodeDied, NoReplica, Replica, Signer, forwarded_headers
 from modrun.orchestrator.routes.table import build_router
 
@@ -118,9 +118,11 @@ class OrchestratorApp:
             await respond(send, 400, refusal(str(exc), graphql=True), JSON)
             return
         except (Lost, NodeDied) as exc:
-            # the node went away during the call: it may have run, so it is not retried
+            # the node went away during the call (or answered too much): it may have run, so it is not retried
             metrics.gateway_calls.labels("502").inc()
-            message = {"error": f"node lost during the call: {exc}", "function": key or "graphql"}
+            lost = "node lost during the call"
+            what = "the node's answer was refused" if isinstance(exc, TooLarge) else lost
+            message = {"error": f"{what}: {exc}", "function": key or "graphql"}
             await respond(send, 502, json.dumps(message).encode(), JSON)
             return
         except NoReplica as exc:

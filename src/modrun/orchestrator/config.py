@@ -23,6 +23,7 @@ DEFAULT_PORT = 8000
 DEFAULT_BROKER_PORT = 1883
 DEFAULT_KEEPALIVE = 5.0
 DEFAULT_MAX_FILE = 256 * 1024 * 1024
+DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024
 
 
 @dataclass
@@ -43,6 +44,8 @@ class OrchestratorSettings:
     max_file_size: int = DEFAULT_MAX_FILE
     gateway_wait: float = 10.0
     gateway_timeout: float = 60.0
+    gateway_max_response: int = DEFAULT_MAX_RESPONSE
+    node_networks: tuple[str, ...] = ()  # CIDRs a node's URL must be in (empty: any)
     log_dir: Path | None = None
     auth: str = "basic"  # basic | oidc | none
     signup: bool = True

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.modules import FileLookup, ModuleControl
+from modrun.orchestrator.node_urls import parse_networks
 from modrun.orchestrator.runtimes import RuntimeControl
 from modrun.orchestrator.scheduler import Policy
 from modrun.orchestrator.store import Changes, FleetStore
@@ -41,6 +42,7 @@ class ControlLoop:
         publish: Publish,
         ka_interval: float,
         ka_timeout: float,
+        node_networks: Sequence[str] = (),
     ) -> None:
         runtimes, managers, modules, settings = store.load()
         self.store = store
@@ -50,7 +52,9 @@ class ControlLoop:
         self._policy_state = policy.state()
         self.fleet = Fleet(topics, runtimes, managers, modules)
         self.modules = ModuleControl(self.fleet, policy, lookup_file)
-        self.runtimes = RuntimeControl(self.fleet, self.modules, ka_interval, ka_timeout)
+        self.runtimes = RuntimeControl(
+            self.fleet, self.modules, ka_interval, ka_timeout, parse_networks(",".join(node_networks))
+        )
         self.publish = publish
         self.tick = min(0.1, ka_interval / 10)
         self.delete_timeout = max(10.0, 3 * ka_interval)

@@ -57,7 +57,12 @@ Signer = Callable[[Replica], list[tuple[bytes, bytes]]]  # the headers that vouc
 
 class Gateway:
     def __init__(
-        self, loop: ControlLoop, wait: float, timeout: float = 60.0, placed_only: bool = False
+        self,
+        loop: ControlLoop,
+        wait: float,
+        timeout: float = 60.0,
+        placed_only: bool = False,
+        max_response: int | None = None,
     ) -> None:
         self.loop = loop
         # a secured fleet routes only to what the orchestrator placed: a node that
@@ -71,7 +76,7 @@ class Gateway:
         self._artifacts: dict[str, frozenset[str]] = {}  # function key -> artifacts providing it
         self._turns: dict[str, Iterator[int]] = {}
         self._suspect: dict[str, float] = {}
-        self.upstream = UpstreamPool(timeout)
+        self.upstream = UpstreamPool(timeout, max_body=max_response)
         self._inflight: dict[asyncio.Task, Replica] = {}
         self._doomed: set[asyncio.Task] = set()
         self._watchdog: asyncio.Task | None = None

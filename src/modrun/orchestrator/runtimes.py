@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from modrun.db.times import utc_now
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.modules import ModuleControl
+from modrun.orchestrator.node_urls import Network, checked_node_url
 from modrun.orchestrator.state import Manager, Runtime
 
 log = logging.getLogger("modrun.orchestrator")
@@ -27,8 +29,16 @@ RESEND_AFTER = 5.0
 
 
 class RuntimeControl:
-    def __init__(self, fleet: Fleet, modules: ModuleControl, ka_interval: float, ka_timeout: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        modules: ModuleControl,
+        ka_interval: float,
+        ka_timeout: float,
+        node_networks: Sequence[Network] = (),
+    ) -> None:
         self.fleet = fleet
+        self.node_networks = node_networks
         self.modules = modules
         self.ka_interval = ka_interval
         self.ka_timeout = ka_timeout
@@ -47,7 +57,11 @@ class RuntimeControl:
         kind = data.get("type")
         match (msg.action, kind):
             case ("create", "runtime"):
-                runtime = self._create_runtime(data, msg.topic)
+                try:
+                    runtime = self._create_runtime(data, msg.topic)
+                except P.ProtocolError as exc:  # told to the runtime too, not only to the log topic
+                    self.fleet.send(msg.topic, P.response(msg, exc.payload(), ok=False))
+                    raise
                 self.fleet.send(msg.topic, P.response(msg, runtime.detail()))
             case ("delete", "runtime"):
                 runtime = self.fleet.runtime_by_ref(_uuid_of(data, msg.topic))
@@ -72,6 +86,7 @@ class RuntimeControl:
         apis = data.get("apis", ["wasm", "wasi"])
         if not isinstance(apis, list) or not all(isinstance(a, str) for a in apis):
             raise P.InvalidArgument("apis", apis)
+        metadata = self._checked_metadata(data.get("metadata"))
         runtime = self.fleet.runtimes.get(uuid)
         revived = runtime is not None
         if runtime is None:
@@ -82,7 +97,7 @@ class RuntimeControl:
         runtime.max_nmodules = max_nmodules
         runtime.apis = list(apis)
         runtime.platform = data.get("platform", runtime.platform)
-        runtime.metadata = data.get("metadata", runtime.metadata)
+        runtime.metadata = metadata if metadata is not None else runtime.metadata
         parent = data.get("parent")
         runtime.parent = parent if isinstance(parent, str) and parent in self.fleet.managers else None
         runtime.ka_interval_sec = self.ka_interval
@@ -95,6 +110,17 @@ class RuntimeControl:
             self._restore_children(runtime, data["children"])
         self.modules.place_queued()
         return runtime
+
+    def _checked_metadata(self, metadata: object) -> object:
+        """The registration's metadata, its ``url`` (where the gateway will send
+        callers) checked: a runtime that registers a bad one is refused."""
+        if not isinstance(metadata, dict) or "url" not in metadata:
+            return metadata
+        try:
+            url = checked_node_url(metadata["url"], self.node_networks)
+        except ValueError as exc:
+            raise P.InvalidArgument(f"metadata.url ({exc})", metadata["url"]) from None
+        return {**metadata, "url": url}
 
     def _restore_children(self, runtime: Runtime, children: list) -> None:
         """A runtime that registers again says what it still runs: plugins it
