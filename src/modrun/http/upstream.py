@@ -202,13 +202,13 @@ class UpstreamPool:
         elif status in (204, 304) or 100 <= status < 200:
             body = b""
         else:
-            parts: list[bytes] = []
+            pieces: list[bytes] = []
             total = 0
             while chunk := await reader.read(1 << 16):  # to the end of the connection
                 total += len(chunk)
                 self._within(total)
-                parts.append(chunk)
-            body = b"".join(parts)
+                pieces.append(chunk)
+            body = b"".join(pieces)
             reusable = False
         return Answer(status, headers, body), reusable
 

@@ -80,6 +80,7 @@ class OrchestratorApp:
         """A gateway call, counted in the fleet's call statistics (status, duration)."""
         started = time.perf_counter()
         status = 0
+        ran: set[str] = set()  # the artifacts the call is for, once known
 
         async def tracked(message: dict) -> None:
             nonlocal status
@@ -88,11 +89,11 @@ class OrchestratorApp:
             await send(message)
 
         try:
-            await self.gateway(scope, receive, tracked, key)
+            await self.gateway(scope, receive, tracked, key, ran)
         finally:
-            self.orchestrator.calls.record(status, time.perf_counter() - started)
+            self.orchestrator.calls.record(status, time.perf_counter() - started, ran)
 
-    async def gateway(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:
+    async def gateway(self, scope: dict, receive: Any, send: Any, key: str | None, ran: set[str]) -> None:
         """A function call (``key``) or a GraphQL request (``None``) sent on to a node."""
         metrics = self.orchestrator.metrics
         gateway = self.orchestrator.gateway
@@ -105,9 +106,11 @@ class OrchestratorApp:
         guard = self.orchestrator.guard
         try:
             fields = root_fields(body, media_type(scope["headers"])) if key is None else frozenset()
+            keys = fields if key is None else [key]
+            ran.update(gateway.artifacts(keys))
             sign = None
             if guard is not None:  # a secured fleet: decided here, vouched for to the node
-                sign = await self.allowed(scope, send, fields if key is None else [key], key or "graphql")
+                sign = await self.allowed(scope, send, keys, ran, key or "graphql")
                 if sign is None:
                     return
             if key is None:
@@ -139,13 +142,14 @@ class OrchestratorApp:
         content_type = answer.headers.get(b"content-type", b"application/octet-stream")
         await respond(send, answer.status, answer.body, content_type, extra)
 
-    async def allowed(self, scope: dict, send: Any, keys: Iterable[str], function: str) -> Signer | None:
+    async def allowed(
+        self, scope: dict, send: Any, keys: Iterable[str], artifacts: set[str], function: str
+    ) -> Signer | None:
         """What signs the call for the replica it goes to (the node gets that
-        assertion, never the caller's credential) when the caller may invoke what
-        ``keys`` run; else answer 401/403 and return None."""
+        assertion, never the caller's credential) when the caller may invoke
+        ``artifacts`` (what ``keys`` run); else answer 401/403 and return None."""
         orch = self.orchestrator
         assert orch.guard is not None
-        artifacts = orch.gateway.artifacts(keys)
         decision = await orch.guard.check(scope["headers"], artifacts)
         graphql = function == "graphql"
         if decision.allowed:

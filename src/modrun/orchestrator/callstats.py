@@ -1,12 +1,18 @@
 """The fleet's calls over the last 15 minutes, a bucket a second: how many,
 how many failed (5xx, or no answer), and latency percentiles, for the
-console's live charts (``GET /api/stats/calls``)."""
+console's live charts (``GET /api/stats/calls``).
+
+Each second is also kept by the artifacts a call ran, so a user's charts count
+only the calls of artifacts they may Read: the fleet's traffic as a whole is
+the operator's to see.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 WINDOW = 900  # seconds kept
@@ -14,11 +20,28 @@ SAMPLES = 256  # latencies kept per second (reservoir: the first ones)
 
 
 @dataclass
-class _Second:
-    at: int
+class _Tally:
     calls: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
+
+    def add(self, failed: bool, seconds: float) -> None:
+        self.calls += 1
+        self.errors += failed
+        if len(self.latencies) < SAMPLES:
+            self.latencies.append(seconds)
+
+
+@dataclass
+class _Second:
+    at: int
+    total: _Tally = field(default_factory=_Tally)
+    by_artifacts: dict[frozenset[str], _Tally] = field(default_factory=dict)
+
+    def tallies(self, only: frozenset[str] | None) -> list[_Tally]:
+        if only is None:
+            return [self.total]
+        return [t for key, t in self.by_artifacts.items() if key and key <= only]
 
 
 class CallStats:
@@ -27,30 +50,35 @@ class CallStats:
         self._seconds: deque[_Second] = deque()
         self._lock = threading.Lock()
 
-    def record(self, status: int, seconds: float) -> None:
+    def record(self, status: int, seconds: float, artifacts: Iterable[str] = ()) -> None:
+        """One call that ran ``artifacts`` (none known: counted for admins only)."""
         now = int(time.time())
+        failed = status >= 500 or status == 0
+        key = frozenset(artifacts)
         with self._lock:
             if not self._seconds or self._seconds[-1].at != now:
                 self._seconds.append(_Second(now))
                 while self._seconds and self._seconds[0].at <= now - self.window:
                     self._seconds.popleft()
             bucket = self._seconds[-1]
-            bucket.calls += 1
-            bucket.errors += status >= 500 or status == 0
-            if len(bucket.latencies) < SAMPLES:
-                bucket.latencies.append(seconds)
+            bucket.total.add(failed, seconds)
+            tally = bucket.by_artifacts.get(key)
+            if tally is None:
+                tally = bucket.by_artifacts[key] = _Tally()
+            tally.add(failed, seconds)
 
-    def series(self, window: int = WINDOW, step: int = 10) -> list[dict]:
+    def series(self, window: int = WINDOW, step: int = 10, only: frozenset[str] | None = None) -> list[dict]:
         """Points every ``step`` seconds over the last ``window``: calls/s, error
-        rate, p50 and p95 latency (ms); empty steps count zero calls."""
+        rate, p50 and p95 latency (ms); empty steps count zero calls. ``only``:
+        just the calls whose artifacts are all in it (None: every call)."""
         now = int(time.time())
         start = now - min(window, self.window) + 1
         start -= start % step
         with self._lock:
-            seconds = [s for s in self._seconds if s.at >= start]
+            seconds = [(s.at, s.tallies(only)) for s in self._seconds if s.at >= start]
         points = []
         for t in range(start, now + 1, step):
-            inside = [s for s in seconds if t <= s.at < t + step]
+            inside = [tally for at, tallies in seconds if t <= at < t + step for tally in tallies]
             calls = sum(s.calls for s in inside)
             errors = sum(s.errors for s in inside)
             latencies = sorted(x for s in inside for x in s.latencies)

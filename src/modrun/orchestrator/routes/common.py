@@ -11,10 +11,11 @@ from modrun.control.permissions import allowed
 from modrun.fleet import protocol as P
 from modrun.fleet.groups import artifact_of_group
 from modrun.orchestrator.fleet import Fleet
-from modrun.orchestrator.state import Module
+from modrun.orchestrator.state import Module, Runtime
 
 if TYPE_CHECKING:
     from modrun.control.auth import Principal
+    from modrun.control.plane import ControlPlane
     from modrun.orchestrator.head import Head
 
 
@@ -62,19 +63,22 @@ def lookup(items: list, query: str) -> Any:
 class Visibility:
     """What the caller of a fleet route may see: everything for an admin (and in
     an open fleet), else the modules of artifacts they may Read, with the values
-    of a module's environment left out (``K=***``)."""
+    of a module's environment left out (``K=***``), and of a runtime only what
+    is not the operator's (no address, platform or metadata)."""
 
-    def __init__(self, request: Request) -> None:
-        principal: Principal | None = getattr(request.state, "principal", None)
+    def __init__(self, principal: Principal | None, plane: ControlPlane) -> None:
         self.readable: frozenset[str] = frozenset()
         self.everything = principal is None or (principal.user.admin and principal.key is None)
         if principal is not None and not self.everything:
-            plane = head_of(request).control_plane
             self.readable = frozenset(
                 str(access.id)
                 for access, _summary in plane.artifacts.all()
                 if allowed(principal.user, principal.key, access, "read")
             )
+
+    @classmethod
+    def of(cls, request: Request) -> Visibility:
+        return cls(getattr(request.state, "principal", None), head_of(request).control_plane)
 
     def module(self, module: Module) -> bool:
         return self.everything or artifact_of_group(module.group) in self.readable
@@ -88,6 +92,26 @@ class Visibility:
         if not self.everything:
             shown["args"] = _without_values(shown.get("args"))
         return shown
+
+    def runtime(self, fleet: Fleet, runtime: Runtime, full: bool) -> dict:
+        """A runtime with the modules on it (``children``, ``queued``) the caller may see."""
+        entry = runtime.detail() if full else runtime.short()
+        modules = [m for m in fleet.modules.values() if m.parent == runtime.uuid and self.module(m)]
+        entry["children"] = [m.short() for m in modules if m.status == P.ALIVE]
+        entry["queued"] = [m.short() for m in modules if m.status == P.QUEUED]
+        if full and not self.everything:
+            entry["functions"] = [f for f in runtime.functions if self.function(f, fleet)]
+            for private in OPERATORS_ONLY:
+                entry.pop(private, None)
+        return entry
+
+    def calls(self) -> frozenset[str] | None:
+        """Whose calls the caller may count (CallStats' ``only``): None for all."""
+        return None if self.everything else self.readable
+
+
+OPERATORS_ONLY = ("metadata", "platform")
+"""Runtime fields only admins see: where the node is and what it runs on."""
 
 
 def _without_values(args: Any) -> Any:

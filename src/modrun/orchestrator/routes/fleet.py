@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,18 +22,7 @@ from modrun.orchestrator.routes.common import (
     protocol_error,
     status_filter,
 )
-from modrun.orchestrator.state import Module, Runtime
-
-if TYPE_CHECKING:
-    pass
-
-
-def _runtime_entry(fleet: Fleet, runtime: Runtime, full: bool) -> dict:
-    entry = runtime.detail() if full else runtime.short()
-    modules = [m for m in fleet.modules.values() if m.parent == runtime.uuid]
-    entry["children"] = [m.short() for m in modules if m.status == P.ALIVE]
-    entry["queued"] = [m.short() for m in modules if m.status == P.QUEUED]
-    return entry
+from modrun.orchestrator.state import Module
 
 
 async def list_runtimes(request: Request) -> JSONResponse:
@@ -43,19 +31,22 @@ async def list_runtimes(request: Request) -> JSONResponse:
     except P.ProtocolError as exc:
         return protocol_error(exc)
 
+    visible = Visibility.of(request)
+
     def collect(fleet: Fleet) -> list[dict]:
         chosen = [r for r in fleet.runtimes.values() if status is None or r.status == status]
-        return [_runtime_entry(fleet, r, full=False) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
+        return [visible.runtime(fleet, r, full=False) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
 
     return listing(head_of(request).control.snapshot(collect))
 
 
 async def get_runtime(request: Request) -> JSONResponse:
     query = request.path_params["query"]
+    visible = Visibility.of(request)
 
     def find(fleet: Fleet) -> dict | None:
         runtime = lookup(list(fleet.runtimes.values()), query)
-        return _runtime_entry(fleet, runtime, full=True) if runtime else None
+        return visible.runtime(fleet, runtime, full=True) if runtime else None
 
     found = head_of(request).control.snapshot(find)
     return JSONResponse(found) if found else problem(404, f"no runtime {query!r}")
@@ -64,7 +55,7 @@ async def get_runtime(request: Request) -> JSONResponse:
 def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dict]]:
     status = status_filter(request, default)
     runtime_ref = request.query_params.get("runtime")
-    visible = Visibility(request)
+    visible = Visibility.of(request)
 
     def collect(fleet: Fleet) -> list[dict]:
         parent = None
@@ -103,7 +94,7 @@ async def list_queued(request: Request) -> JSONResponse:
 
 async def get_module(request: Request) -> JSONResponse:
     query = request.path_params["query"]
-    visible = Visibility(request)
+    visible = Visibility.of(request)
 
     def find(fleet: Fleet) -> dict | None:
         module = lookup([m for m in fleet.modules.values() if visible.module(m)], query)
@@ -117,7 +108,7 @@ async def module_output(request: Request) -> JSONResponse:
     """The latest lines the module printed (stdout, stderr), oldest first."""
     query = request.path_params["query"]
     orch = head_of(request)
-    visible = Visibility(request)
+    visible = Visibility.of(request)
     found = orch.control.snapshot(
         lambda fleet: lookup([m for m in fleet.modules.values() if visible.module(m)], query)
     )

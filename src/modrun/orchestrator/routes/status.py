@@ -40,7 +40,7 @@ async def config(request: Request) -> JSONResponse:
 
 async def functions(request: Request) -> JSONResponse:
     orch = head_of(request)
-    visible = Visibility(request)
+    visible = Visibility.of(request)
     found = orch.gateway.functions()
     if not visible.everything:
         found = orch.control.snapshot(lambda fleet: [f for f in found if visible.function(f, fleet)])
@@ -77,15 +77,20 @@ async def fleet_explorer(_request: Request) -> Response:
     return explorer_page("/graphql")
 
 
-def fleet_summary(fleet: Fleet) -> dict:
-    """What the console's live views need: every runtime, modules by state."""
-    states = {k: v for k, v in fleet.module_states().items() if v}
+def fleet_summary(fleet: Fleet, visible: Visibility) -> dict:
+    """What the console's live views need: every runtime, modules by state
+    (of the modules the caller may see)."""
+    mine = [m for m in fleet.modules.values() if visible.module(m)]
+    states = dict.fromkeys(P.STATES.values(), 0)
     hosted: dict[str, int] = {}
-    for m in fleet.modules.values():
+    for m in mine:
+        state = P.STATES.get(m.status, m.status)
+        states[state] = states.get(state, 0) + 1
         if m.status == P.ALIVE and m.parent:
             hosted[m.parent] = hosted.get(m.parent, 0) + 1
-    runtimes = [
-        {
+    runtimes = []
+    for r in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid)):
+        entry = {
             "uuid": r.uuid,
             "name": r.name,
             "alive": r.alive,
@@ -93,32 +98,45 @@ def fleet_summary(fleet: Fleet) -> dict:
             "labels": r.labels,
             "load": r.load,
             "modules": hosted.get(r.uuid, 0),
-            "functions": len(r.functions),
+            "functions": sum(1 for f in r.functions if visible.function(f, fleet)),
             "ka_ts": r.ka_ts.isoformat(),
-            "url": r.url,
         }
-        for r in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid))
-    ]
-    return {"version": fleet.version, "runtimes": runtimes, "modules": states}
+        if visible.everything:
+            entry["url"] = r.url
+        runtimes.append(entry)
+    return {"version": fleet.version, "runtimes": runtimes, "modules": {k: v for k, v in states.items() if v}}
+
+
+REVISIT = 5.0
+"""Seconds between new looks at what an events stream's caller may see (their
+rights may change while it is open)."""
 
 
 async def events(request: Request) -> Response:
     """Server-sent events: ``fleet`` (fleet_summary) whenever the fleet changes,
-    ``calls`` (the newest call-statistics point) every 2 s."""
+    ``calls`` (the newest call-statistics point) every 2 s; both of what the
+    caller may see."""
     orch = head_of(request)
+    principal = getattr(request.state, "principal", None)
 
     async def stream() -> AsyncIterator[str]:
-        last_version, last_calls = -1, 0.0
+        last_version, last_calls, looked = -1, 0.0, time.monotonic()
+        visible = await asyncio.to_thread(Visibility, principal, orch.control_plane)
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
+            if time.monotonic() - looked >= REVISIT:
+                looked = time.monotonic()
+                seen = await asyncio.to_thread(Visibility, principal, orch.control_plane)
+                if seen.readable != visible.readable:
+                    visible, last_version = seen, -1
             version = orch.control.fleet.version
             if version != last_version:
                 last_version = version
-                summary = orch.control.snapshot(fleet_summary)
+                summary = orch.control.snapshot(lambda fleet: fleet_summary(fleet, visible))  # noqa: B023
                 yield f"event: fleet\ndata: {json.dumps(summary)}\n\n"
             if time.monotonic() - last_calls >= 2:
                 last_calls = time.monotonic()
-                point = orch.calls.series(window=10, step=10)[-1]
+                point = orch.calls.series(window=10, step=10, only=visible.calls())[-1]
                 yield f"event: calls\ndata: {json.dumps(point)}\n\n"
             await asyncio.sleep(0.25)
 
@@ -135,8 +153,9 @@ async def call_stats(request: Request) -> JSONResponse:
         step = min(300, max(1, int(request.query_params.get("step", "10"))))
     except ValueError:
         return problem(400, "window and step are whole seconds")
+    only = Visibility.of(request).calls()
     return JSONResponse(
-        {"window": window, "step": step, "points": head_of(request).calls.series(window, step)}
+        {"window": window, "step": step, "points": head_of(request).calls.series(window, step, only)}
     )
 
 
