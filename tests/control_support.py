@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -57,13 +61,13 @@ class SecuredFleet:
     admin: Client
     join_env: dict[str, str]
 
-    def node(self, plugins: Path, name: str, *extra: str) -> ModrunServer:
+    def node(self, plugins: Path, name: str, *extra: str, env: dict[str, str] | None = None) -> ModrunServer:
         """A node joined to this fleet, started (its state next to its plugins)."""
         state = plugins.parent / f"{name}-state"
         state.mkdir(parents=True, exist_ok=True)
         plugins.mkdir(parents=True, exist_ok=True)
         args = ("--noreload", "--orchestrator", self.orch.url, "--name", name, *extra)
-        return ModrunServer(plugins, state, *args, env=self.join_env).start()
+        return ModrunServer(plugins, state, *args, env={**self.join_env, **(env or {})}).start()
 
     def stop(self) -> None:
         self.admin.close()
@@ -133,3 +137,37 @@ def deployed(client: Client, path: Path, name: str, timeout: float = 40, **deplo
     client.deploy(artifact, **{"replicas": 1, **deploy})  # type: ignore[arg-type]
     wait_until(lambda: client.deployment(artifact)["status"] == "complete", timeout=timeout, what=name)
     return artifact
+
+
+Answer = Callable[[bytes], tuple[bytes, str]]
+
+
+class Recorder:
+    """An HTTP server on a free loopback port that answers every POST with
+    ``answer(body)`` (body, content type) and keeps the headers it was sent."""
+
+    def __init__(self, answer: Answer = lambda _body: (b'{"ok": true}', "application/json")) -> None:
+        self.requests: list[dict[str, str]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                asked = self.rfile.read(int(self.headers.get("content-length") or 0))
+                recorder.requests.append({k.lower(): v for k, v in self.headers.items()})
+                body, content_type = answer(asked)
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()

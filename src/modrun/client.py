@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -292,6 +293,20 @@ class Client:
     def undeploy(self, artifact_id: str) -> None:
         self._json("DELETE", f"/deploy/{artifact_id}")
 
+    def set_secret(self, artifact_id: str, name: str, value: str) -> dict:
+        """Store one of a deployment's secrets (for its manifest's ``{{NAME}}``
+        placeholders); the value is never shown again."""
+        return self._json(
+            "PUT", f"/deploy/{artifact_id}/secrets/{quote(name, safe='')}", json={"value": value}
+        )
+
+    def secrets(self, artifact_id: str) -> list[dict]:
+        """The names of a deployment's secrets, when and by whom each was set (never values)."""
+        return self._json("GET", f"/deploy/{artifact_id}/secrets")["secrets"]
+
+    def delete_secret(self, artifact_id: str, name: str) -> None:
+        self._json("DELETE", f"/deploy/{artifact_id}/secrets/{quote(name, safe='')}")
+
     def artifact_id(self, name: str) -> str:
         """The id of the artifact called ``name`` (among those you can read)."""
         for artifact in self.artifacts():
@@ -313,6 +328,14 @@ class Client:
 
     def delete_node_token(self, token_id: str) -> None:
         self._json("DELETE", f"/node-token/{token_id}")
+
+    def nodes(self) -> list[dict]:
+        """Every runtime that joined (admins): its uuid, name, when, last use, revoked or not."""
+        return self._json("GET", "/node/list")["nodes"]
+
+    def revoke_node(self, runtime: str) -> None:
+        """Cut a runtime off for good (admins): its credential is refused everywhere."""
+        self._json("DELETE", f"/node/{runtime}")
 
     def quota(self) -> list[dict]:
         """Your limits and usage, and those of your teams."""

@@ -15,47 +15,21 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from control_support import bearer, broker_port, deployed, join_as, mqtt_connect, secured_fleet
+from control_support import Recorder, bearer, broker_port, deployed, join_as, mqtt_connect, secured_fleet
 from modrun.fleet import protocol as P
 from support import HELLO_AS, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-class Recorder:
-    """An HTTP server that answers every POST and keeps the headers it was sent."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, str]] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                asked = self.rfile.read(int(self.headers.get("content-length") or 0))
-                recorder.requests.append({k.lower(): v for k, v in self.headers.items()})
-                body = b"x" * (2 << 20) if asked == b"big" else b"Hello from the rogue"
-                self.send_response(200)
-                self.send_header("content-type", "text/plain")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
+def _rogue_answer(asked: bytes) -> tuple[bytes, str]:
+    return (b"x" * (2 << 20) if asked == b"big" else b"Hello from the rogue"), "text/plain"
 
 
 class RogueRuntime:
@@ -119,7 +93,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("gateway")
     secured = secured_fleet(root / "orch", "--gatewayMaxResponse", "1MiB", "--nodeNetworks", "127.0.0.0/8")
     node = secured.node(root / "n1", "n1")
-    recorder = Recorder()
+    recorder = Recorder(_rogue_answer)
     admin = secured.admin
     try:
         artifact = deployed(admin, HELLO_AS, "hello")

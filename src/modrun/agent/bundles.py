@@ -61,9 +61,18 @@ def child_environment(root: Path) -> dict[str, str]:
 
 class BundleRun:
     def __init__(
-        self, module_id: str, archive: Path, root: Path, serve_args: list[str], output: Output
+        self,
+        module_id: str,
+        archive: Path,
+        root: Path,
+        serve_args: list[str],
+        output: Output,
+        secrets: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.module_id = module_id
+        self.secrets = secrets or {}  # its deployment's: the only values its placeholders resolve from
+        self.env = env or {}
         self.archive = archive
         self.root = root
         self.serve_args = serve_args
@@ -87,6 +96,13 @@ class BundleRun:
         shutil.rmtree(self.root, ignore_errors=True)
         app.mkdir(parents=True)
         extract_bundle(self.archive, app)
+        secrets_args = []
+        if self.secrets:  # outside the app's directory, readable by this user only
+            secrets_file = self.root / "secrets.json"
+            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(self.secrets, out)
+            secrets_args = ["--secretsFile", str(secrets_file)]
         self.port = _free_port()
         command = [
             sys.executable,
@@ -102,13 +118,14 @@ class BundleRun:
             "--storagePath",
             str(self.root / "state"),
             "--noreload",
+            *secrets_args,
             *self.serve_args,
         ]
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=child_environment(self.root),
+            env={**child_environment(self.root), **self.env},
             cwd=app,
             preexec_fn=_die_with_parent,
         )

@@ -1,4 +1,5 @@
-"""Fetching module files from the orchestrator's file store, cached by SHA-256."""
+"""Fetching what a module needs from the orchestrator: its file from the file
+store (cached by SHA-256) and the secrets its deployment's owner stored."""
 
 from __future__ import annotations
 
@@ -54,6 +55,20 @@ class FileCache:
             raise FetchError(f"fetching {path!r}: {exc}") from None
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+    def secrets(self, module: str) -> dict[str, str]:
+        """The secrets of the deployment ``module`` belongs to (none: ``{}``)."""
+        url = f"{self.orchestrator}/api/modules/{quote(module, safe='')}/secrets"
+        try:
+            answer = self.http.get(url)
+        except httpx.HTTPError as exc:
+            raise FetchError(f"fetching the secrets of module {module}: {exc}") from None
+        if answer.status_code != 200:
+            raise FetchError(f"fetching the secrets of module {module}: HTTP {answer.status_code}")
+        found = answer.json().get("secrets")
+        if not isinstance(found, dict):
+            raise FetchError(f"fetching the secrets of module {module}: no secrets object")
+        return {str(k): str(v) for k, v in found.items()}
 
     def close(self) -> None:
         self.http.close()

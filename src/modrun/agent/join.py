@@ -68,7 +68,7 @@ class FleetAgent:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._cpu = CpuShare()
-        outlet = Outlet(self._publish, self._subscribe, lambda: self.topics, self._exited)
+        outlet = Outlet(self._publish, self._subscribe, lambda: self.topics, self._exited, self.files.secrets)
         self.runners: dict[str, ModuleRunner] = runners(host, outlet)
         self._threads = [
             threading.Thread(target=self._join_then_work, name="modrun-agent", daemon=True),

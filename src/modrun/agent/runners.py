@@ -33,6 +33,7 @@ class Outlet:
     subscribe: Callable[[str, Callable[[str, bytes], None]], None]
     topics: Callable[[], P.Topics]
     exited: Callable[[Hosted], None]
+    secrets: Callable[[str], dict[str, str]]  # a module's deployment secrets
 
 
 class ModuleRunner(Protocol):
@@ -138,10 +139,11 @@ class BundleRunner(_RunnerWithExit):
 
         limits: Limits = plugin_limits(self.host.limits, data) or self.host.limits
         serve_args = ["--timeout", f"{limits.timeout}s", "--maxMemory", str(limits.max_memory)]
-        if self.host.db:
-            serve_args += ["--db", self.host.db]  # a shared database (PostgreSQL) records its inferences
         scratch = Path(self.host.storage_path).expanduser() / "fleet" / "bundles" / hosted.uuid
-        run = BundleRun(hosted.uuid, path, scratch, serve_args, output)
+        # a shared database (PostgreSQL) records its inferences: its URL goes in the
+        # environment, since a command line is readable by every local user
+        env = {"MODRUN_DB": self.host.db} if self.host.db else {}
+        run = BundleRun(hosted.uuid, path, scratch, serve_args, output, self.outlet.secrets(hosted.uuid), env)
         run.start()
         hosted.run = run
         self._await(hosted)

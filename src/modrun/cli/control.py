@@ -21,7 +21,7 @@ from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, print_table
 from modrun.client import Client, ClientError
 
 
-def _fail(exc: ClientError) -> None:
+def fail(exc: ClientError) -> None:
     typer.echo(f"error: {exc.message} ({exc.status})", err=True)
     raise typer.Exit(1)
 
@@ -39,7 +39,7 @@ def login(
         try:
             tokens = client.login(username, password)
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
         save_login(orchestrator, tokens)
         info = client.info()
     typer.echo(f"logged in to {orchestrator} as {info['username']}{' (admin)' if info['admin'] else ''}")
@@ -78,7 +78,7 @@ def push(
                 progress=lambda sent, total: progress.update(task, completed=sent, total=total),
             )
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -104,7 +104,7 @@ def keys_create(
         try:
             created = client.create_key(name, artifact or [], all_artifacts, scope or ["invoke"], expires)
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     typer.echo(created["api_key"])
     typer.echo(f"(key {created['id']}: shown once, keep it now)", err=True)
 
@@ -116,7 +116,7 @@ def keys_list(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
         try:
             keys = client.api_keys()
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     rows = [
         [
             k["id"],
@@ -143,7 +143,7 @@ def keys_delete(
         try:
             client.delete_key(key_id)
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     typer.echo(f"deleted key {key_id}")
 
 
@@ -189,7 +189,7 @@ def deploy(
                     raise typer.Exit(0 if state["status"] == "complete" else 1)
                 time.sleep(0.5)
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
 
 
 def deployments(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
@@ -199,7 +199,7 @@ def deployments(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
             found = client.deployments()
             names = {a["id"]: a["name"] for a in client.artifacts()}
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     rows = [
         [
             names.get(d["artifact_id"], d["artifact_id"]),
@@ -225,7 +225,7 @@ def rollback(
         try:
             result = client.rollback(client.artifact_id(name))
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     typer.echo(f"{name}: rolling back to version {result['version']}")
 
 
@@ -241,7 +241,7 @@ def node_token(
         try:
             made = client.create_node_token(name, expires)
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
     typer.echo(made["token"])
     typer.echo(f"join token {made['id']}: shown once; delete it with the API to stop new joins", err=True)
 
@@ -252,7 +252,7 @@ def quota(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
         try:
             reports = client.quota()
         except ClientError as exc:
-            _fail(exc)
+            fail(exc)
 
     def cell(report: dict, field: str) -> str:
         limit = report["limits"][field]

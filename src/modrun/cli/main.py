@@ -21,6 +21,7 @@ from modrun.cli.options import (
     parse_duration_option,
     parse_size_option,
 )
+from modrun.cli.secrets import nodes_app, secrets_app
 from modrun.cli.serve import serve
 from modrun.config.defaults import default_storage_path
 from modrun.config.units import format_duration, format_size
@@ -132,6 +133,8 @@ def repl(
 
 register_fleet(app)
 register_control(app)
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(nodes_app, name="nodes")
 
 
 @app.command()

@@ -4,13 +4,16 @@ plane, the gateway)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modrun.config.defaults import default_storage_path
 from modrun.config.units import parse_duration, parse_size
 from modrun.errors import ConfigError, ModrunError
+
+if TYPE_CHECKING:
+    from modrun.control.tenant_hosts import TenantHosts
 
 
 def _seconds(value: str | None, flag: str) -> float | None:
@@ -131,6 +134,20 @@ def orchestrator(
     quota_replicas: Annotated[
         int | None, typer.Option("--quotaReplicas", help="Default replicas per user and team.")
     ] = None,
+    tenant_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--tenantHosts",
+            help="Hosts tenants' HTTP connections may reach, comma-separated (name, *.domain, "
+            "address or CIDR, optional :port or :*); default none.",
+        ),
+    ] = None,
+    tenant_hosts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tenantHostsFile", help="JSON grants of hosts to everyone, users and teams (docs/security.md)."
+        ),
+    ] = None,
     no_signup: Annotated[bool, typer.Option("--noSignup", help="Only admins create users.")] = False,
     issuer: Annotated[
         str | None, typer.Option("--issuer", help="Token issuer (iss); default http://HOST:PORT.")
@@ -191,6 +208,7 @@ def orchestrator(
                 oidc_client_secret,
             ),
             encrypt_artifacts=encrypt_artifacts,
+            tenant_hosts=_tenant_hosts(tenant_hosts, tenant_hosts_file),
             default_quota=Limits(
                 parse_size(quota_artifact_bytes) if quota_artifact_bytes else None,
                 quota_deployments,
@@ -204,6 +222,15 @@ def orchestrator(
     except ModrunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _tenant_hosts(flag: str | None, policy_file: Path | None) -> TenantHosts:
+    from modrun.control.tenant_hosts import TenantHosts
+
+    try:
+        return TenantHosts.load(flag, policy_file)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tenantHosts") from None
 
 
 def _networks(value: str | None) -> tuple[str, ...]:

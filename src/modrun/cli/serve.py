@@ -154,6 +154,13 @@ def serve(
     use_aws_secrets: Annotated[
         bool, typer.Option("--useAwsSecrets", help="Also read secrets from AWS Secrets Manager.")
     ] = False,
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secretsFile",
+            help="A JSON object of secret values (variable name to value), read before the .env files.",
+        ),
+    ] = None,
     allow_runtime_changes: Annotated[
         bool,
         typer.Option(
@@ -236,6 +243,7 @@ def serve(
         else (str(plugins) if s3bucket and str(plugins) != "." else None),
         use_aws_storage=use_aws_storage or bool(s3bucket),
         use_aws_secrets=use_aws_secrets,
+        secrets_file=secrets_file,
         allow_runtime_changes=allow_runtime_changes,
         orchestrator=orchestrator,
         mqtt=mqtt,

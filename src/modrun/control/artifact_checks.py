@@ -5,17 +5,20 @@ module with an Extism plugin's exports; a bundle an archive with an app inside
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from modrun.control.errors import Unprocessable
+from modrun.control.tenant_hosts import HostPattern
 from modrun.control.tenant_policy import refuse_operator_features
 from modrun.manifest.model import Manifest
 from modrun.storage.bundles import BadBundle, read_bundle
 
 
-def check(type_: str, path: Path, operator: bool = True) -> None:
-    """``operator``: the uploader may use what reaches the host (an admin), else
-    the bundle's manifests are held to the tenant policy."""
+def check(type_: str, path: Path, granted: Sequence[HostPattern] | None = None) -> None:
+    """``granted`` None: the uploader may use what reaches the host (an admin);
+    else the bundle's manifests are held to the tenant policy, their HTTP
+    connections to the hosts ``granted``."""
     if type_ == "plugin":
         from modrun.plugins.wasmbin import read_without_custom_sections
 
@@ -32,8 +35,8 @@ def check(type_: str, path: Path, operator: bool = True) -> None:
         _check_wasm(module, "the plugin")  # custom sections play no part in validity
     else:
         manifests = _check_bundle(path)
-        if not operator:
-            refuse_operator_features(manifests)
+        if granted is not None:
+            refuse_operator_features(manifests, granted)
 
 
 def _check_wasm(data: bytes, what: str) -> None:

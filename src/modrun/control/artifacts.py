@@ -36,7 +36,8 @@ from modrun.control.errors import (
 )
 from modrun.control.permissions import ACCESS, ArtifactAccess
 from modrun.control.quotas import QuotaExceeded
-from modrun.db.tables import artifact_aliases, artifact_versions, artifacts
+from modrun.control.tenant_hosts import HostPattern
+from modrun.db.tables import artifact_aliases, artifact_versions, artifacts, deployment_secrets
 from modrun.db.times import utc_now
 from modrun.storage import receive
 from modrun.storage.blobs import BlobStore
@@ -60,7 +61,7 @@ class Upload:
     artifact_id: uuid.UUID | None  # pushing a new version of an existing artifact
     receiver: Receiver
     quota_room: int | None = None  # bytes the owner's quota leaves, when tighter than the size limit
-    operator: bool = False  # the uploader may use what reaches the host (control/tenant_policy.py)
+    granted: tuple[HostPattern, ...] | None = ()  # hosts a tenant may reach; None: an operator's
     next_chunk: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -229,6 +230,7 @@ class Artifacts:
                 .all()
             )
             conn.execute(artifact_aliases.delete().where(artifact_aliases.c.artifact_id == artifact_id))
+            conn.execute(deployment_secrets.delete().where(deployment_secrets.c.artifact_id == artifact_id))
             conn.execute(artifact_versions.delete().where(artifact_versions.c.artifact_id == artifact_id))
             conn.execute(artifacts.delete().where(artifacts.c.id == artifact_id))
         for version in versions:
@@ -244,7 +246,7 @@ class Artifacts:
         type_: object,
         existing: uuid.UUID | None,
         quota_room: int | None = None,
-        operator: bool = False,
+        granted: tuple[HostPattern, ...] | None = (),
     ) -> str:
         if not isinstance(name, str) or not ALIAS.match(name):
             raise BadRequest("name: 2 to 64 letters, digits, '.', '_' or '-'")
@@ -255,7 +257,7 @@ class Artifacts:
         tighter = quota_room if quota_room is not None and quota_room < self.max_size else None
         receiver = Receiver(self.scratch, self.max_size if tighter is None else tighter)
         self._uploads[_digest(token)] = Upload(
-            user_id, actor, name, str(type_), existing, receiver, tighter, operator=operator
+            user_id, actor, name, str(type_), existing, receiver, tighter, granted=granted
         )
         return token
 
@@ -302,7 +304,7 @@ class Artifacts:
             digest = upload.receiver.finish().sha256
             if digest != sha256.lower():
                 raise Unprocessable(f"SHA-256 mismatch: the chunks received hash to {digest}")
-            check(upload.type, upload.receiver.path, upload.operator)
+            check(upload.type, upload.receiver.path, upload.granted)
             return self._store(upload, digest)
         finally:
             self.abort(token)

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from modrun.control.accounts import Accounts
+from modrun.control.accounts import Accounts, User
 from modrun.control.artifacts import Artifacts
 from modrun.control.audit import AuditLog
 from modrun.control.auth import Authenticator, Principal
+from modrun.control.deployment_secrets import DeploymentSecrets, secrets_key
 from modrun.control.deployments import DeploymentFleet, Deployments, DeploymentStore
 from modrun.control.errors import ControlError, Unauthenticated
 from modrun.control.guard import NO_ARTIFACT, SIGNED_IN, Decision, Issuer, Issuers, Subject
@@ -26,6 +27,7 @@ from modrun.control.oidc_login import OidcLogin
 from modrun.control.permissions import allowed
 from modrun.control.quotas import Limits, Quotas
 from modrun.control.ratelimit import FailureLimiter
+from modrun.control.tenant_hosts import HostPattern, TenantHosts
 from modrun.control.tokens import ALGORITHM, AUDIENCE, TokenService, load_signing_key
 from modrun.control.verify import JwtVerifier
 from modrun.errors import ConfigError
@@ -69,8 +71,10 @@ class ControlPlane:
         artifact_key: bytes | None = None,
         default_quota: Limits | None = None,
         fleet: FleetFactory | None = None,
+        tenant_hosts: TenantHosts | None = None,
     ) -> None:
         self.engine = engine
+        self.tenant_hosts = tenant_hosts or TenantHosts()
         self.mode = auth
         self.accounts = Accounts(engine)
         self.keys = ApiKeys(engine)
@@ -116,6 +120,10 @@ class ControlPlane:
             artifact_key,
         )
         self.quotas = Quotas(engine, default_quota or Limits())
+        try:
+            self.secrets = DeploymentSecrets(engine, secrets_key(storage))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         # 10 failures per login name from one address, 100 per client address, in 5 minutes
         self.login_limiter = FailureLimiter(10, 300)
         self.address_limiter = FailureLimiter(100, 300)
@@ -147,6 +155,13 @@ class ControlPlane:
             log.warning("created admin user %r with password %s (shown once; change it)", name, password)
         else:
             log.info("created admin user %r (password from MODRUN_ADMIN_PASSWORD)", name)
+
+    def tenant_grant(self, user: User) -> tuple[HostPattern, ...] | None:
+        """The hosts ``user``'s bundles may reach; None: anything (an admin, or an open fleet)."""
+        if user.admin or not self.secured:
+            return None
+        teams = [t["name"] for t in self.accounts.teams(set(user.teams))] if user.teams else []
+        return self.tenant_hosts.granted(user.username, teams)
 
     # -- call decisions (the gateway's and the nodes') ----------------------------------
 

@@ -335,6 +335,16 @@ node_credentials = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), comment="set: the runtime is cut off for good"),
 )
 
+deployment_secrets = sa.Table(
+    "deployment_secrets",
+    metadata,
+    sa.Column("artifact_id", sa.Uuid, sa.ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False, comment="AES-256-GCM, bound to (artifact, name)"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+)
+
 quotas = sa.Table(
     "quotas",
     metadata,

@@ -102,6 +102,7 @@ class Orchestrator:
             artifact_key=key,
             default_quota=settings.default_quota,
             fleet=self._reconciler,
+            tenant_hosts=settings.tenant_hosts,
         )
         if self.broker is not None:
             self.control_plane.node_credentials.on_revoke.append(self.broker.disconnect)

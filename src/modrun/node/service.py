@@ -45,7 +45,7 @@ from modrun.plugins.plugin import PluginOptions
 from modrun.plugins.records import PluginRecorder
 from modrun.redact import REDACTOR
 from modrun.secrets.aws import AwsSecrets
-from modrun.secrets.sources import SecretSource, dotenv_files, load_dotenv_files
+from modrun.secrets.sources import SecretSource, dotenv_files, load_dotenv_files, load_secrets_file
 from modrun.storage.base import LocalStorage, Storage
 from modrun.storage.s3 import s3_storage
 from modrun.wasm.engine import WasmEngine
@@ -205,7 +205,8 @@ class Node:
         app = self._app_dir()
         path = find_manifest(app)
         env_files = dotenv_files(app, self.settings.environment)
-        stamp = (file_stamp(path), tuple(file_stamp(f) for f in env_files))
+        secrets_file = self.settings.secrets_file
+        stamp = (file_stamp(path), tuple(file_stamp(f) for f in [*env_files, *filter(None, [secrets_file])]))
         if stamp == self._manifest_stamp and self.aws_secrets is None:
             return  # with AWS secrets, values may rotate: re-resolve every refresh
         self._manifest_stamp = stamp
@@ -219,7 +220,10 @@ class Node:
             if path is not None:
                 log.info("manifest %s %s", "reloaded" if self.manifest_path else "loaded", path)
             self.manifest, self.manifest_path, self.manifest_error = manifest, path, None
-        source = SecretSource(load_dotenv_files(env_files), extra=self.secret_sources)
+        files = load_dotenv_files(env_files)
+        if secrets_file is not None:
+            files = {**files, **load_secrets_file(secrets_file)}
+        source = SecretSource(files, extra=self.secret_sources)
         self._secret_source = source
         resolved = resolve(manifest, source, self.settings.dgraph)
         if resolved == self.resolved and self._resolved_once:

@@ -39,6 +39,7 @@ class ServeSettings:
     s3_path: str | None = None
     use_aws_storage: bool = False
     use_aws_secrets: bool = False
+    secrets_file: Path | None = None  # a JSON object of secret values (a fleet bundle's deployment secrets)
     allow_runtime_changes: bool = field(
         default_factory=lambda: (
             os.environ.get("ALLOW_MODEL_SERVER_RUNTIME_CHANGES", "").lower() in ("1", "true", "yes")

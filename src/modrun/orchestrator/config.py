@@ -16,6 +16,7 @@ from typing import Any
 from modrun.config.defaults import default_storage_path
 from modrun.control.oidc import OidcSettings
 from modrun.control.quotas import Limits
+from modrun.control.tenant_hosts import TenantHosts
 from modrun.errors import ConfigError
 from modrun.mqtt.url import BrokerAddress
 
@@ -55,6 +56,7 @@ class OrchestratorSettings:
     oidc: OidcSettings | None = None  # with auth = "oidc"
     encrypt_artifacts: bool = False  # key: MODRUN_ARTIFACTS_KEY (the secrets layer)
     default_quota: Limits = field(default_factory=Limits)
+    tenant_hosts: TenantHosts = field(default_factory=TenantHosts)  # where tenants' HTTP may go
     jsonlogs: bool = False
     log_level: str = "info"
 

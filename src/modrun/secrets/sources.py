@@ -9,8 +9,9 @@ becoming ``_``):
 3. ``HYP_MODEL_KEY_<MODEL>`` for ``{{API_KEY}}`` in the connection of model MODEL
 4. ``OPENAI_API_KEY`` for ``{{API_KEY}}`` in a connection named ``openai``
 
-They are searched for first in the process environment, then in the app
-directory's ``.env.<ENVIRONMENT>.local``, ``.env.<ENVIRONMENT>``,
+They are searched for first in the process environment, then in the values
+of ``--secretsFile`` (how a fleet node hands a bundle its deployment's secrets),
+then in the app directory's ``.env.<ENVIRONMENT>.local``, ``.env.<ENVIRONMENT>``,
 ``.env.local`` and ``.env`` (earlier files win; ``ENVIRONMENT`` defaults to
 ``dev``), then in any extra source (AWS Secrets Manager with
 ``--useAwsSecrets``). The first source holding any accepted name wins, so a
@@ -44,6 +45,23 @@ def load_dotenv_files(files: Iterable[Path]) -> dict[str, str]:
                 if value is not None:
                     merged.setdefault(key, value)
     return merged
+
+
+def load_secrets_file(path: Path) -> dict[str, str]:
+    """``--secretsFile``: a JSON object of string values (ConfigError otherwise)."""
+    import json
+
+    from modrun.errors import ConfigError
+
+    try:
+        found = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"--secretsFile {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(f"--secretsFile {path}: not JSON") from None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise ConfigError(f"--secretsFile {path}: expected an object of string values")
+    return found
 
 
 def candidate_names(scope: str, name: str, models: Sequence[str] = ()) -> list[str]:

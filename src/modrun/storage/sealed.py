@@ -103,3 +103,22 @@ def open_sealed(key: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
             if last:
                 return
     raise SealError("a sealed file ended before its last segment")
+
+
+VALUE_MAGIC = b"MRV1"
+
+
+def seal_value(key: bytes, plaintext: bytes, context: bytes) -> bytes:
+    """One small value sealed with AES-256-GCM; ``context`` (what it belongs to)
+    is bound in as associated data, so a sealed value moved elsewhere fails."""
+    nonce = os.urandom(12)
+    return VALUE_MAGIC + nonce + AESGCM(key).encrypt(nonce, plaintext, context)
+
+
+def open_value(key: bytes, sealed: bytes, context: bytes) -> bytes:
+    if sealed[:4] != VALUE_MAGIC or len(sealed) < 4 + 12 + TAG:
+        raise SealError("not a sealed value")
+    try:
+        return AESGCM(key).decrypt(sealed[4:16], sealed[16:], context)
+    except InvalidTag:
+        raise SealError("the value was altered, moved or sealed with another key") from None

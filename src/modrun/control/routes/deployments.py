@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from modrun.config.units import parse_duration, parse_size
-from modrun.control.accounts import Accounts
 from modrun.control.artifact_checks import bundle_manifests
-from modrun.control.artifacts import Artifacts
 from modrun.control.deployments import Deployments
 from modrun.control.errors import (
     BadRequest,
@@ -24,6 +22,9 @@ from modrun.control.routing import Call
 from modrun.control.tenant_policy import refuse_operator_features
 from modrun.errors import ConfigError
 from modrun.fleet import labels as label_rules
+
+if TYPE_CHECKING:
+    from modrun.control.plane import ControlPlane
 
 
 def deployments_of(call: Call) -> Deployments:
@@ -57,7 +58,7 @@ async def deploy(call: Call) -> Any:
     access = await run_in_threadpool(plane.artifacts.access, artifact_id)
     assert access is not None  # checked by the route's artifact rule
     if plane.secured:
-        await run_in_threadpool(check_deployable, plane.artifacts, plane.accounts, access, version)
+        await run_in_threadpool(check_deployable, plane, access, version)
     runtimes = await run_in_threadpool(deployments.runtime_count, labels)
     await run_in_threadpool(
         call.plane.quotas.check_deploy, quota_subjects(access), artifact_id, replicas, runtimes
@@ -119,15 +120,19 @@ async def list_deployments(call: Call) -> Any:
     return {"deployments": found}
 
 
-def check_deployable(artifacts: Artifacts, accounts: Accounts, access: ArtifactAccess, version: int) -> None:
+def check_deployable(plane: ControlPlane, access: ArtifactAccess, version: int) -> None:
     """Before a deploy in a secured fleet: a bundle whose owner is not an admin
-    (now) holds to the tenant policy, whatever was allowed when it was uploaded."""
-    owner = accounts.get(access.owner_id) if access.owner_id else None
-    if (owner is not None and owner.admin) or artifacts.detail(access.id)["type"] != "bundle":
+    (now) holds to the tenant policy and to the hosts its owner is granted (now),
+    whatever was allowed when it was uploaded."""
+    owner = plane.accounts.get(access.owner_id) if access.owner_id else None
+    if plane.artifacts.detail(access.id)["type"] != "bundle":
+        return
+    granted = plane.tenant_grant(owner) if owner is not None else ()
+    if granted is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "bundle"
         with archive.open("wb") as out:
-            for chunk in artifacts.read(access.id, version):
+            for chunk in plane.artifacts.read(access.id, version):
                 out.write(chunk)
-        refuse_operator_features(bundle_manifests(archive))
+        refuse_operator_features(bundle_manifests(archive), granted)

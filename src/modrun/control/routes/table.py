@@ -50,6 +50,7 @@ from modrun.control.routes.nodes import (
     revoke_node,
 )
 from modrun.control.routes.quotas import get_quota, my_quota, set_quota
+from modrun.control.routes.secrets import delete_secret, list_secrets, set_secret
 from modrun.control.routes.sessions import (
     login,
     logout,
@@ -153,6 +154,11 @@ def endpoints() -> list[Endpoint]:
         Endpoint("GET", "/deploy/{id}/history", deploy_history, "user", "deploy.history", artifact="read"),
         Endpoint("DELETE", "/deploy/{id}", undeploy, "user", "deploy.delete", artifact="deploy"),
         Endpoint("POST", "/deploy/{id}/rollback", rollback, "user", "deploy.rollback", artifact="deploy"),
+        Endpoint("GET", "/deploy/{id}/secrets", list_secrets, "user", "secret.list", artifact="deploy"),
+        Endpoint("PUT", "/deploy/{id}/secrets/{name}", set_secret, "user", "secret.set", artifact="deploy"),
+        Endpoint(
+            "DELETE", "/deploy/{id}/secrets/{name}", delete_secret, "user", "secret.delete", artifact="deploy"
+        ),
         Endpoint(
             "GET",
             "/artifact/{id}/permissions",

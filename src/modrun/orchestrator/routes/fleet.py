@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from modrun.fleet import protocol as P
+from modrun.fleet.groups import artifact_of_group
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.routes.common import (
     Visibility,
@@ -146,3 +148,29 @@ async def delete_module(request: Request) -> JSONResponse:
     except P.ProtocolError as exc:
         return protocol_error(exc)
     return JSONResponse(orch.control.snapshot(lambda _f: module.detail()))
+
+
+async def module_secrets(request: Request) -> JSONResponse:
+    """The secrets of the deployment a module belongs to, for the node it is
+    placed on (its credential) and nobody else: not its owner, not an admin."""
+    orch = head_of(request)
+    principal = getattr(request.state, "principal", None)
+    if orch.control_plane.secured and (principal is None or principal.runtime is None):
+        return problem(403, "only the node a module is placed on reads its secrets")
+    query = request.path_params["query"]
+    module = orch.control.snapshot(lambda fleet: fleet.modules.get(query))
+    runtime = str(principal.runtime) if principal is not None and principal.runtime is not None else None
+    if module is None or (runtime is not None and module.parent != runtime):
+        return problem(404, f"no module {query!r} on this runtime")
+    artifact = artifact_of_group(module.group)
+    try:
+        artifact_id = uuid.UUID(artifact) if artifact else None
+    except ValueError:
+        artifact_id = None
+    values = await asyncio.to_thread(orch.control_plane.secrets.values, artifact_id) if artifact_id else {}
+    if values:  # who read which deployment's secrets is kept, never the values
+        actor = principal.actor if principal is not None else "anonymous"
+        client = request.client.host if request.client else "?"
+        target = f"{artifact_id}/{module.uuid}"
+        await asyncio.to_thread(orch.control_plane.audit.record, actor, "secret.read", target, 200, client)
+    return JSONResponse({"module": module.uuid, "secrets": values}, headers={"cache-control": "no-store"})

@@ -26,6 +26,7 @@ from modrun.orchestrator.routes.fleet import (
     list_queued,
     list_runtimes,
     module_output,
+    module_secrets,
 )
 from modrun.orchestrator.routes.status import (
     call_stats,
@@ -86,6 +87,7 @@ def fleet_endpoints() -> list[Endpoint]:
         *_both("GET", "/api/modules/{query}/", get_module, "user", "fleet.module"),
         *_both("DELETE", "/api/modules/{query}/", delete_module, "admin", "fleet.module_delete"),
         *_both("GET", "/api/modules/{query}/output/", module_output, "user", "fleet.module_output"),
+        _one("GET", "/api/modules/{query}/secrets", module_secrets, "node", "fleet.module_secrets"),
         *_both("GET", "/api/queued/", list_queued, "user", "fleet.queued"),
         *_both("GET", "/api/files/", list_files, "node", "fleet.files"),
         _one("GET", "/api/files/{path:path}", get_file, "node", "fleet.file_get"),
