@@ -143,7 +143,7 @@ Answer = Callable[[bytes], tuple[bytes, str]]
 
 
 class Recorder:
-    """An HTTP server on a free loopback port that answers every POST with
+    """An HTTP server on a free loopback port that answers every GET and POST with
     ``answer(body)`` (body, content type) and keeps the headers it was sent."""
 
     def __init__(self, answer: Answer = lambda _body: (b'{"ok": true}', "application/json")) -> None:
@@ -160,6 +160,8 @@ class Recorder:
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_GET = do_POST
 
             def log_message(self, *_args: Any) -> None:
                 pass

@@ -7,7 +7,9 @@ environment holds a value for the very placeholder the tenant's manifest uses.
 Alice's bundle calls the granted server through an HTTP model whose connection
 sends ``Authorization: Bearer {{API_KEY}}``: the server sees the value Alice set
 with ``modrun secrets set``, never the node's; nobody else reads it, and it is
-in no log and not in the database in the clear.
+in no log and not in the database in the clear. A stranger's plain plugin placed
+on that node gets none of the node's own connections (one carries the
+operator's key) or models, which the operator's copy of the same plugin uses.
 """
 
 from __future__ import annotations
@@ -23,33 +25,46 @@ from pathlib import Path
 import httpx
 import pytest
 
-from control_support import Recorder, bearer, join_as, secured_fleet, signed_up
+from control_support import Recorder, bearer, deployed, join_as, secured_fleet, signed_up
 from modrun.client import ClientError
-from support import HELLO_AS, wait_until
+from support import CONNECT_AS, HELLO_AS, wait_until
 
 pytestmark = pytest.mark.slow
 ALICES_VALUE = "alice-" + uuid.uuid4().hex
 NODES_VALUE = "node-" + uuid.uuid4().hex
 PLACEHOLDER_VARIABLE = "MODRUN_API_API_KEY"  # {{API_KEY}} in connection "api"
+OPERATORS_KEY = "Bearer operator-" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("tenant-secrets")
-    granted, teams_host, stranger = Recorder(), Recorder(), Recorder()
+    granted, teams_host, stranger, operators_api = Recorder(), Recorder(), Recorder(), Recorder()
     policy = root / "tenant-hosts.json"
     policy.write_text(json.dumps({"teams": {"ml": [f"127.0.0.1:{teams_host.port}"]}}))
     secured = secured_fleet(
         root / "orch", "--tenantHosts", f"127.0.0.1:{granted.port}", "--tenantHostsFile", str(policy)
     )
+    (root / "n1").mkdir()
+    (root / "n1" / "modrun.json").write_text(json.dumps(_node_manifest(operators_api.url)))
     node = secured.node(root / "n1", "n1", env={PLACEHOLDER_VARIABLE: NODES_VALUE})
     try:
-        yield secured, node, root, granted, teams_host, stranger
+        yield secured, node, root, granted, teams_host, stranger, operators_api
     finally:
         node.stop()
         secured.stop()
-        for server in (granted, teams_host, stranger):
+        for server in (granted, teams_host, stranger, operators_api):
             server.close()
+
+
+def _node_manifest(url: str) -> dict:
+    """The operator's: a connection with the operator's key, and a model."""
+    return {
+        "connections": {
+            "ops": {"type": "http", "baseUrl": url + "/", "headers": {"Authorization": OPERATORS_KEY}}
+        },
+        "models": {"sentiment": {"provider": "embedded", "sourceModel": "vader"}},
+    }
 
 
 def _app(where: Path, url: str) -> Path:
@@ -79,7 +94,7 @@ def _modrun(url: str, token: str, *args: str, stdin: str = "") -> subprocess.Com
 
 
 def test_a_tenants_connection_may_reach_only_granted_hosts(fleet, tmp_path: Path):
-    secured, _node, _root, granted, _teams_host, stranger = fleet
+    secured, _node, _root, granted, _teams_host, stranger, _ops = fleet
     mallory = signed_up(secured.orch.url, "mallory")
     for url, why in (
         (stranger.url + "/v1", f"connections.api.endpoint: 127.0.0.1:{stranger.port} is not among"),
@@ -94,7 +109,7 @@ def test_a_tenants_connection_may_reach_only_granted_hosts(fleet, tmp_path: Path
 
 
 def test_a_team_members_grant_is_checked_again_at_deploy(fleet, tmp_path: Path):
-    secured, _node, _root, _granted, teams_host, _stranger = fleet
+    secured, _node, _root, _granted, teams_host, _stranger, _ops = fleet
     admin = secured.admin
     carol = signed_up(secured.orch.url, "carol")
     team = admin.create_team("ml")["id"]
@@ -111,7 +126,7 @@ def test_a_team_members_grant_is_checked_again_at_deploy(fleet, tmp_path: Path):
 
 
 def test_placeholders_resolve_only_from_the_deployments_secrets(fleet, tmp_path: Path):
-    secured, node, root, granted, _teams_host, _stranger = fleet
+    secured, node, root, granted, _teams_host, _stranger, _ops = fleet
     url = secured.orch.url
     alice, bob = signed_up(url, "alice"), signed_up(url, "bob")
     artifact = alice.push(_app(tmp_path / "app", granted.url + "/v1"), name="remote-app")["artifact_id"]
@@ -161,3 +176,30 @@ def test_placeholders_resolve_only_from_the_deployments_secrets(fleet, tmp_path:
         if stored.is_file():
             assert ALICES_VALUE.encode() not in stored.read_bytes(), stored
     alice.undeploy(artifact)
+
+
+def _call(url: str, token: str, function: str, body: str) -> httpx.Response:
+    return httpx.post(f"{url}/functions/{function}", content=body.encode(), headers=bearer(token), timeout=30)
+
+
+def test_a_tenants_plugin_gets_none_of_the_nodes_connections_or_models(fleet):
+    secured, _node, _root, _granted, _teams_host, _stranger, operators_api = fleet
+    url, admin = secured.orch.url, secured.admin
+    target = operators_api.url + "/status"
+    # the operator's own plugin on that node uses them: the legitimate path
+    tool = deployed(admin, CONNECT_AS, "ops-tool")
+    assert _call(url, admin.token, "fetchStatus", target).text == "200"
+    assert operators_api.requests[-1]["authorization"] == OPERATORS_KEY
+    assert "compound" in _call(url, admin.token, "mood", "what a lovely day").text
+    admin.undeploy(tool)
+    wait_until(lambda: _call(url, admin.token, "mood", "x").status_code in (404, 503), timeout=20, what="gone")
+    # the same plugin as a stranger's deployment, on the same node
+    dave = signed_up(url, "dave")
+    mine = deployed(dave, CONNECT_AS, "daves-tool")
+    seen = len(operators_api.requests)
+    fetched = _call(url, dave.token, "fetchStatus", target)
+    assert fetched.text != "200", fetched.text
+    mood = _call(url, dave.token, "mood", "what a lovely day")
+    assert "compound" not in mood.text and "sentiment" in mood.text, mood.text
+    assert len(operators_api.requests) == seen  # the operator's API saw nothing, with its key or without
+    dave.undeploy(mine)

@@ -100,6 +100,13 @@ class Hosted:
         }
 
 
+def is_tenants(data: dict) -> bool:
+    """A module of a tenant's deployment (``args.tenant``): the orchestrator says so
+    unless its artifact's owner is an admin."""
+    raw_args = data.get("args")
+    return isinstance(raw_args, dict) and raw_args.get("tenant") is True
+
+
 def plugin_limits(base: Limits, data: dict) -> Limits | None:
     """A module's ``args.limits`` (``timeout`` seconds, ``max_memory`` bytes) over ``base``."""
     raw_args = data.get("args")

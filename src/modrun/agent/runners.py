@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from modrun.agent.bundles import BundleRun
 from modrun.agent.host import NodeHost
-from modrun.agent.modules import Hosted, command_spec, plugin_limits
+from modrun.agent.modules import Hosted, command_spec, is_tenants, plugin_limits
 from modrun.fleet import protocol as P
 from modrun.plugins.discovery import PluginSource
 from modrun.wasm.command import CommandRun
@@ -56,7 +56,8 @@ class PluginRunner:
     def start(self, hosted: Hosted, path: Path, data: dict) -> dict:
         manager = self.host.plugins
         name = hosted.name if hosted.name not in manager.names() else f"{hosted.name}-{hosted.uuid[:8]}"
-        manager.set_extra(name, PluginSource(name, path, None, plugin_limits(manager.options.limits, data)))
+        limits = plugin_limits(manager.options.limits, data)
+        manager.set_extra(name, PluginSource(name, path, None, limits, tenant=is_tenants(data)))
         manager.refresh()
         plugin = manager.catalog.plugins.get(name)
         if plugin is None:

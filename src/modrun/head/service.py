@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,9 @@ class Orchestrator:
         self.calls = CallStats()
 
     def _reconciler(self, store: DeploymentStore, artifacts: Artifacts) -> Reconciler:
-        self.reconciler = Reconciler(store, artifacts, self.files, self.control, self.output)
+        self.reconciler = Reconciler(
+            store, artifacts, self.files, self.control, self.output, operators=self._operators
+        )
         return self.reconciler
 
     def _blobs(self, storage: Path, kind: str) -> BlobStore:
@@ -129,6 +132,15 @@ class Orchestrator:
             bucket, _, prefix = target.removeprefix("s3://").partition("/")
             return S3Blobs(bucket, f"{prefix.strip('/')}/{kind}" if prefix.strip("/") else kind)
         return LocalBlobs(storage / kind)
+
+    def _operators(self, artifact_id: uuid.UUID) -> bool:
+        """An artifact whose owner is an admin (any, in an open fleet) is the operator's."""
+        plane = self.control_plane
+        if not plane.secured:
+            return True
+        access = plane.artifacts.access(artifact_id)
+        owner = plane.accounts.get(access.owner_id) if access is not None and access.owner_id else None
+        return owner is not None and owner.admin
 
     def _runtime_of(self, module: str) -> str | None:
         found = self.control.fleet.modules.get(module)

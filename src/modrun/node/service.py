@@ -52,6 +52,10 @@ from modrun.wasm.engine import WasmEngine
 from modrun.wasm.host import LEVELS
 
 log = logging.getLogger("modrun")
+
+TENANT_SERVICES = NodeServices()
+"""A tenant's plugin placed on this node gets no connections and no models: the
+node's manifest is its operator's (a tenant brings its own in a bundle)."""
 DRAIN = 1.0  # seconds a process of several answers with Connection: close before it stops
 
 
@@ -143,6 +147,7 @@ class Node:
             log_level=LEVELS.index(_plugin_level(self.settings.log_level)),
             config=self.resolved.plugin_config,
             services=self.services,
+            tenant_services=TENANT_SERVICES,
         )
 
     def parts(self) -> NodeParts:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modrun.control.deployments import DAEMON, Deployment, DeploymentStore, replicas_out
@@ -47,8 +48,10 @@ class Reconciler:
         files: FileStore,
         control: ControlLoop,
         output: ModuleOutput | None = None,
+        operators: Callable[[uuid.UUID], bool] = lambda _artifact: False,
     ) -> None:
         self.store = store
+        self.operators = operators  # is the artifact an operator's (its owner an admin)?
         self.engine = store.engine
         self.output = output
         self.artifacts = artifacts
@@ -259,6 +262,8 @@ class Reconciler:
 
     def _create(self, name: str, path: str, group: str, deployment: Deployment, kind: str) -> Module:
         args: dict = {"kind": kind}  # plugin, or bundle (a whole app: agent/bundles.py)
+        if not self.operators(deployment.artifact_id):
+            args["tenant"] = True  # the node gives it none of its own connections and models
         if deployment.limits:
             args["limits"] = deployment.limits
         data = {

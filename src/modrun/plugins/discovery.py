@@ -29,6 +29,7 @@ class PluginSource:
     wasm: Path
     schema: Path | None
     limits: Limits | None = None  # this plugin's own call limits (a deployment's), else the node's
+    tenant: bool = False  # a tenant's deployment: none of the node's connections, models or plugin config
 
     def fingerprint(self) -> tuple:
         """Changes whenever the wasm or its schema file changes."""

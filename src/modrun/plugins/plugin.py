@@ -53,6 +53,7 @@ class PluginOptions:
     log_level: int = 2
     services: Any = None
     config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    tenant_services: Any = None  # what a tenant's plugin gets instead of the node's connections and models
 
 
 class Plugin:
@@ -110,10 +111,10 @@ class Plugin:
             exports=tuple(exports),
             host_functions=options.host_functions,
             limits=options.limits,
-            config=dict(options.config.get(self.name, {})),
+            config={} if source.tenant else dict(options.config.get(self.name, {})),
             vars=vars or VarStore(options.limits.max_var_bytes),
             log_level=options.log_level,
-            services=options.services,
+            services=options.tenant_services if source.tenant else options.services,
             uses_wasi=self.uses_wasi,
             build_id=self.sha256,
         )
