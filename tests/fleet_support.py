@@ -26,15 +26,24 @@ from support import free_port, modrun_cmd, wait_until
 class PrivateMosquitto:
     """``mosquitto -c`` with a temporary config on a free loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, access: Path | None = None) -> None:
+        """``access``: a directory with ``passwd`` and ``acl`` files to enforce
+        (no anonymous clients); without it anyone may connect."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not os.path.exists(binary):
             raise RuntimeError("mosquitto not found: install it (apt-get install mosquitto)")
         self.dir = Path(tempfile.mkdtemp(prefix="modrun-mosquitto-"))
         self.port = free_port()
         config = self.dir / "mosquitto.conf"
+        rules = (
+            f"allow_anonymous false\npassword_file {access / 'passwd'}\nacl_file {access / 'acl'}\n"
+            if access is not None
+            else "allow_anonymous true\n"
+        )
+        if os.geteuid() == 0:  # started as root it would become user mosquitto, who cannot read our files
+            rules += "user root\n"
         config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\n{rules}persistence false\n"
             "max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
         )
         self.log = open(self.dir / "log", "wb")  # noqa: SIM115

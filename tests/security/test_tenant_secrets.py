@@ -192,7 +192,9 @@ def test_a_tenants_plugin_gets_none_of_the_nodes_connections_or_models(fleet):
     assert operators_api.requests[-1]["authorization"] == OPERATORS_KEY
     assert "compound" in _call(url, admin.token, "mood", "what a lovely day").text
     admin.undeploy(tool)
-    wait_until(lambda: _call(url, admin.token, "mood", "x").status_code in (404, 503), timeout=20, what="gone")
+    wait_until(
+        lambda: _call(url, admin.token, "mood", "x").status_code in (404, 503), timeout=20, what="gone"
+    )
     # the same plugin as a stranger's deployment, on the same node
     dave = signed_up(url, "dave")
     mine = deployed(dave, CONNECT_AS, "daves-tool")

@@ -84,6 +84,20 @@ def orchestrator(
             help="Networks (CIDRs, comma-separated) a node's advertised address must be in; default any.",
         ),
     ] = None,
+    mosquitto_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--mosquittoFiles",
+            help="Keep an external Mosquitto's passwd and acl files in this directory (docs/security.md).",
+        ),
+    ] = None,
+    mosquitto_reload: Annotated[
+        str | None,
+        typer.Option(
+            "--mosquittoReload",
+            help="Command run after they change, e.g. 'systemctl reload mosquitto' (rereads on SIGHUP).",
+        ),
+    ] = None,
     auth: Annotated[
         str,
         typer.Option(
@@ -190,6 +204,8 @@ def orchestrator(
             gateway_timeout=_seconds(gateway_timeout, "--gatewayTimeout") or 60.0,
             gateway_max_response=parse_size(gateway_max_response),
             node_networks=_networks(node_networks),
+            mosquitto_files=mosquitto_files,
+            mosquitto_reload=mosquitto_reload,
             jsonlogs=jsonlogs,
             log_level=log_level,
             auth=_auth_mode(auth),

@@ -89,6 +89,8 @@ class NodeCredentials:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.on_revoke: list[Callable[[str], None]] = []
+        # (runtime, credential), the one moment it is known in the clear: an external broker's files
+        self.on_issue: list[Callable[[str, str], None]] = []
 
     def issue(self, runtime: uuid.UUID, name: str, join_token: uuid.UUID | None) -> str | None:
         """A new credential for ``runtime``; None when that uuid has joined already."""
@@ -106,6 +108,8 @@ class NodeCredentials:
                 )
         except sa.exc.IntegrityError:
             return None
+        for hook in self.on_issue:
+            hook(str(runtime), secret)
         return secret
 
     def check(self, secret: str) -> uuid.UUID | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import uuid
@@ -25,6 +26,7 @@ from modrun.control.guard import CallGuard, Decision, Subject
 from modrun.control.plane import ControlPlane, artifact_key
 from modrun.db.engine import database_url, make_engine
 from modrun.db.migrate import ensure_schema
+from modrun.errors import ConfigError
 from modrun.fleet import protocol as P
 from modrun.fleet.acl import ORCHESTRATOR_USER, FleetAccess
 from modrun.fleet.broker import EmbeddedBroker
@@ -36,6 +38,7 @@ from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.files import FileStore
 from modrun.orchestrator.gateway import Gateway
 from modrun.orchestrator.metrics import OrchestratorMetrics
+from modrun.orchestrator.mosquitto import MosquittoFiles
 from modrun.orchestrator.output import ModuleOutput
 from modrun.orchestrator.scheduler import make_policy
 from modrun.orchestrator.store import FleetStore
@@ -107,6 +110,21 @@ class Orchestrator:
         )
         if self.broker is not None:
             self.control_plane.node_credentials.on_revoke.append(self.broker.disconnect)
+        self.mosquitto: MosquittoFiles | None = None
+        if settings.mosquitto_files is not None:
+            if settings.mqtt is None:
+                raise ConfigError("--mosquittoFiles is for an external Mosquitto: give --mqtt too")
+            try:
+                self.mosquitto = MosquittoFiles(
+                    settings.mosquitto_files,
+                    settings.realm,
+                    settings.mqtt,
+                    settings.mosquitto_reload,
+                    self.control_plane.node_credentials,
+                    self.control,
+                )
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         self.gateway = Gateway(
             self.control,
             settings.gateway_wait,
@@ -158,8 +176,11 @@ class Orchestrator:
 
     def advertised_broker(self, request_host: str) -> str:
         """The broker URL joining nodes should use (no password: nodes bring their own)."""
-        if self.settings.mqtt is not None:
-            return self.settings.mqtt.url(with_password=False).replace(":***@", "@")
+        mqtt = self.settings.mqtt
+        if mqtt is not None:
+            if self.control_plane.secured:  # never the orchestrator's own user: nodes bring theirs
+                return dataclasses.replace(mqtt, username=None, password=None).url()
+            return mqtt.url(with_password=False).replace(":***@", "@")
         host = self.settings.broker_host
         if host in ("0.0.0.0", "::", ""):
             host = request_host
@@ -172,6 +193,8 @@ class Orchestrator:
         if self.broker is not None:
             self.broker.start()
         self.control.start()
+        if self.mosquitto is not None:
+            self.mosquitto.start()  # the orchestrator's own user is in the files before it connects
         self.mqtt.start()
         self.reconciler.start()
         if not self.mqtt.wait_connected(10):
@@ -181,6 +204,8 @@ class Orchestrator:
         self.reconciler.stop()
         self.mqtt.stop()
         self.control.stop()
+        if self.mosquitto is not None:
+            self.mosquitto.stop()
         if self.broker is not None:
             self.broker.stop()
         self.db.dispose()

@@ -47,6 +47,8 @@ class OrchestratorSettings:
     gateway_timeout: float = 60.0
     gateway_max_response: int = DEFAULT_MAX_RESPONSE
     node_networks: tuple[str, ...] = ()  # CIDRs a node's URL must be in (empty: any)
+    mosquitto_files: Path | None = None  # keep an external Mosquitto's passwd and acl files here
+    mosquitto_reload: str | None = None  # the command that makes Mosquitto read them again
     log_dir: Path | None = None
     auth: str = "basic"  # basic | oidc | none
     signup: bool = True
