@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-fast install system-deps examples console lint format bench clean
+.PHONY: run test test-fast install system-deps examples console test-oidc lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ console: system-deps
 	@if [ "$$CI" = "true" ]; then git diff --exit-code --stat -- src/modrun/console/static \
 		|| { echo "the committed console build is stale: run make console and commit it" >&2; exit 1; }; fi
 
+## The OpenID provider the identity tests run against (oidc-provider, from npm).
+test-oidc: system-deps
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
 ## ruff, mypy, the layer contract (import-linter, pyproject.toml) and no import circles (src/, console/src/).
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -48,11 +52,11 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 
 ## Install what the tests need, rebuild the examples from source, lint, run the suite.
-test: install system-deps examples console lint
+test: install system-deps examples console test-oidc lint
 	$(BIN)/pytest
 
 ## The suite without the slow fleet tests (CI runs them all).
-test-fast: install system-deps console lint
+test-fast: install system-deps console test-oidc lint
 	$(BIN)/pytest -m "not slow"
 
 bench: install
@@ -67,4 +71,4 @@ bench: install
 	$(BIN)/python bench/bench_overload.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules console/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules console/node_modules tests/oidc/node_modules

@@ -180,10 +180,18 @@ def envelope(action: str, data: Any, kind: str = "req") -> dict:
 class RawClient:
     """A paho client recording every message on the topics it subscribes to."""
 
-    def __init__(self, port: int, client_id: str | None = None, will: tuple[str, dict] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        client_id: str | None = None,
+        will: tuple[str, dict] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2, client_id=client_id or uuidlib.uuid4().hex
         )
+        if auth is not None:  # a secured fleet's broker: (runtime uuid, its credential)
+            self.client.username_pw_set(*auth)
         if will:
             self.client.will_set(will[0], json.dumps(will[1]), qos=1)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -268,8 +276,9 @@ class RawRuntime(RawClient):
         apis: list[str] | None = None,
         runtime_type: str = "linux",
         kind: str = "req",
+        auth: tuple[str, str] | None = None,  # joined: (its uuid, its credential)
     ) -> None:
-        self.uuid = str(uuidlib.uuid4())
+        self.uuid = auth[0] if auth is not None else str(uuidlib.uuid4())
         self.realm = realm
         self.name = name
         self.reg_topic = f"{realm}/proc/reg/{self.uuid}"
@@ -277,6 +286,7 @@ class RawRuntime(RawClient):
             port,
             client_id=f"rt-{self.uuid}",
             will=(self.reg_topic, envelope("delete", {"type": "runtime", "uuid": self.uuid})),
+            auth=auth,
         )
         self.subscribe(f"{realm}/proc/control/{self.uuid}", self.reg_topic)
         self.data = {

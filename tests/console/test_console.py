@@ -267,32 +267,37 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
 
 
 def test_sign_in_through_the_identity_provider(browser, shots, tmp_path: Path):
-    """With --auth oidc the login page offers the provider: the authorization
-    code flow with PKCE, back to the console signed in as the provider's user."""
-    from oidc_support import OidcProvider, oidc_orchestrator
+    """With --auth oidc the login page offers the provider (a real, certified
+    one: oidc-provider): the authorization code flow with PKCE through its
+    login and consent pages, back to the console signed in as its user."""
+    from oidc_support import oidc_fleet
 
-    (tmp_path / "idp").mkdir()
-    with OidcProvider(tmp_path / "idp") as idp:
-        orch = oidc_orchestrator(tmp_path / "orch", idp.url)
-        tab = Visitor(browser, shots)
-        page = tab.page
-        try:
-            page.goto(orch.url + "/console/nodes")
-            page.wait_for_url("**/console/login**")
-            page.get_by_role("link", name="Sign in with your organization's account").wait_for()
-            tab.check("login-oidc")
-            page.get_by_role("link", name="Sign in with your organization's account").click()
-            page.wait_for_url("**/console/nodes")
-            page.get_by_text("alice").first.wait_for()
-            assert page.evaluate("document.cookie") == ""
-            me = httpx.get(
-                orch.url + "/api/v2/session", cookies={c["name"]: c["value"] for c in tab.context.cookies()}
-            ).json()["user"]
-            assert me["username"] == "alice" and me["email"] == "alice@corp.example"
-            # a callback not started in this browser is refused, and said so on the login page
-            page.goto(orch.url + "/api/v2/session/oidc/callback?code=forged&state=forged")
-            page.wait_for_url("**/console/login**")
-            page.get_by_text("state mismatch").wait_for()
-        finally:
-            tab.close()
-            orch.stop()
+    provider, orch = oidc_fleet(tmp_path)
+    tab = Visitor(browser, shots)
+    page = tab.page
+    try:
+        page.goto(orch.url + "/console/nodes")
+        page.wait_for_url("**/console/login**")
+        page.get_by_role("link", name="Sign in with your organization's account").wait_for()
+        tab.check("login-oidc")
+        page.get_by_role("link", name="Sign in with your organization's account").click()
+        page.locator("input[name=login]").fill("alice")  # the provider's own pages
+        page.locator("input[name=password]").fill("any")
+        page.get_by_role("button", name="Sign-in").click()
+        page.get_by_role("button", name="Continue").click()
+        page.wait_for_url("**/console/nodes")
+        page.get_by_text("alice").first.wait_for()
+        assert page.evaluate("document.cookie") == ""
+        me = httpx.get(
+            orch.url + "/api/v2/session",
+            cookies={c["name"]: c["value"] for c in tab.context.cookies(orch.url)},
+        ).json()["user"]
+        assert me["username"] == "alice" and me["email"] == "alice@corp.example"
+        # a callback not started in this browser is refused, and said so on the login page
+        page.goto(orch.url + "/api/v2/session/oidc/callback?code=forged&state=forged")
+        page.wait_for_url("**/console/login**")
+        page.get_by_text("state mismatch").wait_for()
+    finally:
+        tab.close()
+        orch.stop()
+        provider.stop()

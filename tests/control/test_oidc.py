@@ -1,7 +1,10 @@
-"""``--auth oidc`` against an OpenID Connect provider process: discovery and
-JWKS are read from it, its tokens are accepted on the API and the gateway, a
-local user is made on first sight with teams from the provider's groups, and
-tokens with the wrong audience, issuer, algorithm or age are refused."""
+"""``--auth oidc`` against a real, certified OpenID provider (panva's
+oidc-provider, started with node): discovery and JWKS are read from it, its
+tokens (the authorization code flow with PKCE, through its own login and
+consent pages) are accepted on the API and the gateway, a local user is made
+on first sight with teams from the provider's groups; tokens for another
+audience, from another issuer, expired, signed with a key it never published
+or rotated out, or forged with ``none`` or HS256 are refused."""
 
 from __future__ import annotations
 
@@ -19,55 +22,54 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from control_support import ADMIN_PASSWORD, bearer
 from fleet_support import OrchestratorProcess
 from modrun.client import Client
-from oidc_support import OidcProvider
+from oidc_support import OidcProvider, new_signing_key
+from support import wait_until
 
-AUDIENCE = "modrun-cli"
+AUDIENCE = "urn:modrun"  # the resource the provider's access tokens are for
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory):
     with OidcProvider(tmp_path_factory.mktemp("oidc")) as idp:
-        yield idp.url, idp.users
+        yield idp
 
 
 @pytest.fixture(scope="module")
 def orch(provider, tmp_path_factory: pytest.TempPathFactory):
-    issuer, _users = provider
     with OrchestratorProcess(
         tmp_path_factory.mktemp("oidc-orch"),
         "--oidcIssuer",
-        issuer,
+        provider.url,
         "--oidcAudience",
         AUDIENCE,
         "--oidcLeeway",
-        "30s",
+        "1s",
+        "--oidcKeysMaxAge",
+        "2s",
         env={"MODRUN_ADMIN_PASSWORD": ADMIN_PASSWORD},
         auth="oidc",
     ) as o:
         yield o
 
 
-def idp_token(issuer: str, **overrides: str) -> str:
-    form = {"grant_type": "password", "username": "alice", "password": "alice-pw", "client_id": AUDIENCE}
-    answer = httpx.post(issuer + "/token", data=form | overrides, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["access_token"]
+def idp_token(provider: OidcProvider, **how: str) -> str:
+    return provider.tokens(**how)["access_token"]
 
 
 def test_provider_tokens_make_a_local_user_with_teams(provider, orch):
-    issuer, users = provider
+    users = provider.users
     admin = Client(orch.url)
     admin.login("admin", ADMIN_PASSWORD)  # local accounts still sign in with a password
     team = admin.create_team("ml-team")
     api = httpx.Client(base_url=orch.url + "/api/v2", timeout=30)
 
-    token = idp_token(issuer)
+    token = idp_token(provider)
     info = api.get("/user/info", headers=bearer(token))
     assert info.status_code == 200, info.text
     me = info.json()
     assert me["username"] == "alice" and me["email"] == "alice@corp.example" and not me["admin"]
     assert [t["name"] for t in me["teams"]] == ["ml-team"]
-    assert api.get("/user/info", headers=bearer(idp_token(issuer))).json()["id"] == me["id"]  # same user
+    assert api.get("/user/info", headers=bearer(idp_token(provider))).json()["id"] == me["id"]  # same user
 
     # exchanged for modrun's own tokens, which nodes verify without the provider
     exchanged = api.get("/user/login", headers=bearer(token))
@@ -80,7 +82,7 @@ def test_provider_tokens_make_a_local_user_with_teams(provider, orch):
     data = json.loads(users.read_text())
     data["alice"]["groups"] = []
     users.write_text(json.dumps(data))
-    assert api.get("/user/info", headers=bearer(idp_token(issuer))).json()["teams"] == []
+    assert api.get("/user/info", headers=bearer(idp_token(provider))).json()["teams"] == []
     assert admin.team_members(team["id"]) == []
 
     # the gateway accepts them too: signed in, so the answer is about the function
@@ -89,24 +91,25 @@ def test_provider_tokens_make_a_local_user_with_teams(provider, orch):
     assert httpx.post(orch.url + "/functions/nothing", content=b"x").status_code == 401
 
 
-def test_bad_provider_tokens_are_refused(provider, orch):
-    issuer, _ = provider
+def test_bad_provider_tokens_are_refused(provider, orch, tmp_path):
     api = httpx.Client(base_url=orch.url + "/api/v2", timeout=30)
 
     def status(token: str) -> int:
         return api.get("/user/info", headers=bearer(token)).status_code
 
-    assert status(idp_token(issuer, aud="another-client")) == 401
-    assert status(idp_token(issuer, iss="http://evil.example")) == 401
-    assert status(idp_token(issuer, expires_in="-120")) == 401  # expired beyond the leeway
-    assert status(idp_token(issuer, expires_in="-5")) == 200  # inside the 30 s leeway
-    assert (
-        httpx.post(orch.url + "/functions/x", headers=bearer(idp_token(issuer, aud="x"))).status_code == 401
-    )
+    good = provider.tokens()
+    assert status(good["access_token"]) == 200
+    assert status(idp_token(provider, resource="urn:other")) == 401  # for another audience
+    assert status(good["id_token"]) == 401  # an ID token is for the client, not an access token
+    with OidcProvider(tmp_path / "elsewhere") as other:  # the same software, another issuer
+        assert status(idp_token(other)) == 401
+    short = idp_token(provider, client_id="modrun-short")  # lives 2 s; the orchestrator allows 1 s of skew
+    assert status(short) == 200
+    wait_until(lambda: status(short) == 401, timeout=10, interval=0.25, what="the expired token refused")
+    assert httpx.post(orch.url + "/functions/x", headers=bearer(short)).status_code == 401
 
-    good = idp_token(issuer)
-    claims = jwt.decode(good, options={"verify_signature": False})
-    public = httpx.get(issuer + "/jwks").json()["keys"][0]
+    claims = jwt.decode(good["access_token"], options={"verify_signature": False})
+    public = httpx.get(provider.url + "/jwks").json()["keys"][0]
     # algorithm confusion: HS256 keyed with the public key; and no signature at all
     pem = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(public))
     public_pem = pem.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -117,6 +120,27 @@ def test_bad_provider_tokens_are_refused(provider, orch):
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert status(jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": public["kid"]})) == 401
     assert status(jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": "made-up"})) == 401
+
+
+def test_rotated_signing_keys_are_followed_and_a_retired_one_is_dropped(provider, orch):
+    api = httpx.Client(base_url=orch.url + "/api/v2", timeout=30)
+
+    def status(token: str) -> int:
+        return api.get("/user/info", headers=bearer(token)).status_code
+
+    old_key = provider.keys[0]
+    before = idp_token(provider)
+    assert status(before) == 200
+    new_key = new_signing_key()
+    provider.restart([new_key, old_key])  # rotation: a new key signs, the old one is still published
+    after = idp_token(provider)
+    assert jwt.get_unverified_header(after)["kid"] == new_key["kid"]
+    # an unknown kid makes the orchestrator read the keys again, at most every 2 s here
+    wait_until(lambda: status(after) == 200, timeout=10, interval=0.25, what="the new key followed")
+    assert status(before) == 200
+    provider.restart([new_key])  # the old key retired
+    wait_until(lambda: status(before) == 401, timeout=10, interval=0.25, what="the retired key dropped")
+    assert status(idp_token(provider)) == 200
 
 
 def _hs256(claims: dict, secret: bytes, kid: str) -> str:

@@ -2,14 +2,14 @@
 out the guesser's address and not the account, and signing in through the
 identity provider lands only on this site.
 
-A real orchestrator (``--auth basic``, or ``--auth oidc`` against the test
-provider); every request through its HTTP API.
+A real orchestrator (``--auth basic``, or ``--auth oidc`` against a real,
+certified OpenID provider: oidc-provider, started with node); every request
+through its HTTP API.
 """
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -86,33 +86,63 @@ def test_guessing_the_admins_password_does_not_lock_the_admin_out(orch):
         assert admin.get("/user/login", headers=basic("admin", ADMIN_PASSWORD)).status_code == 200
 
 
+@pytest.fixture(scope="module")
+def oidc(tmp_path_factory: pytest.TempPathFactory):
+    from oidc_support import oidc_fleet
+
+    provider, orch = oidc_fleet(tmp_path_factory.mktemp("sessions-oidc"))
+    try:
+        yield orch
+    finally:
+        orch.stop()
+        provider.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "wanted",
     ["/\\evil.example", "/\t/evil.example", "//evil.example", "https://evil.example/", "/\\/evil.example"],
 )
-def test_signing_in_through_the_provider_lands_only_on_this_site(tmp_path: Path, wanted: str):
-    from oidc_support import OidcProvider, oidc_orchestrator
+def test_signing_in_through_the_provider_lands_only_on_this_site(oidc, wanted: str):
+    with httpx.Client(timeout=30) as browser:
+        landed = _sign_in(browser, oidc.url, wanted)
+        assert landed == "/console", landed
+        assert _sign_in(browser, oidc.url, "/console/nodes?x=1") == "/console/nodes?x=1"
 
-    (tmp_path / "idp").mkdir()
-    with OidcProvider(tmp_path / "idp") as idp:
-        orch = oidc_orchestrator(tmp_path / "orch", idp.url)
-        try:
-            with httpx.Client(timeout=30) as browser:
-                landed = _sign_in(browser, orch.url, wanted)
-                assert landed == "/console", landed
-                assert _sign_in(browser, orch.url, "/console/nodes?x=1") == "/console/nodes?x=1"
-        finally:
-            orch.stop()
+
+@pytest.mark.slow
+def test_a_sign_in_cannot_be_replayed(oidc):
+    with httpx.Client(timeout=30) as browser:
+        callback = _to_callback(browser, oidc.url, "/console")
+        before = httpx.Cookies(browser.cookies)  # the sign-in's state cookie, as the callback will see it
+        first = browser.get(callback)
+        assert first.status_code in (302, 303, 307) and urlsplit(first.headers["location"]).path == "/console"
+        assert browser.get(oidc.url + PREFIX + "/session").json()["user"]["username"] == "alice"
+    # the same URL with the same state cookie again: the code and the state were used once
+    with httpx.Client(timeout=30, cookies=before) as replayer:
+        replayed = replayer.get(callback)
+        assert urlsplit(replayed.headers["location"]).path == "/console/login"
+        assert "already used" in replayed.headers["location"].replace("+", " ")
+        assert replayer.get(oidc.url + PREFIX + "/session").json().get("user") is None
+    with httpx.Client(timeout=30) as stranger:  # someone who got hold of the callback URL alone
+        stolen = stranger.get(callback)
+        assert urlsplit(stolen.headers["location"]).path == "/console/login"
+        assert stranger.get(oidc.url + PREFIX + "/session").json().get("user") is None
+
+
+def _to_callback(browser: httpx.Client, base: str, wanted: str) -> str:
+    """Start the sign-in and go through the provider's pages: the callback URL it sends the browser to."""
+    from oidc_support import through_the_provider
+
+    begun = browser.get(base + PREFIX + "/session/oidc", params={"next": wanted})
+    assert begun.status_code == 303
+    callback = base + PREFIX + "/session/oidc/callback"
+    return through_the_provider(browser, browser.get(begun.headers["location"]), "alice", callback)
 
 
 def _sign_in(browser: httpx.Client, base: str, wanted: str) -> str:
-    """Follow the code flow by hand; where the orchestrator sends the browser at the end."""
-    begun = browser.get(base + PREFIX + "/session/oidc", params={"next": wanted})
-    assert begun.status_code == 303
-    approved = browser.get(begun.headers["location"])  # the provider approves at once
-    assert approved.status_code == 302
-    back = browser.get(approved.headers["location"])
+    """The whole code flow; where the orchestrator sends the browser at the end."""
+    back = browser.get(_to_callback(browser, base, wanted))
     assert back.status_code in (302, 303, 307), back.text
     target = urlsplit(back.headers["location"])
     assert not target.netloc or target.netloc == urlsplit(base).netloc, back.headers["location"]

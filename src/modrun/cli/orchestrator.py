@@ -114,6 +114,12 @@ def orchestrator(
         str, typer.Option("--oidcAlgorithms", help="Accepted signing algorithms, comma-separated.")
     ] = "RS256",
     oidc_leeway: Annotated[str, typer.Option("--oidcLeeway", help="Clock skew accepted.")] = "30s",
+    oidc_keys_max_age: Annotated[
+        str,
+        typer.Option(
+            "--oidcKeysMaxAge", help="How long the provider's signing keys are trusted before re-reading."
+        ),
+    ] = "5m",
     oidc_client_id: Annotated[
         str | None,
         typer.Option(
@@ -222,6 +228,7 @@ def orchestrator(
                 oidc_groups_claim,
                 oidc_client_id,
                 oidc_client_secret,
+                oidc_keys_max_age,
             ),
             encrypt_artifacts=encrypt_artifacts,
             tenant_hosts=_tenant_hosts(tenant_hosts, tenant_hosts_file),
@@ -273,6 +280,7 @@ def _oidc(
     groups: str,
     client_id: str | None = None,
     client_secret: str | None = None,
+    keys_max_age: str = "5m",
 ) -> Any:
     from modrun.control.oidc import OidcSettings
 
@@ -284,4 +292,5 @@ def _oidc(
         raise typer.BadParameter("--auth oidc needs --oidcIssuer and --oidcAudience", param_hint="--auth")
     pinned = tuple(a.strip() for a in algorithms.split(",") if a.strip())
     leeway_s = _seconds(leeway, "--oidcLeeway") or 0.0
-    return OidcSettings(issuer, audience, pinned, leeway_s, groups or None, client_id, client_secret)
+    max_age = _seconds(keys_max_age, "--oidcKeysMaxAge") or 300.0
+    return OidcSettings(issuer, audience, pinned, leeway_s, groups or None, client_id, client_secret, max_age)

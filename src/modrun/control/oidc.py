@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from modrun.control.guard import Issuer
-from modrun.control.verify import LEEWAY, JwksKeys, JwtVerifier
+from modrun.control.verify import KEYS_MAX_AGE, LEEWAY, JwksKeys, JwtVerifier
 
 
 class OidcError(Exception):
@@ -31,6 +31,7 @@ class OidcSettings:
     groups_claim: str | None = "groups"  # None: teams are managed in modrun only
     client: str | None = None  # the console's client id (default: the audience)
     client_secret: str | None = None  # for a confidential client; PKCE is used either way
+    keys_max_age: float = KEYS_MAX_AGE  # seconds the provider's JWKS is trusted before it is read again
 
     @property
     def client_id(self) -> str:
@@ -59,7 +60,7 @@ def oidc_issuer(settings: OidcSettings) -> tuple[Issuer, dict]:
     if offered and not set(settings.algorithms) & set(offered):
         raise OidcError(f"the provider signs with {offered}, none of the pinned {list(settings.algorithms)}")
     verifier = JwtVerifier(
-        JwksKeys(document["jwks_uri"]),
+        JwksKeys(document["jwks_uri"], max_age=settings.keys_max_age),
         settings.issuer,
         settings.audience,
         settings.algorithms,

@@ -56,6 +56,12 @@ class OidcLogin:
     def available(self) -> bool:
         return bool(self.document.get("authorization_endpoint") and self.document.get("token_endpoint"))
 
+    def _scope(self) -> str:
+        """openid, profile and email, and the groups claim's scope where the provider offers one."""
+        offered = self.document.get("scopes_supported") or []
+        groups = self.settings.groups_claim
+        return "openid profile email" + (f" {groups}" if groups and groups in offered else "")
+
     def begin(self, redirect_uri: str, next_path: str, login_hint: str | None = None) -> tuple[str, str]:
         """(the provider URL to redirect to, the state to keep in the browser's cookie)."""
         state, verifier, nonce = (secrets.token_urlsafe(32) for _ in range(3))
@@ -70,7 +76,7 @@ class OidcLogin:
             "response_type": "code",
             "client_id": self.settings.client_id,
             "redirect_uri": redirect_uri,
-            "scope": "openid profile email",
+            "scope": self._scope(),
             "state": state,
             "nonce": nonce,
             "code_challenge": _challenge(verifier),

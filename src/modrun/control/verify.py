@@ -4,9 +4,10 @@ One verifier serves the orchestrator (its own Ed25519 key), joined nodes
 (the orchestrator's published JWKS) and OIDC (an identity provider's JWKS).
 The algorithms are pinned by configuration and never taken from the token's
 header; issuer and audience are always checked; the clock-skew leeway is
-explicit. Keys from a JWKS URL are cached and fetched again only for an
-unknown ``kid`` (at most once every few seconds, so a flood of forged kids
-cannot make us hammer the key server).
+explicit. Keys from a JWKS URL are cached and fetched again for an unknown
+``kid`` (at most once every few seconds, so a flood of forged kids cannot make
+us hammer the key server) and once they are ``max_age`` old, so a key the
+provider stopped publishing (rotated out, or compromised) stops being trusted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import jwt
 
 LEEWAY = 30.0  # seconds of clock skew accepted
 REFETCH_EVERY = 5.0
+KEYS_MAX_AGE = 300.0  # seconds a fetched key set is trusted before it is read again
 
 KeyLookup = Callable[[str | None], Any]
 
@@ -32,21 +34,37 @@ class InvalidToken(Exception):
 class JwksKeys:
     """Signing keys published at a JWKS URL, by ``kid``."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+        max_age: float = KEYS_MAX_AGE,
+    ) -> None:
         self.url = url
         self.headers = headers or {}
         self.timeout = timeout
+        self.max_age = max_age
         self._keys: dict[str | None, Any] = {}
         self._fetched_at = 0.0
+        self._read_at = 0.0  # when the keys in hand were last read successfully
         self._lock = threading.Lock()
 
     def __call__(self, kid: str | None) -> Any:
         key = self._keys.get(kid)
-        if key is not None:
+        if key is not None and time.monotonic() - self._read_at < self.max_age:
             return key
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= REFETCH_EVERY:
-                self._fetch()
+            moment = time.monotonic()
+            stale = moment - self._read_at >= self.max_age
+            allowed = moment - self._fetched_at >= min(REFETCH_EVERY, self.max_age)
+            if (stale or kid not in self._keys) and allowed:
+                try:
+                    self._fetch()
+                except InvalidToken:
+                    if not self._keys or not stale:
+                        raise
+                    # the keys trusted so far stay trusted while the provider cannot be read
         key = self._keys.get(kid) or (self._only() if kid is None else None)
         if key is None:
             raise InvalidToken(f"no signing key {kid!r} at {self.url}")
@@ -64,6 +82,7 @@ class JwksKeys:
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             raise InvalidToken(f"cannot read the signing keys at {self.url}: {exc}") from None
         self._keys = {k.key_id: k.key for k in keyset.keys}
+        self._read_at = time.monotonic()
 
 
 class JwtVerifier:
