@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -256,6 +258,11 @@ def serve(
         processes=_processes(processes, orchestrator),
     )
     setup_logging(jsonlogs, log_level)
+    if token and any(a == "--token" or a.startswith("--token=") for a in sys.argv):
+        logging.getLogger("modrun").warning(
+            "--token on the command line is readable by every local user (/proc/PID/cmdline); "
+            "give it as MODRUN_JOIN_TOKEN instead"
+        )
     try:
         if settings.processes > 1:
             from modrun.processes.supervisor import Supervisor
