@@ -225,7 +225,8 @@ def join_time(tmp: Path, starts: int, exchanges: int) -> None:
 
 def filtered_lists(tmp: Path, modules: int, rounds: int) -> None:
     """The fleet's list routes with ``modules`` modules of 100 artifacts, a
-    tenant who may read 10 of them against the admin who sees all."""
+    tenant who may read 10 of them against the admin who sees all; a full page
+    (1,000) and a page of 100 from the middle."""
     from control_support import broker_port, join_as, signed_up
     from fleet_support import RawRuntime
 
@@ -253,7 +254,13 @@ def filtered_lists(tmp: Path, modules: int, rounds: int) -> None:
             "admin": api,
             "tenant": httpx.Client(base_url=orch.url, headers=tenant.auth_headers(), timeout=60),
         }
-        routes = ["/api/modules/?status=all", "/api/runtimes/", "/api/functions", "/api/stats/calls"]
+        routes = [
+            "/api/modules/?status=all",  # a full page: 1,000 entries
+            "/api/modules/?status=all&start=5000&count=100",
+            "/api/runtimes/",
+            "/api/functions",
+            "/api/stats/calls",
+        ]
         for route in routes:
             p50 = {}
             for who, client in views.items():
@@ -265,7 +272,7 @@ def filtered_lists(tmp: Path, modules: int, rounds: int) -> None:
                     assert answer.status_code == 200, answer.text
                 p50[who] = _p50(samples)
                 if route.startswith("/api/modules"):
-                    seen = answer.json()["count"]
+                    seen = answer.json()["total"]
                     assert seen == (modules if who == "admin" else modules // 10), seen
             print(
                 f"GET {route}: admin p50 {p50['admin']:.1f} ms, tenant (filtered) p50 {p50['tenant']:.1f} ms "

@@ -366,3 +366,36 @@ def test_files_cli(orchestrator, tmp_path):
     assert got.returncode == 0 and (tmp_path / "back.wasm").read_bytes() == local.read_bytes()
     missing = run_cli("files", "get", "cli/none.wasm", "-o", str(tmp_path / "x"), env=env)
     assert missing.returncode == 1 and b"no file" in missing.stderr and not (tmp_path / "x").exists()
+
+
+def test_lists_come_in_pages(mosquitto, api):
+    rt = RawRuntime(mosquitto.port, name=f"pages-{uuid.uuid4().hex[:6]}", max_nmodules=1)
+    rt.register()
+    made = [
+        api.post("/api/modules/", json={"name": f"page-{i}", "file": "x.wasm", "parent": rt.name}).json()[
+            "uuid"
+        ]
+        for i in range(12)
+    ]  # one runs, the rest are queued on it
+    everything = api.get("/api/modules/", params={"status": "all", "runtime": rt.uuid}).json()
+    assert (
+        everything["total"] == everything["count"] == 12
+        and [m["uuid"] for m in everything["results"]] == made
+    )
+    page = api.get(
+        "/api/modules/", params={"status": "all", "runtime": rt.uuid, "start": 5, "count": 4}
+    ).json()
+    assert (page["start"], page["count"], page["total"]) == (5, 4, 12)
+    assert [m["uuid"] for m in page["results"]] == made[5:9]
+    beyond = api.get("/api/modules/", params={"status": "all", "runtime": rt.uuid, "start": 50}).json()
+    assert (beyond["count"], beyond["total"], beyond["results"]) == (0, 12, [])
+    huge = api.get("/api/modules/", params={"status": "all", "runtime": rt.uuid, "count": 10**9}).json()
+    assert huge["count"] == 12  # capped at 1,000 per page, here all there is
+    for bad in ({"start": "x"}, {"count": "-1"}, {"start": "-3"}):
+        refused = api.get("/api/modules/", params=bad)
+        assert refused.status_code == 400 and "start and count" in refused.json()["error"]
+    runtimes = api.get("/api/runtimes/", params={"status": "all", "count": 1}).json()
+    assert runtimes["count"] == 1 and runtimes["total"] >= 1
+    for mid in made:
+        api.delete(f"/api/modules/{mid}/")
+    rt.close()

@@ -58,6 +58,16 @@ class Api:
         return response
 
 
+def every(api: Api, path: str, params: dict | None = None) -> list[dict]:
+    """All entries of a paged list route (``{count, start, total, results}``)."""
+    found: list[dict] = []
+    while True:
+        page = api("GET", path, params={**(params or {}), "start": len(found)}).json()
+        found += page["results"]
+        if not page["results"] or len(found) >= page.get("total", len(found)):
+            return found
+
+
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
     for column in columns:
@@ -74,7 +84,7 @@ def runtimes(
 ) -> None:
     """List the fleet's runtimes."""
     api = Api(orchestrator)
-    listing = api("GET", "/api/runtimes/", params={"status": status}).json()["results"]
+    listing = every(api, "/api/runtimes/", {"status": status})
     details = [api("GET", f"/api/runtimes/{r['uuid']}/").json() for r in listing]
     if as_json:
         typer.echo(json.dumps(details, indent=2))
@@ -111,13 +121,11 @@ def modules(
     """List modules and where they run."""
     api = Api(orchestrator)
     params = {"status": status} | ({"runtime": runtime} if runtime else {})
-    listing = api("GET", "/api/modules/", params=params).json()["results"]
+    listing = every(api, "/api/modules/", params)
     if as_json:
         typer.echo(json.dumps(listing, indent=2))
         return
-    names = {
-        r["uuid"]: r["name"] for r in api("GET", "/api/runtimes/", params={"status": "all"}).json()["results"]
-    }
+    names = {r["uuid"]: r["name"] for r in every(api, "/api/runtimes/", {"status": "all"})}
     rows = [
         [m["name"], m["uuid"], m["status"], names.get(m["parent"], m["parent"]), m["file"]] for m in listing
     ]
@@ -222,7 +230,7 @@ def files_ls(
     orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
 ) -> None:
     """List stored files."""
-    listing = Api(orchestrator)("GET", "/api/files/", params={"prefix": prefix}).json()["results"]
+    listing = every(Api(orchestrator), "/api/files/", {"prefix": prefix})
     print_table(
         f"{len(listing)} files",
         ["path", "size", "sha256", "updated"],

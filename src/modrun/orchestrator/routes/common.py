@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -34,8 +35,56 @@ def problem(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def listing(results: list[dict]) -> JSONResponse:
-    return JSONResponse({"count": len(results), "start": 0, "results": results})
+MAX_PAGE = 1000
+"""The most entries one list answer holds (``?count=`` is capped to it)."""
+
+
+class BadPage(ValueError):
+    pass
+
+
+def page_of(request: Request) -> tuple[int, int]:
+    """``?start=&count=`` (defaults 0 and MAX_PAGE; count capped to MAX_PAGE)."""
+    try:
+        start = int(request.query_params.get("start", "0"))
+        count = int(request.query_params.get("count", str(MAX_PAGE)))
+    except ValueError:
+        raise BadPage("start and count are whole numbers") from None
+    if start < 0 or count < 0:
+        raise BadPage("start and count are 0 or more")
+    return start, min(count, MAX_PAGE)
+
+
+def listing(results: list[dict], request: Request | None = None) -> JSONResponse:
+    """SilverLine's ``{count, start, results}``: one page of ``results`` (the
+    first MAX_PAGE without a request), plus ``total``."""
+    try:
+        start, count = page_of(request) if request is not None else (0, MAX_PAGE)
+    except BadPage as exc:
+        return problem(400, str(exc))
+    return _page(start, len(results), results[start : start + count])
+
+
+def fleet_page(
+    request: Request, select: Callable[[Fleet], list[Any]], render: Callable[[Fleet, Any], dict]
+) -> JSONResponse:
+    """A page of what ``select`` picks from the fleet, only that page rendered,
+    both in one snapshot of the fleet."""
+    try:
+        start, count = page_of(request)
+    except BadPage as exc:
+        return problem(400, str(exc))
+
+    def collect(fleet: Fleet) -> tuple[int, list[dict]]:
+        items = select(fleet)
+        return len(items), [render(fleet, item) for item in items[start : start + count]]
+
+    total, page = head_of(request).control.snapshot(collect)
+    return _page(start, total, page)
+
+
+def _page(start: int, total: int, page: list[dict]) -> JSONResponse:
+    return JSONResponse({"count": len(page), "start": start, "total": total, "results": page})
 
 
 def status_filter(request: Request, default: str) -> str | None:

@@ -42,7 +42,7 @@ def _cleaned(path: str) -> str:
 async def list_files(request: Request) -> JSONResponse:
     files = await asyncio.to_thread(head_of(request).files.list, request.query_params.get("prefix", ""))
     own = _own_files(request)
-    return listing([f.as_dict() for f in files if own is None or f.path in own])
+    return listing([f.as_dict() for f in files if own is None or f.path in own], request)
 
 
 def _path(request: Request) -> str:

@@ -17,14 +17,14 @@ from modrun.fleet.groups import artifact_of_group
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.routes.common import (
     Visibility,
+    fleet_page,
     head_of,
-    listing,
     lookup,
     problem,
     protocol_error,
     status_filter,
 )
-from modrun.orchestrator.state import Module
+from modrun.orchestrator.state import Module, Runtime
 
 
 async def list_runtimes(request: Request) -> JSONResponse:
@@ -35,11 +35,11 @@ async def list_runtimes(request: Request) -> JSONResponse:
 
     visible = Visibility.of(request)
 
-    def collect(fleet: Fleet) -> list[dict]:
+    def select(fleet: Fleet) -> list[Runtime]:
         chosen = [r for r in fleet.runtimes.values() if status is None or r.status == status]
-        return [visible.runtime(fleet, r, full=False) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
+        return sorted(chosen, key=lambda r: (r.name, r.uuid))
 
-    return listing(head_of(request).control.snapshot(collect))
+    return fleet_page(request, select, lambda fleet, r: visible.runtime(fleet, r, full=False))
 
 
 async def get_runtime(request: Request) -> JSONResponse:
@@ -54,12 +54,12 @@ async def get_runtime(request: Request) -> JSONResponse:
     return JSONResponse(found) if found else problem(404, f"no runtime {query!r}")
 
 
-def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dict]]:
+def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[Module]]:
     status = status_filter(request, default)
     runtime_ref = request.query_params.get("runtime")
     visible = Visibility.of(request)
 
-    def collect(fleet: Fleet) -> list[dict]:
+    def select(fleet: Fleet) -> list[Module]:
         parent = None
         if runtime_ref:
             runtime = lookup(list(fleet.runtimes.values()), runtime_ref)
@@ -73,17 +73,17 @@ def _module_filter(request: Request, default: str) -> Callable[[Fleet], list[dic
             and (parent is None or m.parent == parent)
             and visible.module(m)
         ]
-        return [m.short() | {"status": m.status} for m in sorted(chosen, key=lambda m: m.index)]
+        return sorted(chosen, key=lambda m: m.index)
 
-    return collect
+    return select
 
 
 def _modules(request: Request, default: str) -> JSONResponse:
     try:
-        collect = _module_filter(request, default)
+        select = _module_filter(request, default)
     except P.ProtocolError as exc:
         return protocol_error(exc)
-    return listing(head_of(request).control.snapshot(collect))
+    return fleet_page(request, select, lambda _fleet, m: m.short() | {"status": m.status})
 
 
 async def list_modules(request: Request) -> JSONResponse:

@@ -44,7 +44,7 @@ async def functions(request: Request) -> JSONResponse:
     found = orch.gateway.functions()
     if not visible.everything:
         found = orch.control.snapshot(lambda fleet: [f for f in found if visible.function(f, fleet)])
-    return listing(found)
+    return listing(found, request)
 
 
 async def health(request: Request) -> JSONResponse:
