@@ -65,6 +65,72 @@ class PrivateMosquitto:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class NatsCluster:
+    """``size`` real ``nats-server`` processes clustered on free loopback ports,
+    MQTT (on JetStream, replicated on every member) on each."""
+
+    def __init__(self, size: int = 3) -> None:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not os.path.exists(binary):
+            raise RuntimeError("nats-server not found: install it (apt-get install nats-server)")
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="modrun-nats-"))
+        self.ports = [free_port() for _ in range(size)]  # MQTT
+        routes = [free_port() for _ in range(size)]
+        self.procs: list[subprocess.Popen | None] = []
+        for i in range(size):
+            config = self.dir / f"n{i}.conf"
+            config.write_text(
+                f"server_name: n{i}\nlisten: 127.0.0.1:{free_port()}\n"
+                f"jetstream {{ store_dir: {self.dir / f'js{i}'} }}\n"
+                f"cluster {{ name: modrun, listen: 127.0.0.1:{routes[i]}, "
+                f"routes: [{', '.join(f'nats-route://127.0.0.1:{r}' for r in routes)}] }}\n"
+                f"mqtt {{ listen: 127.0.0.1:{self.ports[i]}, stream_replicas: {size} }}\n"
+            )
+            log = open(self.dir / f"n{i}.log", "wb")  # noqa: SIM115
+            self.procs.append(subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log))
+        wait_until(self._ready, timeout=30, what="the NATS cluster's MQTT")
+
+    def _ready(self) -> bool:
+        """Every member takes an MQTT session (JetStream has a leader)."""
+        for port in self.ports:
+            client = paho.Client(
+                paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuidlib.uuid4().hex[:6]}"
+            )
+            try:
+                client.connect("127.0.0.1", port, keepalive=5)
+            except OSError:
+                return False
+            client.loop_start()
+            deadline = time.monotonic() + 10
+            while not client.is_connected() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ok = client.is_connected()
+            client.disconnect()
+            client.loop_stop()
+            if not ok:
+                return False
+        return True
+
+    @property
+    def url(self) -> str:
+        return "mqtt://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def kill(self, member: int) -> None:
+        proc = self.procs[member]
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        self.procs[member] = None
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class OrchestratorProcess:
     """A real ``modrun orchestrator`` on free ports; an open fleet (``--auth
     none``) unless ``auth`` says otherwise."""

@@ -2,7 +2,10 @@
 
 paho runs the network on its own thread and reconnects with backoff; this
 wrapper re-subscribes on every (re)connect and tells its owner, so a node can
-re-register after a broker restart. Handlers run on paho's thread: they must
+re-register after a broker restart. With a clustered broker (several members
+in the address) a lost or refused connection moves to the next member, so a
+client is back within paho's first reconnect delay (0.2 s) while any member
+lives; the Last Will stays with the session, which the cluster keeps. Handlers run on paho's thread: they must
 only hand work off (to a queue), never block.
 """
 
@@ -56,8 +59,10 @@ class MqttLink:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self.connected = threading.Event()
+        self._member = 0  # which of the address's members is being tried
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
+        self.client.on_connect_fail = self._connect_failed
 
     def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
         self._subscriptions[topic] = qos
@@ -74,7 +79,8 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background; paho retries until the broker answers."""
-        self.client.connect_async(self.address.host, self.address.port, keepalive=self.keepalive)
+        host, port = self.address.members[0]
+        self.client.connect_async(host, port, keepalive=self.keepalive)
         self.client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -94,9 +100,30 @@ class MqttLink:
 
     # -- paho callbacks (network thread) -------------------------------------
 
+    @property
+    def member(self) -> str:
+        """The member connected to (or being tried): ``host:port``."""
+        host, port = self.address.members[self._member]
+        return f"{host}:{port}"
+
+    def _next_member(self) -> None:
+        """Try the cluster's next member on the next reconnect (one member: stay)."""
+        members = self.address.members
+        if len(members) < 2:
+            return
+        self._member = (self._member + 1) % len(members)
+        host, port = members[self._member]
+        # paho's host/port setters refuse while paho itself is reconnecting, which is
+        # exactly when a cluster's client must move; its reconnect reads these two
+        self.client._host, self.client._port = host, port
+
+    def _connect_failed(self, _c: Any, _u: Any) -> None:
+        self._next_member()
+
     def _connected(self, client: paho.Client, _u: Any, _flags: Any, reason: Any, _p: Any = None) -> None:
         if reason.is_failure:
-            log.warning("MQTT broker %s refused the connection: %s", self.address, reason)
+            log.warning("MQTT broker %s refused the connection: %s", self.member, reason)
+            self._next_member()
             return
         sock = client.socket()
         if sock is not None:  # small control messages must not wait for Nagle + delayed ACKs (~40 ms a hop)
@@ -105,14 +132,16 @@ class MqttLink:
         for topic, qos in self._subscriptions.items():
             client.subscribe(topic, qos)
         self.connected.set()
-        log.info("connected to MQTT broker %s", self.address)
+        log.info("connected to MQTT broker %s (%s)", self.address, self.member)
         if self._on_connect is not None:
             self._on_connect()
 
     def _disconnected(self, _c: Any, _u: Any, _flags: Any, reason: Any, _p: Any = None) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        lost = self.member
+        self._next_member()
         if was:
-            log.warning("lost the MQTT broker %s (%s); reconnecting", self.address, reason)
+            log.warning("lost the MQTT broker %s (%s); reconnecting to %s", lost, reason, self.member)
             if self._on_disconnect is not None:
                 self._on_disconnect()

@@ -1,4 +1,9 @@
-"""Broker addresses: ``mqtt://[user[:pass]@]host:port`` (``mqtts://`` for TLS)."""
+"""Broker addresses: ``mqtt://[user[:pass]@]host:port`` (``mqtts://`` for TLS).
+
+A clustered broker is several members: ``mqtt://user:pass@a:1883,b:1883,c:1883``
+(or whole URLs separated by commas, credentials taken from the first). Clients
+connect to the first and move to the next when one is lost.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,31 @@ class BrokerAddress:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    others: tuple[tuple[str, int], ...] = ()  # the cluster's other members
+
+    @property
+    def members(self) -> tuple[tuple[str, int], ...]:
+        """Every member, the first one first."""
+        return ((self.host, self.port), *self.others)
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
+        parts = [p.strip() for p in url.split(",") if p.strip()]
+        if not parts:
+            raise ConfigError("broker URL: empty")
+        first = cls._parse_one(parts[0])
+        others = []
+        for part in parts[1:]:
+            if "://" not in part:
+                part = f"{'mqtts' if first.tls else 'mqtt'}://{part}"
+            member = cls._parse_one(part)
+            if member.tls != first.tls:
+                raise ConfigError(f"broker URL {url!r}: members must all use TLS or none")
+            others.append((member.host, member.port))
+        return replace(first, others=tuple(others))
+
+    @classmethod
+    def _parse_one(cls, url: str) -> BrokerAddress:
         if "://" not in url:
             url = "mqtt://" + url
         parts = urlsplit(url)
@@ -51,7 +78,8 @@ class BrokerAddress:
             if self.password:
                 auth += ":" + (quote(self.password, safe="") if with_password else "***")
             auth += "@"
-        return f"{'mqtts' if self.tls else 'mqtt'}://{auth}{self.host}:{self.port}"
+        hosts = ",".join(f"{host}:{port}" for host, port in self.members)
+        return f"{'mqtts' if self.tls else 'mqtt'}://{auth}{hosts}"
 
     def __str__(self) -> str:
         return self.url()
