@@ -10,6 +10,7 @@ packages=(
   mariadb-server                               # tests: MySQL connections (or a private mariadbd)
   openssh-server                               # tests: a private sshd for the ssh executor
   mosquitto mosquitto-clients                  # tests: a private MQTT broker for the fleet
+  nats-server                                  # tests: a clustered MQTT broker (NATS with JetStream)
   wrk                                          # benchmarks: HTTP load
   chromium chromium-driver                     # console tests: a real headless browser (Playwright)
 )
