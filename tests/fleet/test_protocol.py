@@ -399,3 +399,18 @@ def test_lists_come_in_pages(mosquitto, api):
     for mid in made:
         api.delete(f"/api/modules/{mid}/")
     rt.close()
+
+
+def test_health_and_metrics_say_how_far_behind_the_control_loop_runs(mosquitto, api):
+    rt = RawRuntime(mosquitto.port, name=f"lag-{uuid.uuid4().hex[:6]}")
+    rt.register()
+    for _ in range(5):
+        rt.keepalive()
+    wait_until(
+        lambda: api.get("/health").json()["control"]["lag_ms"]["p99"] is not None, what="a lag measured"
+    )
+    control = api.get("/health").json()["control"]
+    assert control["backlog"] >= 0 and 0 <= control["lag_ms"]["p50"] <= control["lag_ms"]["p99"] < 1000
+    metrics = api.get("/metrics").text
+    assert 'modrun_control_lag_seconds{quantile="0.99"}' in metrics and "modrun_control_backlog " in metrics
+    rt.close()

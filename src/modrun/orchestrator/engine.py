@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.lag import LagWindow
 from modrun.orchestrator.modules import FileLookup, ModuleControl
 from modrun.orchestrator.node_urls import parse_networks
 from modrun.orchestrator.runtimes import RuntimeControl
@@ -59,6 +61,7 @@ class ControlLoop:
         self.tick = min(0.1, ka_interval / 10)
         self.delete_timeout = max(10.0, 3 * ka_interval)
         self.lock = threading.RLock()
+        self.lag = LagWindow()  # arrival on MQTT to handling
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._unsaved = Changes()
         self._stop = threading.Event()
@@ -77,7 +80,12 @@ class ControlLoop:
         self._thread.join(10)
 
     def on_mqtt(self, topic: str, payload: bytes) -> None:
-        self._inbox.put((topic, payload))
+        self._inbox.put((topic, payload, time.monotonic()))  # never waits: the reader must keep up
+
+    @property
+    def backlog(self) -> int:
+        """Messages and calls waiting for the control thread."""
+        return self._inbox.qsize()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Future:
         """Run ``fn(*args)`` on the control thread; the future resolves after
@@ -112,14 +120,16 @@ class ControlLoop:
         with self.lock:
             version = self.fleet.version
             for item in batch:
-                if len(item) == 3:
+                if isinstance(item[2], Future):
                     fn, args, future = item
                     try:
                         answers.append((future, fn(*args), None))
                     except BaseException as exc:
                         answers.append((future, None, exc))
                 else:
-                    self._handle(*item)
+                    topic, payload, arrived = item
+                    self.lag.record(time.monotonic() - arrived)
+                    self._handle(topic, payload)
             self.runtimes.check_liveness()
             self.modules.confirm_stale_deletes(self.delete_timeout)
             self.modules.place_queued()

@@ -37,3 +37,17 @@ class _FleetCollector(Collector):
             modules.add_metric([state], module_states.get(state, 0))
         yield runtimes
         yield modules
+        lag = GaugeMetricFamily(
+            "modrun_control_lag_seconds",
+            "Time from a message's arrival on MQTT to its handling, over the latest 4096",
+            labels=["quantile"],
+        )
+        for q, value in zip(("0.5", "0.99"), self.control.lag.quantiles(0.5, 0.99), strict=True):
+            if value is not None:
+                lag.add_metric([q], value)
+        yield lag
+        yield GaugeMetricFamily(
+            "modrun_control_backlog",
+            "Messages and calls waiting for the control loop",
+            value=self.control.backlog,
+        )

@@ -20,7 +20,7 @@ from modrun.orchestrator.routes.common import Visibility, head_of, listing, prob
 from modrun.version import __version__
 
 if TYPE_CHECKING:
-    pass
+    from modrun.orchestrator.engine import ControlLoop
 
 
 async def config(request: Request) -> JSONResponse:
@@ -63,9 +63,17 @@ async def health(request: Request) -> JSONResponse:
             "embeddedBroker": orch.broker is not None,
             "realm": orch.settings.realm,
             "scheduler": orch.control.policy.name,
+            "control": _control_lag(orch.control),
             **orch.control.snapshot(count),
         }
     )
+
+
+def _control_lag(control: ControlLoop) -> dict:
+    """How far behind the control loop runs (milliseconds, over the latest messages)."""
+    p50, p99 = control.lag.quantiles(0.5, 0.99)
+    shown = {k: round(v * 1000, 3) if v is not None else None for k, v in (("p50", p50), ("p99", p99))}
+    return {"backlog": control.backlog, "lag_ms": shown}
 
 
 async def console_page(_request: Request) -> Response:
