@@ -1,0 +1,249 @@
+"""The fleet at scale (issue 18): 100, 300 and 1,000 simulated runtimes with 1 s
+keepalives against a real orchestrator on a private PostgreSQL and a private
+Mosquitto, in one run, each size on a fresh database:
+
+* keepalive processing lag: the control loop's own measure (``/health``: a
+  message's arrival on MQTT to its handling), p50 and p99, target p99 < 1 s;
+* the orchestrator's CPU (share of one core) and RSS in a 10 s steady window;
+* placing 10,000 modules published as one burst of SilverLine creates on MQTT
+  (target < 10 s), and how many the runtimes never got (lost messages);
+* noticing one dead runtime (SIGKILL-like: its connection dropped, the Last
+  Will) and its modules running elsewhere (target < 2 s);
+* a page of 100 from the 10,000 modules (target < 50 ms).
+
+    .venv/bin/python bench/bench_scale.py [--runtimes 100,300,1000] [--modules 10000] [--procs 4]
+
+The runtimes are paho clients, ``--procs`` processes of them
+(bench/_sim_runtimes.py), answering creates and deletes as a node does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as paho
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from databases import PrivatePostgres
+from fleet_support import OrchestratorProcess, PrivateMosquitto
+from support import wait_until
+
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def total(api: httpx.Client, path: str, **params: str) -> int:
+    return api.get(path, params={**params, "count": "1"}).json()["total"]
+
+
+class Sims:
+    """``procs`` processes hosting ``count`` simulated runtimes between them."""
+
+    def __init__(self, port: int, count: int, procs: int) -> None:
+        sizes = [count // procs + (1 if i < count % procs else 0) for i in range(procs)]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, str(HERE / "_sim_runtimes.py"), str(port), str(size), f"sim{i}"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i, size in enumerate(sizes)
+            if size
+        ]
+        self.uuids: list[list[str]] = []
+        for proc in self.procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("ready "), line
+            self.uuids.append(json.loads(line.removeprefix("ready ")))
+
+    def ask(self, i: int, command: str) -> str:
+        proc = self.procs[i]
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        return proc.stdout.readline().strip()
+
+    def creates(self) -> int:
+        return sum(
+            json.loads(self.ask(i, "stats").removeprefix("stats "))["creates"] for i in range(len(self.procs))
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def burst(port: int, modules: int) -> None:
+    """``modules`` SilverLine creates published at once."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+    client.max_inflight_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    sent = []
+    for i in range(modules):
+        data = {
+            "type": "module",
+            "uuid": str(uuid.uuid4()),
+            "name": f"m{i}",
+            "file": "x.wasm",
+            "restart": "always",
+        }
+        message = {"object_id": str(uuid.uuid4()), "action": "create", "type": "req", "data": data}
+        sent.append(client.publish("realm/proc/control", json.dumps(message), qos=1))
+    for info in sent:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, procs: int) -> dict:
+    db = postgres.fresh_database(f"scale{runtimes}")
+    broker = PrivateMosquitto()
+    orch = OrchestratorProcess(
+        tmp / f"orch-{runtimes}", "--mqtt", broker.url, "--db", db, "--migrate", "--keepalive", "1s"
+    )
+    orch.start()
+    sims = None
+    api = httpx.Client(base_url=orch.url, timeout=60)
+    try:
+        started = time.monotonic()
+        sims = Sims(broker.port, runtimes, procs)
+        wait_until(
+            lambda: total(api, "/api/runtimes/") == runtimes, timeout=120, what="every runtime registered"
+        )
+        joined = time.monotonic() - started
+        time.sleep(3)  # keepalives flowing
+        assert orch.proc is not None
+        pid = orch.proc.pid
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(10)
+        cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        lag = api.get("/health").json()["control"]["lag_ms"]
+        rss = rss_mib(pid)
+
+        placing = time.monotonic()
+        burst(broker.port, modules)
+        wait_until(
+            lambda: total(api, "/api/modules/", status="A") == modules,
+            timeout=300,
+            interval=0.1,
+            what="placed",
+        )
+        placed = time.monotonic() - placing
+        time.sleep(2)
+        lost = modules - sims.creates()
+        burst_lag = api.get("/health").json()["control"]["lag_ms"]
+
+        victim = sims.uuids[0][0]
+        hosted = total(api, "/api/modules/", status="A", runtime=victim)
+        killed = time.monotonic()
+        sims.ask(0, "kill 0")
+        wait_until(
+            lambda: api.get(f"/api/runtimes/{victim}/").json()["status"] == "D",
+            timeout=30,
+            interval=0.02,
+            what="dead",
+        )
+        noticed = time.monotonic() - killed
+        wait_until(
+            lambda: total(api, "/api/modules/", status="A") == modules,
+            timeout=60,
+            interval=0.02,
+            what="moved",
+        )
+        moved = time.monotonic() - killed
+
+        samples = []
+        for _ in range(20):
+            begun = time.perf_counter()
+            api.get("/api/modules/", params={"status": "all", "start": "5000", "count": "100"})
+            samples.append(time.perf_counter() - begun)
+        page = sorted(samples)[len(samples) // 2] * 1000
+        return {
+            "runtimes": runtimes,
+            "joined_s": joined,
+            "lag_p50_ms": lag["p50"],
+            "lag_p99_ms": lag["p99"],
+            "cpu": cpu,
+            "rss_mib": rss,
+            "place_s": placed,
+            "lost": lost,
+            "burst_lag_p99_ms": burst_lag["p99"],
+            "hosted": hosted,
+            "dead_noticed_s": noticed,
+            "moved_s": moved,
+            "page_ms": page,
+        }
+    finally:
+        api.close()
+        if sims is not None:
+            sims.stop()
+        orch.stop()
+        broker.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runtimes", default="100,300,1000")
+    parser.add_argument("--modules", type=int, default=10000)
+    parser.add_argument("--procs", type=int, default=4)
+    args = parser.parse_args()
+    postgres = PrivatePostgres()
+    postgres.start()
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="modrun-bench-scale-") as tmp:
+            for n in (int(x) for x in args.runtimes.split(",")):
+                row = one_size(Path(tmp), postgres, n, args.modules, args.procs)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        postgres.cleanup()
+    head = ["runtimes", "all registered", "keepalive lag p50 / p99", "CPU (one core)", "RSS"]
+    head += [
+        f"place {args.modules:,}",
+        "lost",
+        "lag p99 in the burst",
+        "one dead: noticed / moved",
+        "page of 100",
+    ]
+    print("\n| " + " | ".join(head) + " |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['runtimes']:,} | {r['joined_s']:.1f} s | {r['lag_p50_ms']:.1f} / {r['lag_p99_ms']:.1f} ms "
+            f"| {r['cpu'] * 100:.0f} % | {r['rss_mib']:.0f} MiB | {r['place_s']:.1f} s | {r['lost']} "
+            f"| {r['burst_lag_p99_ms']:.0f} ms "
+            f"| {r['dead_noticed_s']:.2f} s / {r['moved_s']:.2f} s ({r['hosted']} modules) "
+            f"| {r['page_ms']:.1f} ms |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
