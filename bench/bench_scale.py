@@ -55,7 +55,7 @@ def rss_mib(pid: int) -> float:
 
 
 def total(api: httpx.Client, path: str, **params: str) -> int:
-    return api.get(path, params={**params, "count": "1"}).json()["total"]
+    return int(api.get(path, params={**params, "count": "1"}).headers["x-total-count"])
 
 
 class Sims:

@@ -5,11 +5,13 @@ node stays alive and serving, a module created afterwards reaches it (no
 control message lost), and the node's Last Will still tells the orchestrator
 at once when the node itself is killed.
 
-How long the move takes is NATS's: its MQTT sessions live in JetStream, and
-when the killed member led JetStream's metadata a new connection waits for
-the next leader (about 7 to 11 s measured with nats-server 2.9.10, against
-0.2 s when it did not: docs/benchmarks.md). The bound here is that election's,
-not the 3 s the clients themselves need."""
+How long it takes is NATS's: its MQTT sessions and subscriptions live in
+JetStream, and when the killed member led JetStream's metadata, new
+connections and subscriptions wait for the next leader. Measured with
+nats-server 2.9.10: clients reconnected after 0.2 to 11 s, and for up to ~20 s
+more the new member answered SUBACK 0x80 to a node's subscriptions (the
+clients ask again every 0.5 s until it takes them). The bound here is that
+recovery's (docs/orchestrator.md), not the 3 s the clients themselves need."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from fleet_support import NatsCluster, OrchestratorProcess
 from support import HELLO_AS, ModrunServer, wait_until
 
 pytestmark = pytest.mark.slow
-TAKEOVER = 20.0  # NATS's JetStream leader election, see above
+TAKEOVER = 20.0  # clients back on another member (NATS's JetStream election, see above)
+RECOVERY = 60.0  # and their subscriptions taken again
 
 
 @pytest.fixture
@@ -31,6 +34,12 @@ def cluster():
     nats = NatsCluster(3)
     yield nats
     nats.stop()
+
+
+def _member(log: str) -> int:
+    """The port of the member a process last connected to (from its log)."""
+    line = log.rsplit("connected to MQTT broker", 1)[1].split("\n", 1)[0]
+    return int(line.rsplit("(", 1)[1].split(")")[0].rsplit(":", 1)[1])
 
 
 def _alive(api: httpx.Client, name: str) -> bool:
@@ -58,21 +67,20 @@ def test_losing_a_broker_member_moves_everyone_and_loses_nothing(cluster, tmp_pa
                 lambda: api.post("/functions/greet", content=b"Ada").text == "Hello, Ada!", what="served"
             )
 
-            cluster.kill(0)  # the member both connected to first
+            victim = cluster.ports.index(_member(orch.log()))  # the member the orchestrator is on
+            on_it = [p for p in (orch, node) if _member(p.log()) == cluster.ports[victim]]
+            connects = {id(p): p.log().count("connected to MQTT broker") for p in on_it}
+            cluster.kill(victim)
             lost_at = time.monotonic()
-            wait_until(
-                lambda: "(127.0.0.1:" in orch.log().split("lost the MQTT broker")[-1],
-                timeout=5,
-                what="the orchestrator noticed",
-            )
-            wait_until(
-                lambda: orch.log().count("connected to MQTT broker") >= 2, timeout=TAKEOVER, what="moved"
-            )
-            wait_until(
-                lambda: node.log().count("connected to MQTT broker") >= 2, timeout=TAKEOVER, what="node moved"
-            )
+            for proc in on_it:  # each client that was on it is back, on another member
+                wait_until(
+                    lambda proc=proc: proc.log().count("connected to MQTT broker") > connects[id(proc)],
+                    timeout=TAKEOVER,
+                    what="moved to another member",
+                )
+                assert _member(proc.log()) != cluster.ports[victim]
             moved = time.monotonic() - lost_at
-            print(f"orchestrator and node moved to another NATS member in {moved:.2f} s")
+            print(f"{len(on_it)} client(s) moved to another NATS member in {moved:.2f} s")
             assert moved < TAKEOVER, f"clients took {moved:.2f} s to move"
             assert _alive(api, "n1")
             # a control message after the loss reaches the node
@@ -85,7 +93,7 @@ def test_losing_a_broker_member_moves_everyone_and_loses_nothing(cluster, tmp_pa
                     api.get(f"/api/modules/{second.json()['uuid']}/").json()["status"] == "A"
                     and any(f["plugin"] == "hello2" for f in api.get("/api/functions").json()["results"])
                 ),
-                timeout=15,
+                timeout=RECOVERY,
                 what="the new module running on n1",
             )
             assert api.post("/functions/greet", content=b"Ada").text == "Hello, Ada!"

@@ -59,12 +59,14 @@ class Api:
 
 
 def every(api: Api, path: str, params: dict | None = None) -> list[dict]:
-    """All entries of a paged list route (``{count, start, total, results}``)."""
+    """All entries of a paged list route (``{count, start, results}``, the
+    number there are in ``X-Total-Count``)."""
     found: list[dict] = []
     while True:
-        page = api("GET", path, params={**(params or {}), "start": len(found)}).json()
-        found += page["results"]
-        if not page["results"] or len(found) >= page.get("total", len(found)):
+        answer = api("GET", path, params={**(params or {}), "start": len(found)})
+        page = answer.json()["results"]
+        found += page
+        if not page or len(found) >= int(answer.headers.get("x-total-count", len(found))):
             return found
 
 

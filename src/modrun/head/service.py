@@ -77,7 +77,14 @@ class Orchestrator:
                 )
                 broker = broker.with_credentials(ORCHESTRATOR_USER, password)
             self.broker = EmbeddedBroker(settings.broker_host, settings.broker_port, access)
-        self.mqtt = MqttLink(broker, client_id=f"modrun-orchestrator-{settings.realm}", keepalive=10)
+        # on an external broker the session outlives the orchestrator: what is sent to it
+        # while it restarts (creates, exits, registrations) is delivered when it is back
+        self.mqtt = MqttLink(
+            broker,
+            client_id=f"modrun-orchestrator-{settings.realm}",
+            keepalive=10,
+            persistent=settings.mqtt is not None,
+        )
         self.control = ControlLoop(
             FleetStore(self.db),
             self.topics,

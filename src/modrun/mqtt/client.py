@@ -27,6 +27,7 @@ from modrun.mqtt.url import BrokerAddress
 log = logging.getLogger("modrun.mqtt")
 
 Handler = Callable[[str, bytes], None]
+RESUBSCRIBE_AFTER = 0.5
 
 
 class MqttLink:
@@ -38,13 +39,17 @@ class MqttLink:
         will: tuple[str, bytes] | None = None,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        persistent: bool = False,
     ) -> None:
+        """``persistent``: a session the broker keeps while the client is away
+        (its subscriptions, and the QoS 1 messages that arrive meanwhile, which
+        it delivers on reconnect); needs a ``client_id`` of its own."""
         self.address = address
         self.keepalive = max(2, keepalive)
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"modrun-{uuid.uuid4().hex[:12]}",
-            clean_session=True,
+            clean_session=not persistent,
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -63,6 +68,8 @@ class MqttLink:
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
         self.client.on_connect_fail = self._connect_failed
+        self.client.on_subscribe = self._subscribed
+        self._pending: dict[int, str] = {}  # SUBSCRIBE message id -> topic, until the broker answers
 
     def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
         self._subscriptions[topic] = qos
@@ -75,7 +82,28 @@ class MqttLink:
 
         self.client.message_callback_add(topic, callback)
         if self.connected.is_set():
-            self.client.subscribe(topic, qos)
+            self._subscribe(topic, qos)
+
+    def _subscribe(self, topic: str, qos: int) -> None:
+        _result, mid = self.client.subscribe(topic, qos)
+        if mid is not None:
+            self._pending[mid] = topic
+
+    def _subscribed(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any = None) -> None:
+        """A broker may refuse a subscription for now (a cluster electing the
+        leader its sessions live on answers SUBACK 0x80): ask again shortly,
+        until it takes it, as long as the connection lasts."""
+        topic = self._pending.pop(mid, None)
+        if topic is None or not any(getattr(r, "is_failure", False) for r in reasons):
+            return
+        log.warning("MQTT broker %s refused the subscription to %s for now; asking again", self.member, topic)
+        timer = threading.Timer(RESUBSCRIBE_AFTER, self._resubscribe, (topic,))
+        timer.daemon = True
+        timer.start()
+
+    def _resubscribe(self, topic: str) -> None:
+        if self.connected.is_set() and topic in self._subscriptions:
+            self._subscribe(topic, self._subscriptions[topic])
 
     def start(self) -> None:
         """Connect in the background; paho retries until the broker answers."""
@@ -130,7 +158,7 @@ class MqttLink:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]  # paho's SocketLike: a TCP socket here
         for topic, qos in self._subscriptions.items():
-            client.subscribe(topic, qos)
+            self._subscribe(topic, qos)
         self.connected.set()
         log.info("connected to MQTT broker %s (%s)", self.address, self.member)
         if self._on_connect is not None:

@@ -57,7 +57,7 @@ def page_of(request: Request) -> tuple[int, int]:
 
 def listing(results: list[dict], request: Request | None = None) -> JSONResponse:
     """SilverLine's ``{count, start, results}``: one page of ``results`` (the
-    first MAX_PAGE without a request), plus ``total``."""
+    first MAX_PAGE without a request), how many there are in ``X-Total-Count``."""
     try:
         start, count = page_of(request) if request is not None else (0, MAX_PAGE)
     except BadPage as exc:
@@ -83,8 +83,14 @@ def fleet_page(
     return _page(start, total, page)
 
 
+TOTAL_HEADER = "x-total-count"
+"""How many entries there are in all: a header, so the body keeps SilverLine's shape exactly."""
+
+
 def _page(start: int, total: int, page: list[dict]) -> JSONResponse:
-    return JSONResponse({"count": len(page), "start": start, "total": total, "results": page})
+    return JSONResponse(
+        {"count": len(page), "start": start, "results": page}, headers={TOTAL_HEADER: str(total)}
+    )
 
 
 def status_filter(request: Request, default: str) -> str | None:
