@@ -170,12 +170,11 @@ def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, 
             what="dead",
         )
         noticed = time.monotonic() - killed
-        wait_until(
-            lambda: total(api, "/api/modules/", status="A") == modules,
-            timeout=60,
-            interval=0.02,
-            what="moved",
-        )
+        try:
+            wait_until(lambda: total(api, "/api/modules/", status="A") == modules, timeout=60, interval=0.02)
+        except AssertionError:
+            states = {state: total(api, "/api/modules/", status=state) for state in ("A", "Q", "K", "E", "D")}
+            raise AssertionError(f"the dead runtime's modules did not all come back: {states}") from None
         moved = time.monotonic() - killed
 
         samples = []

@@ -178,7 +178,7 @@ class Orchestrator:
     def _lookup_file(self, path: str) -> tuple[str, str] | None:
         """(sha256, kind) of a stored module file: one indexed row, no file I/O
         (the control thread calls it)."""
-        info = self.files.info(path)
+        info = self.files.recent_info(path)
         return (info.sha256, info.kind) if info else None
 
     def advertised_broker(self, request_host: str) -> str:

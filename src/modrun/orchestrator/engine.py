@@ -62,6 +62,7 @@ class ControlLoop:
         self.delete_timeout = max(10.0, 3 * ka_interval)
         self.lock = threading.RLock()
         self.lag = LagWindow()  # arrival on MQTT to handling
+        self._position = time.monotonic()  # arrival of the newest message handled
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._unsaved = Changes()
         self._stop = threading.Event()
@@ -129,8 +130,15 @@ class ControlLoop:
                 else:
                     topic, payload, arrived = item
                     self.lag.record(time.monotonic() - arrived)
-                    self._handle(topic, payload)
-            self.runtimes.check_liveness()
+                    self.runtimes.arrived = self._position = arrived
+                    try:
+                        self._handle(topic, payload)
+                    finally:
+                        self.runtimes.arrived = None
+            # deaths are judged where the loop is: while messages wait, as of the
+            # newest one handled, so a loop that runs behind never declares a
+            # runtime dead whose keepalive is waiting in the inbox
+            self.runtimes.check_liveness(self._position if not self._inbox.empty() else None)
             self.modules.confirm_stale_deletes(self.delete_timeout)
             self.modules.place_queued()
             state = self.policy.state()

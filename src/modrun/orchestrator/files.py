@@ -7,6 +7,8 @@ file carries its digest and nodes can verify and cache what they fetch.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +26,9 @@ from modrun.storage.blobs import BlobStore
 from modrun.storage.receive import Receiver
 from modrun.storage.sealed import NAME as SEALED
 from modrun.storage.sealed import SealError, open_sealed, seal
+
+RECENT = 5.0  # seconds a file's index row is taken as read (recent_info)
+RECENT_MAX = 100_000
 
 MAX_PATH = 512
 
@@ -74,6 +79,8 @@ class FileStore:
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.max_size = max_size
         self.key = key  # seal what is stored (--encryptArtifacts)
+        self._recent: dict[str, tuple[float, FileInfo | None]] = {}  # path -> (read at, what was there)
+        self._recent_lock = threading.Lock()
 
     def receiver(self) -> Receiver:
         return Receiver(self.scratch, self.max_size)
@@ -97,7 +104,29 @@ class FileStore:
         self.blobs.put(path, received.path)
         with self.engine.begin() as conn:
             upsert(conn, fleet_files, [info.__dict__], ["path"])
+        self._forget(path)
         return info
+
+    def recent_info(self, path: str) -> FileInfo | None:
+        """``info``, read again at most every RECENT seconds: the control loop asks
+        for every module it creates, and a database round trip each time made a
+        burst of creates wait on the database (bench/bench_scale.py). This
+        process's own writes are seen at once."""
+        moment = time.monotonic()
+        with self._recent_lock:
+            found = self._recent.get(path)
+        if found is not None and moment - found[0] < RECENT:
+            return found[1]
+        info = self.info(path)
+        with self._recent_lock:
+            if len(self._recent) > RECENT_MAX:
+                self._recent.clear()
+            self._recent[path] = (moment, info)
+        return info
+
+    def _forget(self, path: str) -> None:
+        with self._recent_lock:
+            self._recent.pop(path, None)
 
     def info(self, path: str) -> FileInfo | None:
         with self.engine.connect() as conn:
@@ -126,6 +155,7 @@ class FileStore:
     def delete(self, path: str) -> bool:
         with self.engine.begin() as conn:
             gone = conn.execute(fleet_files.delete().where(fleet_files.c.path == path)).rowcount
+        self._forget(path)
         if gone:
             self.blobs.delete(path)
         return bool(gone)

@@ -44,6 +44,7 @@ class RuntimeControl:
         self.ka_timeout = ka_timeout
         self._persisted: dict[str, float] = {}
         self._resent: dict[tuple[str, str], float] = {}
+        self.arrived: float | None = None  # when the message being handled arrived (the control loop sets it)
         moment = time.monotonic()
         for runtime in fleet.runtimes.values():
             runtime.last_seen = moment  # after a restart every runtime gets a full timeout to speak
@@ -138,7 +139,7 @@ class RuntimeControl:
 
     def _alive(self, runtime: Runtime) -> None:
         runtime.status = P.ALIVE
-        runtime.last_seen = time.monotonic()
+        runtime.last_seen = self._heard()
         runtime.ka_ts = runtime.updated_at = utc_now()
         self._persisted[runtime.uuid] = runtime.last_seen
         self.fleet.touch_runtime(runtime)
@@ -183,8 +184,16 @@ class RuntimeControl:
                 self.modules.after_failure(module, why, failed=True, runtime_lost=False)
         self.modules.place_queued()
 
-    def check_liveness(self) -> None:
-        moment = time.monotonic()
+    def _heard(self) -> float:
+        """When the runtime spoke: its message's arrival, not its handling (a
+        control loop that runs behind must not make its runtimes look late)."""
+        return self.arrived if self.arrived is not None else time.monotonic()
+
+    def check_liveness(self, moment: float | None = None) -> None:
+        """Runtimes silent for the keepalive timeout as of ``moment``: the
+        arrival of the newest message handled while others still wait (the
+        loop's own timeline), now when none does."""
+        moment = time.monotonic() if moment is None else moment
         for runtime in list(self.fleet.runtimes.values()):
             if runtime.alive and moment - runtime.last_seen > self.ka_timeout:
                 self.die(runtime, f"no keepalive for {moment - runtime.last_seen:.1f} s")
@@ -203,7 +212,7 @@ class RuntimeControl:
             log.warning("runtime %s (%s) speaks again: alive", runtime.name, uuid)
             self._alive(runtime)
             self.modules.place_queued()
-        moment = time.monotonic()
+        moment = self._heard()
         runtime.last_seen = moment
         runtime.ka_ts = utc_now()
         if isinstance(data.get("load"), dict):
