@@ -6,7 +6,8 @@ its control topic, and sends a keepalive listing its children every second.
     python bench/_sim_runtimes.py PORT COUNT PREFIX
 
 On stdin: ``kill N`` drops runtime N's connection without a goodbye (its Last
-Will fires), ``stats`` prints one JSON line of counts. Prints ``ready`` once
+Will fires), ``stats`` prints one JSON line of counts, ``created`` the
+modules a create arrived for. Prints ``ready`` once
 every runtime's registration was answered.
 """
 
@@ -32,11 +33,18 @@ def envelope(action: str, data: object, kind: str = "req", object_id: str | None
 class Stats:
     def __init__(self) -> None:
         self.counts = {"creates": 0, "deletes": 0, "keepalives": 0}
+        self.created: set[str] = set()  # distinct modules a create arrived for
         self._lock = threading.Lock()
 
-    def add(self, what: str) -> None:
+    def add(self, what: str, module: str | None = None) -> None:
         with self._lock:
             self.counts[what] += 1
+            if module is not None:
+                self.created.add(module)
+
+    def report(self) -> dict:
+        with self._lock:
+            return {**self.counts, "modules": len(self.created)}
 
 
 class SimRuntime:
@@ -58,8 +66,8 @@ class SimRuntime:
 
     def _connected(self, client: paho.Client, *_args: object) -> None:
         client.subscribe([(self.control, 1), (self.reg, 1)])
-        data = {"type": "runtime", "uuid": self.uuid, "name": self.name, "runtime_type": "sim"}
-        data["apis"] = ["wasm", "wasi"]
+        data: dict[str, object] = {"type": "runtime", "uuid": self.uuid, "name": self.name}
+        data |= {"runtime_type": "sim", "apis": ["wasm", "wasi"]}
         client.publish(self.reg, envelope("create", data), qos=1)
 
     def _message(self, client: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
@@ -76,7 +84,7 @@ class SimRuntime:
         module = str((doc.get("data") or {}).get("uuid", ""))
         if doc.get("action") == "create":
             self.children[module] = time.monotonic()
-            self.stats.add("creates")
+            self.stats.add("creates", module)
         elif doc.get("action") == "delete":
             self.children.pop(module, None)
             self.stats.add("deletes")
@@ -129,8 +137,11 @@ def main() -> int:
             dead.add(int(words[1]))
             runtimes[int(words[1])].kill()
             print("killed", runtimes[int(words[1])].uuid, flush=True)
+        elif words[:1] == ["created"]:
+            with stats._lock:
+                print("created", json.dumps(sorted(stats.created)), flush=True)
         elif words[:1] == ["stats"]:
-            print("stats", json.dumps(stats.counts), flush=True)
+            print("stats", json.dumps(stats.report()), flush=True)
     return 0
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,10 +21,21 @@ from modrun.cli.credentials import client_for, save_login
 from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, print_table
 from modrun.client import Client, ClientError
 
+T = TypeVar("T")
 
-def fail(exc: ClientError) -> None:
+
+def fail(exc: ClientError) -> NoReturn:
     typer.echo(f"error: {exc.message} ({exc.status})", err=True)
     raise typer.Exit(1)
+
+
+def call(orchestrator: str, action: Callable[[Client], T]) -> T:
+    """``action`` with a client of ``orchestrator``; a refusal ends the command (exit 1)."""
+    with client_for(orchestrator) as client:
+        try:
+            return action(client)
+        except ClientError as exc:
+            fail(exc)
 
 
 def login(
@@ -221,11 +233,7 @@ def rollback(
     orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
 ) -> None:
     """Go back to the last version of the deployment that was complete."""
-    with client_for(orchestrator) as client:
-        try:
-            result = client.rollback(client.artifact_id(name))
-        except ClientError as exc:
-            fail(exc)
+    result = call(orchestrator, lambda client: client.rollback(client.artifact_id(name)))
     typer.echo(f"{name}: rolling back to version {result['version']}")
 
 
@@ -237,22 +245,14 @@ def node_token(
     ] = None,
 ) -> None:
     """Make a join token (admins): give it to nodes as --token or MODRUN_JOIN_TOKEN."""
-    with client_for(orchestrator) as client:
-        try:
-            made = client.create_node_token(name, expires)
-        except ClientError as exc:
-            fail(exc)
+    made = call(orchestrator, lambda client: client.create_node_token(name, expires))
     typer.echo(made["token"])
     typer.echo(f"join token {made['id']}: shown once; delete it with the API to stop new joins", err=True)
 
 
 def quota(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
     """Your quotas and your teams': limits and what is used."""
-    with client_for(orchestrator) as client:
-        try:
-            reports = client.quota()
-        except ClientError as exc:
-            fail(exc)
+    reports = call(orchestrator, lambda client: client.quota())
 
     def cell(report: dict, field: str) -> str:
         limit = report["limits"][field]

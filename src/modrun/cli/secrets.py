@@ -8,10 +8,8 @@ from typing import Annotated
 
 import typer
 
-from modrun.cli.control import fail
-from modrun.cli.credentials import client_for
+from modrun.cli.control import call
 from modrun.cli.fleet import DEFAULT_ORCHESTRATOR, OrchestratorOpt, print_table
-from modrun.client import ClientError
 
 secrets_app = typer.Typer(
     help="A deployment's secrets: the values its manifest's {{NAME}} placeholders resolve from.",
@@ -39,11 +37,7 @@ def secrets_set(
 ) -> None:
     """Store a secret for a deployment; its modules read it when they next start."""
     name, value = _value(assignment)
-    with client_for(orchestrator) as client:
-        try:
-            result = client.set_secret(client.artifact_id(artifact), name, value)
-        except ClientError as exc:
-            fail(exc)
+    result = call(orchestrator, lambda client: client.set_secret(client.artifact_id(artifact), name, value))
     typer.echo(f"{artifact}: secret {name} {'stored' if result['created'] else 'replaced'}; {result['note']}")
 
 
@@ -53,11 +47,7 @@ def secrets_list(
     orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
 ) -> None:
     """The names of a deployment's secrets (values are never shown)."""
-    with client_for(orchestrator) as client:
-        try:
-            found = client.secrets(client.artifact_id(artifact))
-        except ClientError as exc:
-            fail(exc)
+    found = call(orchestrator, lambda client: client.secrets(client.artifact_id(artifact)))
     rows = [[s["name"], s["updated_at"], s["updated_by"]] for s in found]
     print_table(f"{len(rows)} secrets of {artifact}", ["name", "updated", "by"], rows)
 
@@ -69,22 +59,14 @@ def secrets_delete(
     orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
 ) -> None:
     """Delete a deployment's secret."""
-    with client_for(orchestrator) as client:
-        try:
-            client.delete_secret(client.artifact_id(artifact), name)
-        except ClientError as exc:
-            fail(exc)
+    call(orchestrator, lambda client: client.delete_secret(client.artifact_id(artifact), name))
     typer.echo(f"{artifact}: secret {name} deleted")
 
 
 @nodes_app.command("list")
 def nodes_list(orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR) -> None:
     """Every runtime that exchanged a join token for its credential."""
-    with client_for(orchestrator) as client:
-        try:
-            found = client.nodes()
-        except ClientError as exc:
-            fail(exc)
+    found = call(orchestrator, lambda client: client.nodes())
     rows = [
         [n["runtime"], n["name"], n["created_at"], n["last_used_at"] or "-", n["revoked_at"] or "-"]
         for n in found
@@ -98,9 +80,5 @@ def nodes_revoke(
     orchestrator: OrchestratorOpt = DEFAULT_ORCHESTRATOR,
 ) -> None:
     """Cut a runtime off: its credential is refused everywhere, at once."""
-    with client_for(orchestrator) as client:
-        try:
-            client.revoke_node(runtime)
-        except ClientError as exc:
-            fail(exc)
+    call(orchestrator, lambda client: client.revoke_node(runtime))
     typer.echo(f"runtime {runtime} revoked; it can no longer reach the fleet")

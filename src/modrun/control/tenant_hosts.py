@@ -20,12 +20,14 @@ are the operator's and are not held to the list.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from modrun.config.json_files import read_json_file
+from modrun.errors import ConfigError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 NAME = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*")
@@ -116,11 +118,9 @@ class TenantHosts:
         if policy_file is None:
             return cls(everyone)
         try:
-            doc = json.loads(policy_file.read_text())
-        except OSError as exc:
-            raise ValueError(f"--tenantHostsFile {policy_file}: {exc.strerror}") from None
-        except ValueError:
-            raise ValueError(f"--tenantHostsFile {policy_file}: not JSON") from None
+            doc = read_json_file(policy_file, "--tenantHostsFile")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         if not isinstance(doc, dict) or set(doc) - {"everyone", "users", "teams"}:
             raise ValueError(f"--tenantHostsFile {policy_file}: an object of everyone, users and teams")
         return cls(

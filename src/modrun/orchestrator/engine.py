@@ -34,6 +34,10 @@ POLICY_KEY = "scheduler"
 Publish = Callable[[str, Any], None]
 
 
+JUDGE_BACKLOG = 500
+"""Messages waiting above which the loop does not declare silent runtimes dead."""
+
+
 class ControlLoop:
     def __init__(
         self,
@@ -137,8 +141,12 @@ class ControlLoop:
                         self.runtimes.arrived = None
             # deaths are judged where the loop is: while messages wait, as of the
             # newest one handled, so a loop that runs behind never declares a
-            # runtime dead whose keepalive is waiting in the inbox
-            self.runtimes.check_liveness(self._position if not self._inbox.empty() else None)
+            # runtime dead whose keepalive is waiting in the inbox; far behind (a
+            # burst), silence is not judged at all: keepalives may be stuck ahead
+            # of the inbox, in the broker or the socket (Last Wills still count)
+            backlog = self._inbox.qsize()
+            if backlog <= JUDGE_BACKLOG:
+                self.runtimes.check_liveness(self._position if backlog else None)
             self.modules.confirm_stale_deletes(self.delete_timeout)
             self.modules.place_queued()
             state = self.policy.state()

@@ -34,6 +34,7 @@ class Fleet:
         self.modules = modules
         self.next_index = max((m.index for m in modules.values()), default=0) + 1
         self.counts: dict[str, int] = {}
+        self.group_hosts: dict[str, dict[str, int]] = {}  # group -> runtime -> its running modules of it
         self.queued: dict[str, Module] = {}
         self.exiting: dict[str, float] = {}
         for module in modules.values():
@@ -56,6 +57,11 @@ class Fleet:
     def _account(self, module: Module, sign: int) -> None:
         if module.status in OCCUPYING and module.parent:
             self.counts[module.parent] = self.counts.get(module.parent, 0) + sign
+        if module.group and module.parent and module.status in (P.ALIVE, P.EXITING):
+            hosts = self.group_hosts.setdefault(module.group, {})
+            hosts[module.parent] = hosts.get(module.parent, 0) + sign
+            if hosts[module.parent] <= 0:
+                del hosts[module.parent]
         if module.status == P.QUEUED:
             if sign > 0:
                 self.queued[module.uuid] = module

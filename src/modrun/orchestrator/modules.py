@@ -163,14 +163,11 @@ class ModuleControl:
         """Runtimes already running another module of the module's group."""
         if module.group is None:
             return set()
-        return {
-            m.parent
-            for m in self.fleet.modules.values()
-            if m.group == module.group
-            and m.uuid != module.uuid
-            and m.status in (P.ALIVE, P.EXITING)
-            and m.parent
-        }
+        hosts = self.fleet.group_hosts.get(module.group, {})  # kept as modules change state
+        taken = set(hosts)
+        if module.status in (P.ALIVE, P.EXITING) and module.parent and hosts.get(module.parent) == 1:
+            taken.discard(module.parent)  # only the module itself runs there
+        return taken
 
     def _place(self, module: Module, target: Runtime | None, reason: str) -> bool:
         """Start ``module`` on ``target`` (pinned) or where the policy says;

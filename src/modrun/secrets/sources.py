@@ -49,16 +49,10 @@ def load_dotenv_files(files: Iterable[Path]) -> dict[str, str]:
 
 def load_secrets_file(path: Path) -> dict[str, str]:
     """``--secretsFile``: a JSON object of string values (ConfigError otherwise)."""
-    import json
-
+    from modrun.config.json_files import read_json_file
     from modrun.errors import ConfigError
 
-    try:
-        found = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"--secretsFile {path}: {exc.strerror}") from None
-    except ValueError:
-        raise ConfigError(f"--secretsFile {path}: not JSON") from None
+    found = read_json_file(path, "--secretsFile")
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
         raise ConfigError(f"--secretsFile {path}: expected an object of string values")
     return found
