@@ -149,6 +149,10 @@ def test_fleet_console_end_to_end(browser, fleet, shots, tmp_path: Path):
 
         # modules, a module's history and output, the audit log, keys
         page.get_by_role("link", name="Modules").click()
+        page.get_by_role("link", name="hello-console").first.wait_for()
+        # a page of modules at a time: one page here, so no next one
+        assert page.get_by_role("button", name="Previous").is_disabled()
+        assert page.get_by_role("button", name="Next").is_disabled()
         page.get_by_role("link", name="hello-console").first.click()
         page.get_by_role("heading", name="History").wait_for()
         tab.check("module")

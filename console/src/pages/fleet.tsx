@@ -1,5 +1,5 @@
 // The fleet: overview with live charts, nodes, modules.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { useEvents, useJson } from "../api";
 import { Badge, bytes, Chart, Link, ms, Page, percent, Rel, Show, Stat, Table } from "../ui";
 
@@ -228,10 +228,29 @@ export function NodePage(props: { id: string }) {
   );
 }
 
+const MODULES_PAGE = 100;
+
 export function ModulesPage() {
-  const modules = useJson<{ results: any[] }>("/api/modules/?status=all", 3_000);
+  // the fleet's lists come in pages (?start=&count=): a page at a time, whatever the fleet's size
+  const [start, setStart] = useState(0);
+  const modules = useJson<{ results: any[]; count: number }>(
+    `/api/modules/?status=all&start=${start}&count=${MODULES_PAGE}`,
+    3_000,
+  );
+  const shown = modules.data?.count ?? 0;
+  const pager = (
+    <div class="pager">
+      <span class="muted">{shown ? `${start + 1}–${start + shown}` : ""}</span>
+      <button type="button" disabled={start === 0} onClick={() => setStart(Math.max(0, start - MODULES_PAGE))}>
+        Previous
+      </button>
+      <button type="button" disabled={shown < MODULES_PAGE} onClick={() => setStart(start + MODULES_PAGE)}>
+        Next
+      </button>
+    </div>
+  );
   return (
-    <Page title="Modules">
+    <Page title="Modules" actions={pager}>
       <Show
         loaded={modules}
         empty={(d) => !d.results.length && "No modules yet: deploy an artifact, or create a module with modrun module create."}
