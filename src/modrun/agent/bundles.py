@@ -36,6 +36,7 @@ from modrun.http.asgi import BodyTooLarge, read_body, respond
 from modrun.http.upstream import Lost, Refused, UpstreamPool
 from modrun.metrics import procfs
 from modrun.storage.bundles import extract_bundle
+from modrun.storage.private import write_private
 from modrun.wasm.command import CommandResult
 
 log = logging.getLogger("modrun.agent")
@@ -99,9 +100,7 @@ class BundleRun:
         secrets_args = []
         if self.secrets:  # outside the app's directory, readable by this user only
             secrets_file = self.root / "secrets.json"
-            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(self.secrets, out)
+            write_private(secrets_file, json.dumps(self.secrets))
             secrets_args = ["--secretsFile", str(secrets_file)]
         self.port = _free_port()
         command = [

@@ -10,10 +10,11 @@ broker (its MQTT password, the uuid its username) and on the fleet's routes.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import httpx
+
+from modrun.storage.private import write_private
 
 log = logging.getLogger("modrun.agent")
 
@@ -41,10 +42,7 @@ def node_credential(orchestrator: str, token: str, runtime: str, name: str, path
         raise JoinRefused(_error(response))
     response.raise_for_status()
     credential = str(response.json()["credential"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(credential + "\n")
+    write_private(path, credential + "\n")
     log.info("joined as runtime %s: its credential is kept in %s", runtime, path)
     return credential
 

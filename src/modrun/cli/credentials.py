@@ -10,6 +10,7 @@ from pathlib import Path
 
 from modrun.client import Client, ClientError
 from modrun.config.defaults import default_storage_path
+from modrun.storage.private import write_private
 
 
 def _credentials_file() -> Path:
@@ -25,14 +26,10 @@ def _saved() -> dict:
 
 def save_login(url: str, tokens: dict) -> None:
     path = _credentials_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = _saved() | {
         url.rstrip("/"): {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]}
     }
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(path.with_suffix(".tmp"), path)
+    write_private(path, json.dumps(data))
 
 
 def client_for(url: str) -> Client:

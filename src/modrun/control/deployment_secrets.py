@@ -15,7 +15,6 @@ the database, which protects a stolen database dump but not a stolen disk.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import uuid
@@ -28,6 +27,7 @@ from modrun.control.errors import BadRequest, Unprocessable
 from modrun.db.tables import deployment_secrets
 from modrun.db.times import utc_now
 from modrun.secrets.sources import SecretSource
+from modrun.storage.private import write_private
 from modrun.storage.sealed import SealError, open_value, parse_key, seal_value
 
 log = logging.getLogger("modrun.control")
@@ -49,10 +49,7 @@ def secrets_key(storage: Path) -> bytes:
                 raise ValueError(f"{tried[0]}: {exc}") from None
     path = storage / "control" / "secrets-key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
+        write_private(path, secrets.token_hex(32))
         log.warning(
             "deployment secrets are sealed with a key generated into %s; set MODRUN_SECRETS_KEY "
             "to keep the key away from the database",

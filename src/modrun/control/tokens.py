@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from sqlalchemy.engine import Engine
 from modrun.control.verify import InvalidToken, JwtVerifier
 from modrun.db.tables import refresh_tokens, revoked_tokens, users
 from modrun.db.times import utc, utc_now
+from modrun.storage.private import write_private
 
 __all__ = ["ALGORITHM", "AUDIENCE", "Claims", "InvalidToken", "TokenService", "load_signing_key"]
 
@@ -51,13 +51,10 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
             raise ValueError(f"{path} is not an Ed25519 private key")
         return key
     key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_private(path, pem)
     return key
 
 

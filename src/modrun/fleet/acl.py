@@ -29,6 +29,23 @@ log = logging.getLogger("modrun.fleet.acl")
 
 ORCHESTRATOR_USER = "modrun-orchestrator"
 
+OUTPUT_STREAMS = ("stdout", "stderr")
+
+
+def own_topics(topics: P.Topics, runtime: str) -> tuple[set[str], set[str]]:
+    """A runtime's own topics: those it may publish and subscribe to
+    (registration, control), and those it may only publish to (keepalive). The
+    one statement of the rule, for the embedded broker and for Mosquitto's ACL."""
+    return {topics.registration(runtime), topics.runtime_control(runtime)}, {
+        topics.runtime_keepalive(runtime)
+    }
+
+
+def output_topics(topics: P.Topics, module: str) -> list[str]:
+    """Where a module placed on a runtime prints (the runtime publishes them)."""
+    return [f"{topics.realm}/proc/{stream}/{module}" for stream in OUTPUT_STREAMS]
+
+
 RuntimeOf = Callable[[str], str | None]  # module uuid -> the runtime it is placed on
 ChannelsOf = Callable[[str], set[str]]  # runtime uuid -> channel topics of its modules
 
@@ -60,14 +77,11 @@ class FleetAccess:
             return True
         if not username:
             return False
-        own = {
-            self.topics.registration(username),
-            self.topics.runtime_control(username),
-        }
+        own, publish_only = own_topics(self.topics, username)
         if action == Action.PUBLISH:
-            if topic in own or topic == self.topics.runtime_keepalive(username):
+            if topic in own or topic in publish_only:
                 return True
-            for stream in ("stdout", "stderr"):
+            for stream in OUTPUT_STREAMS:
                 prefix = f"{self.topics.realm}/proc/{stream}/"
                 if topic.startswith(prefix):
                     return self.runtime_of(topic[len(prefix) :]) == username

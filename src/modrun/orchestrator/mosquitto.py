@@ -26,9 +26,11 @@ from pathlib import Path
 
 from modrun.control.nodes import NodeCredentials
 from modrun.fleet import protocol as P
+from modrun.fleet.acl import output_topics, own_topics
 from modrun.mqtt.url import BrokerAddress
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.fleet import Fleet
+from modrun.storage.private import write_private
 
 log = logging.getLogger("modrun.orchestrator")
 
@@ -51,15 +53,13 @@ def acl_text(realm: str, orchestrator: str, runtimes: dict[str, tuple[list[str],
     lines = [f"user {orchestrator}", f"topic readwrite {realm}/#", ""]
     for runtime in sorted(runtimes):
         modules, channels = runtimes[runtime]
+        both, publish_only = own_topics(topics, runtime)
+        lines.append(f"user {runtime}")
+        lines += [f"topic readwrite {topic}" for topic in sorted(both | channels)]
+        lines += [f"topic write {topic}" for topic in sorted(publish_only)]
         lines += [
-            f"user {runtime}",
-            f"topic readwrite {topics.registration(runtime)}",
-            f"topic write {topics.runtime_keepalive(runtime)}",
-            f"topic readwrite {topics.runtime_control(runtime)}",
+            f"topic write {topic}" for module in sorted(modules) for topic in output_topics(topics, module)
         ]
-        for module in sorted(modules):
-            lines += [f"topic write {realm}/proc/{stream}/{module}" for stream in ("stdout", "stderr")]
-        lines += [f"topic readwrite {channel}" for channel in sorted(channels)]
         lines.append("")
     return "\n".join(lines)
 
@@ -147,8 +147,10 @@ class MosquittoFiles:
             acl = acl_text(self.realm, str(self.broker.username), runtimes)
             if self._written == (passwd, acl):
                 return
-            _replace(self.directory / "passwd", passwd + "\n")
-            _replace(self.directory / "acl", acl)
+            # whole files (Mosquitto never reads half of one), readable by the owner and
+            # its group (give the directory Mosquitto's group), nobody else
+            write_private(self.directory / "passwd", passwd + "\n", mode=0o640)
+            write_private(self.directory / "acl", acl, mode=0o640)
             self._written = (passwd, acl)
         self._reload()
 
@@ -174,13 +176,3 @@ class MosquittoFiles:
                 self.write()
             except Exception:  # the loop must outlive one bad write
                 log.exception("writing the Mosquitto files failed")
-
-
-def _replace(path: Path, text: str) -> None:
-    """Written whole (Mosquitto never reads half a file); readable by the owner and
-    its group (give the directory Mosquitto's group), nobody else."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
