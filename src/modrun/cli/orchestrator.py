@@ -14,6 +14,7 @@ from modrun.errors import ConfigError, ModrunError
 
 if TYPE_CHECKING:
     from modrun.control.tenant_hosts import TenantHosts
+    from modrun.orchestrator.node_urls import Network
 
 
 def _seconds(value: str | None, flag: str) -> float | None:
@@ -256,11 +257,11 @@ def _tenant_hosts(flag: str | None, policy_file: Path | None) -> TenantHosts:
         raise typer.BadParameter(str(exc), param_hint="--tenantHosts") from None
 
 
-def _networks(value: str | None) -> tuple[str, ...]:
+def _networks(value: str | None) -> tuple[Network, ...]:
     from modrun.orchestrator.node_urls import parse_networks
 
     try:
-        return tuple(str(n) for n in parse_networks(value or ""))
+        return tuple(parse_networks(value or ""))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--nodeNetworks") from None
 

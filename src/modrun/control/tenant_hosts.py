@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from modrun.config.json_files import read_json_file
 from modrun.errors import ConfigError
+from modrun.http.addresses import Network, address_of
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 NAME = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 ANY_PORT = -1
 
@@ -42,11 +42,10 @@ class HostPattern:
     port: int | None = None  # None: the scheme's default; ANY_PORT: any
 
     def matches(self, host: str, port: int, default_port: int) -> bool:
-        if self.port == ANY_PORT:
-            pass
-        elif port != (self.port if self.port is not None else default_port):
+        wanted = default_port if self.port is None else self.port
+        if self.port != ANY_PORT and port != wanted:
             return False
-        address = _address(host)
+        address = address_of(host)
         if self.network is not None:
             return address is not None and address in self.network
         if address is not None or self.name is None:
@@ -56,16 +55,6 @@ class HostPattern:
         return host == self.name
 
 
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        found = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
-        return found.ipv4_mapped
-    return found
-
-
 def parse_pattern(text: str) -> HostPattern:
     """One pattern (ValueError saying what is wrong)."""
     raw = text.strip().lower()
@@ -73,10 +62,10 @@ def parse_pattern(text: str) -> HostPattern:
         raise ValueError("an empty host pattern")
     host, port = raw, None
     if raw.startswith("["):
-        inside, _, rest = raw[1:].partition("]")
-        host = inside
-        if rest:
-            port = _port(rest.removeprefix(":"), text) if rest.startswith(":") else _bad(text)
+        host, _, rest = raw[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"not a host pattern: {text!r}")
+        port = _port(rest[1:], text) if rest else None
     elif raw.count(":") == 1:
         host, _, given = raw.partition(":")
         port = _port(given, text)
@@ -95,10 +84,6 @@ def _port(text: str, pattern: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"not a port in {pattern!r}: {text!r}")
     return int(text)
-
-
-def _bad(pattern: str) -> int:
-    raise ValueError(f"not a host pattern: {pattern!r}")
 
 
 def parse_patterns(values: Iterable[str]) -> tuple[HostPattern, ...]:

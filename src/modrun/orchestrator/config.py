@@ -19,6 +19,7 @@ from modrun.control.quotas import Limits
 from modrun.control.tenant_hosts import TenantHosts
 from modrun.errors import ConfigError
 from modrun.mqtt.url import BrokerAddress
+from modrun.orchestrator.node_urls import Network
 
 DEFAULT_PORT = 8000
 DEFAULT_BROKER_PORT = 1883
@@ -46,7 +47,7 @@ class OrchestratorSettings:
     gateway_wait: float = 10.0
     gateway_timeout: float = 60.0
     gateway_max_response: int = DEFAULT_MAX_RESPONSE
-    node_networks: tuple[str, ...] = ()  # CIDRs a node's URL must be in (empty: any)
+    node_networks: tuple[Network, ...] = ()  # where a node's URL must be (empty: anywhere)
     mosquitto_files: Path | None = None  # keep an external Mosquitto's passwd and acl files here
     mosquitto_reload: str | None = None  # the command that makes Mosquitto read them again
     log_dir: Path | None = None

@@ -21,7 +21,7 @@ from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.lag import LagWindow
 from modrun.orchestrator.modules import FileLookup, ModuleControl
-from modrun.orchestrator.node_urls import parse_networks
+from modrun.orchestrator.node_urls import Network
 from modrun.orchestrator.runtimes import RuntimeControl
 from modrun.orchestrator.scheduler import Policy
 from modrun.orchestrator.store import Changes, FleetStore
@@ -48,7 +48,7 @@ class ControlLoop:
         publish: Publish,
         ka_interval: float,
         ka_timeout: float,
-        node_networks: Sequence[str] = (),
+        node_networks: Sequence[Network] = (),
     ) -> None:
         runtimes, managers, modules, settings = store.load()
         self.store = store
@@ -58,9 +58,7 @@ class ControlLoop:
         self._policy_state = policy.state()
         self.fleet = Fleet(topics, runtimes, managers, modules)
         self.modules = ModuleControl(self.fleet, policy, lookup_file)
-        self.runtimes = RuntimeControl(
-            self.fleet, self.modules, ka_interval, ka_timeout, parse_networks(",".join(node_networks))
-        )
+        self.runtimes = RuntimeControl(self.fleet, self.modules, ka_interval, ka_timeout, node_networks)
         self.publish = publish
         self.tick = min(0.1, ka_interval / 10)
         self.delete_timeout = max(10.0, 3 * ka_interval)

@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from modrun.http.addresses import Network, address_of
 
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 
@@ -35,7 +35,7 @@ def parse_networks(value: str) -> list[Network]:
     return found
 
 
-def checked_node_url(url: object, networks: Sequence[Network | str] = ()) -> str:
+def checked_node_url(url: object, networks: Sequence[Network] = ()) -> str:
     """The URL without a trailing slash, or ValueError saying what is wrong."""
     if not isinstance(url, str) or not url:
         raise ValueError("expected an http(s) URL")
@@ -54,21 +54,18 @@ def checked_node_url(url: object, networks: Sequence[Network | str] = ()) -> str
         raise ValueError("a query or fragment")
     if port == 0:
         raise ValueError("port 0")
-    allowed = [n if not isinstance(n, str) else ipaddress.ip_network(n, strict=False) for n in networks]
-    _check_host(parts.hostname, allowed)
+    _check_host(parts.hostname, networks)
     return url.rstrip("/")
 
 
-def _check_host(host: str, allowed: list[Network]) -> None:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+def _check_host(host: str, allowed: Sequence[Network]) -> None:
+    address = address_of(host)
+    if address is None:
         if allowed:
-            why = f"host {host!r} is a name; with --nodeNetworks a node must advertise an IP address"
-            raise ValueError(why) from None
+            raise ValueError(
+                f"host {host!r} is a name; with --nodeNetworks a node must advertise an IP address"
+            )
         return
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
     if allowed:
         if not any(address in network for network in allowed):
             raise ValueError(f"address {address} is outside --nodeNetworks")
