@@ -36,5 +36,8 @@ class ExpiringCache(Generic[K, V]):
                 self._items.clear()
         self._items[key] = (value, until)
 
+    def discard(self, key: K) -> None:
+        self._items.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._items)

@@ -5,8 +5,9 @@ wrapper re-subscribes on every (re)connect and tells its owner, so a node can
 re-register after a broker restart. With a clustered broker (several members
 in the address) a lost or refused connection moves to the next member, so a
 client is back within paho's first reconnect delay (0.2 s) while any member
-lives; the Last Will stays with the session, which the cluster keeps. Handlers run on paho's thread: they must
-only hand work off (to a queue), never block.
+lives; the Last Will stays with the session, which the cluster keeps.
+Handlers run on paho's thread: they must only hand work off (to a queue),
+never block.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class MqttLink:
         if sock is not None:  # small control messages must not wait for Nagle + delayed ACKs (~40 ms a hop)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]  # paho's SocketLike: a TCP socket here
+        self._pending.clear()  # answers to a lost connection's subscriptions never come
         for topic, qos in self._subscriptions.items():
             self._subscribe(topic, qos)
         self.connected.set()

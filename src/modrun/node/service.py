@@ -52,10 +52,6 @@ from modrun.wasm.engine import WasmEngine
 from modrun.wasm.host import LEVELS
 
 log = logging.getLogger("modrun")
-
-TENANT_SERVICES = NodeServices()
-"""A tenant's plugin placed on this node gets no connections and no models: the
-node's manifest is its operator's (a tenant brings its own in a bundle)."""
 DRAIN = 1.0  # seconds a process of several answers with Connection: close before it stops
 
 
@@ -78,6 +74,9 @@ class Node:
         self._secret_source: SecretSource | None = None
         self.host_functions = default_host_functions()
         self.services = NodeServices()
+        # a tenant's plugin placed on this node gets no connections and no models: the
+        # node's manifest is its operator's (a tenant brings its own in a bundle)
+        self.tenant_services = NodeServices()
         self.resolved = ResolvedManifest()
         self._resolved_once = False
         self.secret_sources: list = []  # extra secret sources (AWS Secrets Manager)
@@ -147,7 +146,7 @@ class Node:
             log_level=LEVELS.index(_plugin_level(self.settings.log_level)),
             config=self.resolved.plugin_config,
             services=self.services,
-            tenant_services=TENANT_SERVICES,
+            tenant_services=self.tenant_services,
         )
 
     def parts(self) -> NodeParts:
@@ -211,7 +210,8 @@ class Node:
         path = find_manifest(app)
         env_files = dotenv_files(app, self.settings.environment)
         secrets_file = self.settings.secrets_file
-        stamp = (file_stamp(path), tuple(file_stamp(f) for f in [*env_files, *filter(None, [secrets_file])]))
+        read = [*env_files, secrets_file] if secrets_file is not None else env_files
+        stamp = (file_stamp(path), tuple(file_stamp(f) for f in read))
         if stamp == self._manifest_stamp and self.aws_secrets is None:
             return  # with AWS secrets, values may rotate: re-resolve every refresh
         self._manifest_stamp = stamp

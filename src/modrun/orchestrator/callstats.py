@@ -15,8 +15,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from modrun.orchestrator.lag import quantile
+
 WINDOW = 900  # seconds kept
-SAMPLES = 256  # latencies kept per second (reservoir: the first ones)
+SAMPLES = 256  # latencies kept per second and artifacts called (reservoir: the first ones)
 
 
 @dataclass
@@ -35,12 +37,11 @@ class _Tally:
 @dataclass
 class _Second:
     at: int
-    total: _Tally = field(default_factory=_Tally)
     by_artifacts: dict[frozenset[str], _Tally] = field(default_factory=dict)
 
     def tallies(self, only: frozenset[str] | None) -> list[_Tally]:
         if only is None:
-            return [self.total]
+            return list(self.by_artifacts.values())
         return [t for key, t in self.by_artifacts.items() if key and key <= only]
 
 
@@ -61,7 +62,6 @@ class CallStats:
                 while self._seconds and self._seconds[0].at <= now - self.window:
                     self._seconds.popleft()
             bucket = self._seconds[-1]
-            bucket.total.add(failed, seconds)
             tally = bucket.by_artifacts.get(key)
             if tally is None:
                 tally = bucket.by_artifacts[key] = _Tally()
@@ -88,12 +88,8 @@ class CallStats:
                     "t": t,
                     "calls_per_s": round(calls / span, 3),
                     "error_rate": round(errors / calls, 4) if calls else 0.0,
-                    "p50_ms": round(_pick(latencies, 0.5) * 1000, 3) if latencies else None,
-                    "p95_ms": round(_pick(latencies, 0.95) * 1000, 3) if latencies else None,
+                    "p50_ms": round(quantile(latencies, 0.5) * 1000, 3) if latencies else None,
+                    "p95_ms": round(quantile(latencies, 0.95) * 1000, 3) if latencies else None,
                 }
             )
         return points
-
-
-def _pick(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from modrun.db.tables import fleet_files
 from modrun.db.times import utc_now
 from modrun.db.upsert import upsert
+from modrun.expiring import ExpiringCache
 from modrun.orchestrator.state import iso
 from modrun.plugins.wasmbin import module_kind
 from modrun.storage.blobs import BlobStore
@@ -79,7 +80,8 @@ class FileStore:
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.max_size = max_size
         self.key = key  # seal what is stored (--encryptArtifacts)
-        self._recent: dict[str, tuple[float, FileInfo | None]] = {}  # path -> (read at, what was there)
+        # path -> (what was there,) as read lately; the 1-tuple keeps "no such file" apart from a miss
+        self._recent: ExpiringCache[str, tuple[FileInfo | None]] = ExpiringCache(RECENT_MAX)
         self._recent_lock = threading.Lock()
 
     def receiver(self) -> Receiver:
@@ -112,21 +114,18 @@ class FileStore:
         for every module it creates, and a database round trip each time made a
         burst of creates wait on the database (bench/bench_scale.py). This
         process's own writes are seen at once."""
-        moment = time.monotonic()
         with self._recent_lock:
             found = self._recent.get(path)
-        if found is not None and moment - found[0] < RECENT:
-            return found[1]
+        if found is not None:
+            return found[0]
         info = self.info(path)
         with self._recent_lock:
-            if len(self._recent) > RECENT_MAX:
-                self._recent.clear()
-            self._recent[path] = (moment, info)
+            self._recent.put(path, (info,), time.monotonic() + RECENT)
         return info
 
     def _forget(self, path: str) -> None:
         with self._recent_lock:
-            self._recent.pop(path, None)
+            self._recent.discard(path)
 
     def info(self, path: str) -> FileInfo | None:
         with self.engine.connect() as conn:

@@ -9,6 +9,7 @@ the database, and only then published.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from modrun.db.times import utc_now
@@ -43,11 +44,14 @@ class Fleet:
         self.outbox: list[tuple[str, Any]] = []
         self.version = 0  # bumped when what the gateway routes on changes
 
-    def module_states(self) -> dict[str, int]:
-        """How many modules are in each state (every state named, zero or not):
-        the one count /health, the console's summary and /metrics report."""
+    def module_states(self, keep: Callable[[Module], bool] | None = None) -> dict[str, int]:
+        """How many modules (those ``keep`` takes) are in each state (every state
+        named, zero or not): the one count /health, the console's summary and
+        /metrics report."""
         states = dict.fromkeys(P.STATES.values(), 0)
         for module in self.modules.values():
+            if keep is not None and not keep(module):
+                continue
             state = P.STATES.get(module.status, module.status)
             states[state] = states.get(state, 0) + 1
         return states

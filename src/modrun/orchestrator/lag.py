@@ -26,6 +26,9 @@ class LagWindow:
         """The lags at ``qs`` (0..1) of the window, in seconds; None while empty."""
         with self._lock:
             ordered = sorted(self._lags)
-        if not ordered:
-            return [None for _ in qs]
-        return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in qs]
+        return [quantile(ordered, q) if ordered else None for q in qs]
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """The value at ``q`` (0..1) of a sorted, non-empty list."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -148,10 +148,19 @@ class Visibility:
             shown["args"] = _without_values(shown.get("args"))
         return shown
 
-    def runtime(self, fleet: Fleet, runtime: Runtime, full: bool) -> dict:
+    def placed(self, fleet: Fleet) -> dict[str, list[Module]]:
+        """The modules the caller may see, by the runtime they are on (one pass
+        over the fleet, however many runtimes are shown)."""
+        found: dict[str, list[Module]] = {}
+        for m in fleet.modules.values():
+            if m.parent and self.module(m):
+                found.setdefault(m.parent, []).append(m)
+        return found
+
+    def runtime(self, fleet: Fleet, runtime: Runtime, placed: dict[str, list[Module]], full: bool) -> dict:
         """A runtime with the modules on it (``children``, ``queued``) the caller may see."""
         entry = runtime.detail() if full else runtime.short()
-        modules = [m for m in fleet.modules.values() if m.parent == runtime.uuid and self.module(m)]
+        modules = placed.get(runtime.uuid, [])
         entry["children"] = [m.short() for m in modules if m.status == P.ALIVE]
         entry["queued"] = [m.short() for m in modules if m.status == P.QUEUED]
         if full and not self.everything:

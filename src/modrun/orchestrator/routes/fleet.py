@@ -35,11 +35,15 @@ async def list_runtimes(request: Request) -> JSONResponse:
 
     visible = Visibility.of(request)
 
-    def select(fleet: Fleet) -> list[Runtime]:
+    def select(fleet: Fleet) -> list[tuple[Runtime, dict[str, list[Module]]]]:
         chosen = [r for r in fleet.runtimes.values() if status is None or r.status == status]
-        return sorted(chosen, key=lambda r: (r.name, r.uuid))
+        placed = visible.placed(fleet)  # once for the page, not once a runtime
+        return [(r, placed) for r in sorted(chosen, key=lambda r: (r.name, r.uuid))]
 
-    return fleet_page(request, select, lambda fleet, r: visible.runtime(fleet, r, full=False))
+    def render(fleet: Fleet, item: tuple[Runtime, dict[str, list[Module]]]) -> dict:
+        return visible.runtime(fleet, item[0], item[1], full=False)
+
+    return fleet_page(request, select, render)
 
 
 async def get_runtime(request: Request) -> JSONResponse:
@@ -48,7 +52,7 @@ async def get_runtime(request: Request) -> JSONResponse:
 
     def find(fleet: Fleet) -> dict | None:
         runtime = lookup(list(fleet.runtimes.values()), query)
-        return visible.runtime(fleet, runtime, full=True) if runtime else None
+        return visible.runtime(fleet, runtime, visible.placed(fleet), full=True) if runtime else None
 
     found = head_of(request).control.snapshot(find)
     return JSONResponse(found) if found else problem(404, f"no runtime {query!r}")

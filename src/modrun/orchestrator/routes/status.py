@@ -88,13 +88,10 @@ async def fleet_explorer(_request: Request) -> Response:
 def fleet_summary(fleet: Fleet, visible: Visibility) -> dict:
     """What the console's live views need: every runtime, modules by state
     (of the modules the caller may see)."""
-    mine = [m for m in fleet.modules.values() if visible.module(m)]
-    states = dict.fromkeys(P.STATES.values(), 0)
+    states = fleet.module_states(visible.module)
     hosted: dict[str, int] = {}
-    for m in mine:
-        state = P.STATES.get(m.status, m.status)
-        states[state] = states.get(state, 0) + 1
-        if m.status == P.ALIVE and m.parent:
+    for m in fleet.modules.values():
+        if m.status == P.ALIVE and m.parent and visible.module(m):
             hosted[m.parent] = hosted.get(m.parent, 0) + 1
     runtimes = []
     for r in sorted(fleet.runtimes.values(), key=lambda r: (r.name, r.uuid)):
