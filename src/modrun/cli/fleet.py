@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modrun.cli.orchestrator import orchestrator
+from modrun.cli.orchestrator import gateway, orchestrator
 from modrun.config.units import format_size
 
 DEFAULT_ORCHESTRATOR = "http://127.0.0.1:8000"
@@ -242,6 +242,7 @@ def files_ls(
 
 def register(app: typer.Typer) -> None:
     app.command("orchestrator")(orchestrator)
+    app.command("gateway")(gateway)
     app.command("runtimes")(runtimes)
     app.command("modules")(modules)
     app.add_typer(module_app, name="module")

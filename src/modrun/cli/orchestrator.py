@@ -3,6 +3,7 @@ plane, the gateway)."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -177,10 +178,28 @@ def orchestrator(
         str, typer.Option("--maxKeyLifetime", help="Longest an API key may live (Go duration).")
     ] = "2160h",
     max_artifact_size: Annotated[str, typer.Option("--maxArtifactSize", help="Largest artifact.")] = "1GiB",
+    instance: Annotated[
+        str | None,
+        typer.Option(
+            "--instance",
+            envvar="MODRUN_INSTANCE",
+            help="This orchestrator's name among several on one PostgreSQL (default HOSTNAME:PORT).",
+        ),
+    ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(
+            "--advertiseUrl", help="Where the other orchestrators reach it (default http://HOST:PORT)."
+        ),
+    ] = None,
     jsonlogs: Annotated[bool, typer.Option("--jsonlogs", help="Log one JSON object per line.")] = False,
     log_level: Annotated[str, typer.Option("--logLevel", help="debug, info, warning, error.")] = "info",
+    candidate: Annotated[bool, typer.Option("--candidate/--no-candidate", hidden=True)] = True,
 ) -> None:
-    """Run the orchestrator: SilverLine control over MQTT, REST metadata API, file store, gateway."""
+    """Run the orchestrator: SilverLine control over MQTT, REST metadata API, file store, gateway.
+
+    Several on one PostgreSQL (--db) form one fleet: one leads, the others follow
+    and take over within seconds (docs/production.md)."""
     from modrun.control.quotas import Limits
     from modrun.head.service import Orchestrator
     from modrun.logs import setup_logging
@@ -240,12 +259,38 @@ def orchestrator(
             ),
         )
         settings.broker_host = settings.host
+        settings.instance, settings.advertise_url, settings.candidate = instance, advertise_url, candidate
+        if not candidate:
+            _check_gateway(settings)
         log_file = settings.log_dir / "orchestrator.log" if settings.log_dir else None
         setup_logging(jsonlogs, log_level, log_file)
         Orchestrator(settings).serve()  # the schema check and the control plane may refuse to start
     except ModrunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def gateway(**options: Any) -> None:
+    """Run a gateway: function calls, GraphQL, reads and the console for a fleet
+    whose orchestrators share --db (PostgreSQL) and --mqtt; it never leads, and
+    sends writes to the orchestrator that does. Add as many as you need behind a
+    load balancer."""
+    orchestrator(**options, candidate=False)
+
+
+_signature = inspect.signature(orchestrator, eval_str=True)
+gateway.__signature__ = _signature.replace(  # type: ignore[attr-defined]
+    parameters=[p for name, p in _signature.parameters.items() if name != "candidate"]
+)
+
+
+def _check_gateway(settings: Any) -> None:
+    from modrun.db.engine import database_url, is_postgres
+
+    if not is_postgres(database_url(settings.db, settings.storage_path)):
+        raise ConfigError("modrun gateway reads the fleet from its orchestrators' PostgreSQL: give --db")
+    if settings.mqtt is None:
+        raise ConfigError("modrun gateway hears the nodes through the fleet's broker: give --mqtt")
 
 
 def _tenant_hosts(flag: str | None, policy_file: Path | None) -> TenantHosts:

@@ -55,3 +55,12 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(
         url, pool_pre_ping=True, pool_size=4, max_overflow=4, connect_args={"connect_timeout": 5}
     )
+
+
+def is_postgres(url: str) -> bool:
+    return normalize(url).startswith("postgresql")
+
+
+def libpq_url(url: str) -> str:
+    """The URL as libpq takes it (for connections held outside the pool)."""
+    return make_url(normalize(url)).set(drivername="postgresql").render_as_string(hide_password=False)

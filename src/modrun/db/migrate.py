@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -60,9 +61,14 @@ def state(engine: Engine) -> SchemaState:
     return SchemaState(current, script.get_current_head() or "base", known)
 
 
+MIGRATION_LOCK = 0x6D6F6472756E  # "modrun": held while a migration runs on PostgreSQL
+
+
 def _run(engine: Engine, action) -> None:
     config = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # orchestrators starting together migrate one at a time
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         action(config)
 

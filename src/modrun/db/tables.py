@@ -173,6 +173,25 @@ fleet_settings = sa.Table(
     sa.Column("value", JSONType),
 )
 
+fleet_leader = sa.Table(
+    "fleet_leader",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False, comment="always 1: one lease"),
+    sa.Column("holder", sa.Text, nullable=False, comment="the leading orchestrator's instance name"),
+    sa.Column("url", sa.Text, nullable=False, comment="where it takes forwarded writes"),
+    sa.Column("term", sa.BigInteger, nullable=False, comment="bumped by every takeover; fences writes"),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+fleet_handled = sa.Table(
+    "fleet_handled",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True, comment="digest of a control message's topic and payload"),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_fleet_handled_at", "at"),
+)
+
 # -- the control plane (modrun orchestrator, /api/v2) ----------------------------
 
 users = sa.Table(

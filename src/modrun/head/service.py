@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,7 @@ from modrun.control.artifacts import Artifacts
 from modrun.control.deployments import DeploymentStore
 from modrun.control.guard import CallGuard, Decision, Subject
 from modrun.control.plane import ControlPlane, artifact_key
-from modrun.db.engine import database_url, make_engine
+from modrun.db.engine import database_url, is_postgres, libpq_url, make_engine
 from modrun.db.migrate import ensure_schema
 from modrun.errors import ConfigError
 from modrun.fleet import protocol as P
@@ -34,9 +35,12 @@ from modrun.mqtt.client import MqttLink
 from modrun.orchestrator.callstats import CallStats
 from modrun.orchestrator.config import OrchestratorSettings
 from modrun.orchestrator.deployments import Reconciler
-from modrun.orchestrator.engine import ControlLoop
+from modrun.orchestrator.engine import ControlLoop, Follow, Lead
 from modrun.orchestrator.files import FileStore
+from modrun.orchestrator.forward import LeaderForward
 from modrun.orchestrator.gateway import Gateway
+from modrun.orchestrator.leadership import Campaign, Lease
+from modrun.orchestrator.listener import ChangeListener
 from modrun.orchestrator.metrics import OrchestratorMetrics
 from modrun.orchestrator.mosquitto import MosquittoFiles
 from modrun.orchestrator.output import ModuleOutput
@@ -78,13 +82,13 @@ class Orchestrator:
                 broker = broker.with_credentials(ORCHESTRATOR_USER, password)
             self.broker = EmbeddedBroker(settings.broker_host, settings.broker_port, access)
         # on an external broker the session outlives the orchestrator: what is sent to it
-        # while it restarts (creates, exits, registrations) is delivered when it is back
-        self.mqtt = MqttLink(
-            broker,
-            client_id=f"modrun-orchestrator-{settings.realm}",
-            keepalive=10,
-            persistent=settings.mqtt is not None,
-        )
+        # while it restarts (creates, exits, registrations) is delivered when it is back;
+        # several orchestrators each have their own session, and each hears everything
+        self.several = is_postgres(self.db_url)
+        client_id = f"modrun-orchestrator-{settings.realm}"
+        if self.several:
+            client_id += "-" + re.sub(r"[^A-Za-z0-9_.:-]", "_", settings.instance_name)
+        self.mqtt = MqttLink(broker, client_id=client_id, keepalive=10, persistent=settings.mqtt is not None)
         self.control = ControlLoop(
             FleetStore(self.db),
             self.topics,
@@ -94,6 +98,23 @@ class Orchestrator:
             settings.keepalive,
             settings.ka_timeout,
             node_networks=settings.node_networks,
+            fence=Lease.fence if self.several else None,
+        )
+        self.campaign: Campaign | None = None
+        self.listener: ChangeListener | None = None
+        if self.several:
+            libpq = libpq_url(self.db_url)
+            lease = Lease(self.db, libpq, settings.instance_name, settings.own_url)
+            self.campaign = Campaign(
+                lease,
+                lambda term: self.control.turn(Lead(term)),
+                lambda: self.control.turn(Follow()),
+                candidate=settings.candidate,
+            )
+            self.control.on_deposed = self.campaign.deposed
+            self.listener = ChangeListener(libpq, self.control.turn)
+        self.forward = (
+            LeaderForward(self.campaign, lambda: self.control.leading) if self.campaign is not None else None
         )
         for topic in (f"{self.topics.reg}/+", f"{self.topics.control}/#", f"{self.topics.keepalive}/+"):
             self.mqtt.subscribe(topic, self.control.on_mqtt)
@@ -141,7 +162,7 @@ class Orchestrator:
         )
         plane = self.control_plane
         self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None
-        self.metrics = OrchestratorMetrics(self.control)
+        self.metrics = OrchestratorMetrics(self.control, self.campaign)
         self.calls = CallStats()
 
     def _reconciler(self, store: DeploymentStore, artifacts: Artifacts) -> Reconciler:
@@ -200,16 +221,24 @@ class Orchestrator:
         if self.broker is not None:
             self.broker.start()
         self.control.start()
+        if self.listener is not None:
+            self.listener.start()
         if self.mosquitto is not None:
             self.mosquitto.start()  # the orchestrator's own user is in the files before it connects
         self.mqtt.start()
         self.reconciler.start()
+        if self.campaign is not None:
+            self.campaign.start()
         if not self.mqtt.wait_connected(10):
             log.warning("MQTT broker %s not reachable yet; retrying in the background", self.settings.broker)
 
     def stop(self) -> None:
+        if self.campaign is not None:
+            self.campaign.stop()  # the lease is given up at once: a follower takes over now
         self.reconciler.stop()
         self.mqtt.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.control.stop()
         if self.mosquitto is not None:
             self.mosquitto.stop()
@@ -223,6 +252,8 @@ class Orchestrator:
             yield
         finally:
             await self.gateway.close()
+            if self.forward is not None:
+                await self.forward.close()
 
     def asgi(self) -> Any:
         from modrun.orchestrator.app import OrchestratorApp

@@ -24,6 +24,7 @@ from modrun.http.asgi import (
     send_refusal,
 )
 from modrun.http.upstream import Lost, TooLarge
+from modrun.orchestrator.forward import SAFE_METHODS
 from modrun.orchestrator.gateway import NodeDied, NoReplica, Replica, Signer, forwarded_headers
 from modrun.orchestrator.routes.table import build_router
 
@@ -64,6 +65,7 @@ class OrchestratorApp:
         self.orchestrator = orchestrator
         self.vouchers = Vouchers(orchestrator.control_plane.tokens)
         self.router = build_router(orchestrator, lifespan)
+        self.forward = orchestrator.forward
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -74,6 +76,14 @@ class OrchestratorApp:
             if path == "/graphql":
                 await self.timed(scope, receive, send, None)
                 return
+        if (
+            self.forward is not None
+            and scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and not self.orchestrator.control.leading
+        ):
+            await self.forward(scope, receive, send, self.router)
+            return
         await self.router(scope, receive, send)
 
     async def timed(self, scope: dict, receive: Any, send: Any, key: str | None) -> None:

@@ -9,6 +9,7 @@ with neither it nor ``--mqtt`` the orchestrator starts an embedded broker.
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,20 @@ class OrchestratorSettings:
     tenant_hosts: TenantHosts = field(default_factory=TenantHosts)  # where tenants' HTTP may go
     jsonlogs: bool = False
     log_level: str = "info"
+    instance: str | None = None  # its name among several orchestrators (default HOSTNAME:PORT)
+    advertise_url: str | None = None  # where the others send it writes (default http://HOST:PORT)
+    candidate: bool = True  # False for ``modrun gateway``: it never leads
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or f"{socket.gethostname()}:{self.port}"
+
+    @property
+    def own_url(self) -> str:
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def ka_timeout(self) -> float:

@@ -110,9 +110,10 @@ class Reconciler:
         while not self._stop.is_set():
             self._wake.wait(INTERVAL)
             self._wake.clear()
+            act = self.control.leading  # a follower works out the status only: the leader acts
             for deployment in self._safe_all():
                 try:
-                    self.reconcile(deployment)
+                    self.reconcile(deployment, act)
                 except Exception:  # one deployment's trouble never stops the others
                     log.exception("reconciling deployment of %s failed", deployment.artifact_id)
             self._stop.wait(MIN_GAP)
@@ -124,12 +125,12 @@ class Reconciler:
             log.error("cannot read deployments: %s", exc)
             return []
 
-    def reconcile(self, deployment: Deployment) -> None:
+    def reconcile(self, deployment: Deployment, act: bool = True) -> None:
         artifact_id, version = deployment.artifact_id, deployment.version
         group = group_of(artifact_id, version)
         detail = self.artifacts.detail(artifact_id)
         name, kind = detail["name"], detail["type"]
-        path = self._ensure_file(artifact_id, version, kind)
+        path = self._ensure_file(artifact_id, version, kind) if act else ""
         modules = [m for m in self._modules(artifact_id) if m.status != P.EXITING]
         new = [
             m
@@ -141,27 +142,29 @@ class Reconciler:
             deployment.replicas if deployment.replicas != DAEMON else self.runtime_count(deployment.labels)
         )
         errors, warnings = [], []
-        for _ in range(max(0, wanted - len(new))):
+        for _ in range(max(0, wanted - len(new)) if act else 0):
             try:
                 created = self._create(name, path, group, deployment, kind)
                 new.append(created)
             except P.ProtocolError as exc:
                 warnings.append(f"replica not placed: {exc.desc}")
                 break
-        for extra in sorted(new, key=lambda m: (m.status == P.ALIVE, -m.index))[: max(0, len(new) - wanted)]:
+        surplus = max(0, len(new) - wanted) if act else 0
+        for extra in sorted(new, key=lambda m: (m.status == P.ALIVE, -m.index))[:surplus]:
             self._delete(extra.uuid)
             new.remove(extra)
         serving = self._serving_modules()
         healthy = [m for m in new if m.uuid in serving]
         for module in sorted(old, key=lambda m: m.uuid not in serving)[
-            : max(0, len(old) + len(healthy) - wanted)
+            : max(0, len(old) + len(healthy) - wanted) if act else 0
         ]:
             self._delete(module.uuid)
             old.remove(module)
         for module in new:
             if module.restarts >= FAILED_AFTER or module.status in (P.KILLED, P.DEAD):
                 errors.append(f"replica {module.uuid}: {module.last_error or P.STATES.get(module.status)}")
-        self._note_serving(deployment, healthy)
+        if act:
+            self._note_serving(deployment, healthy)
         status = (
             "complete"
             if len(healthy) == wanted and not old
@@ -173,7 +176,7 @@ class Reconciler:
             status = "failed"
         if wanted == 0:
             status = "stopped"
-        if status == "complete" and deployment.last_good_version != version:
+        if act and status == "complete" and deployment.last_good_version != version:
             with self.engine.begin() as conn:
                 conn.execute(
                     deployments.update()

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from modrun.orchestrator.config import OrchestratorSettings
     from modrun.orchestrator.engine import ControlLoop
     from modrun.orchestrator.files import FileStore
+    from modrun.orchestrator.forward import LeaderForward
     from modrun.orchestrator.gateway import Gateway
+    from modrun.orchestrator.leadership import Campaign
     from modrun.orchestrator.metrics import OrchestratorMetrics
     from modrun.orchestrator.output import ModuleOutput
 
@@ -34,5 +36,7 @@ class Head(Protocol):
     guard: CallGuard | None  # None for an open fleet (--auth none)
     metrics: OrchestratorMetrics
     calls: CallStats
+    campaign: Campaign | None  # several orchestrators (PostgreSQL): who leads
+    forward: LeaderForward | None  # a follower's writes to the leader
 
     def advertised_broker(self, request_host: str) -> str: ...

@@ -8,10 +8,11 @@ from prometheus_client.registry import Collector
 
 from modrun.fleet import protocol as P
 from modrun.orchestrator.engine import ControlLoop
+from modrun.orchestrator.leadership import Campaign
 
 
 class OrchestratorMetrics:
-    def __init__(self, control: ControlLoop) -> None:
+    def __init__(self, control: ControlLoop, campaign: Campaign | None = None) -> None:
         self.registry = CollectorRegistry()
         self.gateway_calls = Counter(
             "modrun_gateway_calls",
@@ -19,12 +20,13 @@ class OrchestratorMetrics:
             ["status"],
             registry=self.registry,
         )
-        self.registry.register(_FleetCollector(control))
+        self.registry.register(_FleetCollector(control, campaign))
 
 
 class _FleetCollector(Collector):
-    def __init__(self, control: ControlLoop) -> None:
+    def __init__(self, control: ControlLoop, campaign: Campaign | None) -> None:
         self.control = control
+        self.campaign = campaign
 
     def collect(self):
         runtimes = GaugeMetricFamily("modrun_fleet_runtimes", "Runtimes by state", labels=["state"])
@@ -51,3 +53,21 @@ class _FleetCollector(Collector):
             "Messages and calls waiting for the control loop",
             value=self.control.backlog,
         )
+        yield from self._leadership()
+
+    def _leadership(self):
+        yield GaugeMetricFamily(
+            "modrun_orchestrator_leading",
+            "1 while this orchestrator leads the fleet",
+            value=1 if self.control.leading else 0,
+        )
+        leader = self.campaign.leader if self.campaign is not None else None
+        if leader is not None:
+            yield GaugeMetricFamily(
+                "modrun_orchestrator_term", "The fleet's leadership term", value=leader.term
+            )
+            yield GaugeMetricFamily(
+                "modrun_orchestrator_leader_since_seconds",
+                "Unix time the current leader took over",
+                value=leader.since.timestamp(),
+            )

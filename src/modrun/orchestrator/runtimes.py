@@ -213,26 +213,10 @@ class RuntimeControl:
             self._alive(runtime)
             self.modules.place_queued()
         moment = self._heard()
-        runtime.last_seen = moment
         runtime.ka_ts = utc_now()
-        if isinstance(data.get("load"), dict):
-            runtime.load = data["load"]
-        children = data.get("children")
-        if isinstance(children, list):
-            runtime.children = [c for c in children if isinstance(c, dict)]
+        take_report(self.fleet, runtime, data, moment)
+        if isinstance(data.get("children"), list):
             self._reconcile(runtime, moment)
-        functions = data.get("functions")
-        if isinstance(functions, list) and functions != runtime.functions:
-            runtime.functions = [
-                f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)
-            ]
-            self.fleet.version += 1
-        fields = data.get("graphql")
-        if isinstance(fields, list):
-            graphql = frozenset(f for f in fields if isinstance(f, str))
-            if graphql != runtime.graphql:
-                runtime.graphql = graphql
-                self.fleet.version += 1
         if moment - self._persisted.get(uuid, 0.0) > PERSIST_KEEPALIVE_EVERY:
             self._persisted[uuid] = moment
             self.fleet.changes.runtimes[uuid] = runtime
@@ -268,6 +252,37 @@ class RuntimeControl:
             self._resent = {k: t for k, t in self._resent.items() if moment - t < RESEND_AFTER}
         self._resent[key] = moment
         return True
+
+
+def take_report(fleet: Fleet, runtime: Runtime, data: dict, moment: float) -> None:
+    """What a keepalive tells of a runtime (its load, children and the functions
+    the gateway routes to); the leader and its followers read it alike."""
+    runtime.last_seen = moment
+    if isinstance(data.get("load"), dict):
+        runtime.load = data["load"]
+    children = data.get("children")
+    if isinstance(children, list):
+        runtime.children = [c for c in children if isinstance(c, dict)]
+    functions = data.get("functions")
+    if isinstance(functions, list) and functions != runtime.functions:
+        runtime.functions = [f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)]
+        fleet.version += 1
+    fields = data.get("graphql")
+    if isinstance(fields, list):
+        graphql = frozenset(f for f in fields if isinstance(f, str))
+        if graphql != runtime.graphql:
+            runtime.graphql = graphql
+            fleet.version += 1
+
+
+def observe_keepalive(fleet: Fleet, msg: P.Message, moment: float) -> None:
+    """A follower's use of a keepalive: the report only (the leader judges)."""
+    data = msg.data if isinstance(msg.data, dict) else None
+    if data is None or not msg.is_request:
+        return
+    runtime = fleet.runtimes.get(msg.topic.rsplit("/", 1)[-1])
+    if runtime is not None and runtime.alive and data.get("uuid", runtime.uuid) == runtime.uuid:
+        take_report(fleet, runtime, data, moment)
 
 
 def _uuid_of(data: dict, topic: str) -> str:

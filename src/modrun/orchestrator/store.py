@@ -7,21 +7,24 @@ always already durable.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from modrun.db.tables import (
+    fleet_handled,
     fleet_managers,
     fleet_module_events,
     fleet_modules,
     fleet_runtimes,
     fleet_settings,
 )
-from modrun.db.times import utc
+from modrun.db.times import utc, utc_now
 from modrun.db.upsert import upsert
 from modrun.orchestrator.state import HISTORY_IN_MEMORY, Event, Manager, Module, Runtime
 
@@ -36,19 +39,38 @@ class Changes:
     modules: dict[str, Module] = field(default_factory=dict)
     events: list[tuple[str, Event]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    handled: list[str] = field(default_factory=list)  # keys of the control messages applied
 
     def __bool__(self) -> bool:
-        return bool(self.runtimes or self.managers or self.modules or self.events or self.settings)
+        return bool(
+            self.runtimes or self.managers or self.modules or self.events or self.settings or self.handled
+        )
+
+
+NOTIFY_CHANNEL = "modrun_fleet"
+NOTIFY_LIMIT = 7000  # bytes; PostgreSQL's payload limit is 8000
+HANDLED_KEEP = timedelta(minutes=5)
+"""How long applied control messages are remembered (well beyond the replay window)."""
 
 
 class FleetStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def save(self, changes: Changes) -> None:
+    def save(self, changes: Changes, fence: Callable[[Connection], None] | None = None) -> None:
+        """``fence`` (several orchestrators on PostgreSQL) is called with the
+        transaction before anything is written and raises when this one no
+        longer leads; the commit then also tells followers (NOTIFY) which rows
+        changed."""
         if not changes:
             return
         with self.engine.begin() as conn:
+            if fence is not None:
+                fence(conn)
+                self._notify(conn, changes)
+            if changes.handled:
+                now = utc_now()
+                upsert(conn, fleet_handled, [{"key": k, "at": now} for k in changes.handled], ["key"])
             upsert(
                 conn,
                 fleet_managers,
@@ -81,6 +103,58 @@ class FleetStore:
             upsert(
                 conn, fleet_settings, [{"key": k, "value": v} for k, v in changes.settings.items()], ["key"]
             )
+
+    @staticmethod
+    def _notify(conn: Connection, changes: Changes) -> None:
+        payload = json.dumps({"r": sorted(changes.runtimes), "m": sorted(changes.modules)})
+        if changes.managers or changes.settings or len(payload) > NOTIFY_LIMIT:
+            payload = json.dumps({"all": True})
+        if changes.runtimes or changes.modules or changes.managers or changes.settings:
+            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
+
+    def unhandled(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` no leader has applied (within HANDLED_KEEP)."""
+        done: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 1000):
+                chunk = keys[start : start + 1000]
+                done.update(
+                    conn.execute(
+                        sa.select(fleet_handled.c.key).where(fleet_handled.c.key.in_(chunk))
+                    ).scalars()
+                )
+        return set(keys) - done
+
+    def forget_handled(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(fleet_handled.delete().where(fleet_handled.c.at < utc_now() - HANDLED_KEEP))
+
+    def load_some(
+        self, runtime_ids: list[str], module_ids: list[str]
+    ) -> tuple[dict[str, Runtime], dict[str, Module]]:
+        """Only these rows (a follower catching up with what the leader wrote)."""
+        with self.engine.connect() as conn:
+            runtimes = {
+                row.uuid: Runtime(**{c: _load(getattr(row, c)) for c in _RUNTIME_COLUMNS})
+                for row in conn.execute(fleet_runtimes.select().where(fleet_runtimes.c.uuid.in_(runtime_ids)))
+            }
+            modules = {
+                row.uuid: Module(**{c: _load(getattr(row, c)) for c in _MODULE_COLUMNS})
+                for row in conn.execute(fleet_modules.select().where(fleet_modules.c.uuid.in_(module_ids)))
+            }
+            if modules:
+                events = conn.execute(
+                    sa.select(fleet_module_events)
+                    .where(fleet_module_events.c.module.in_(list(modules)))
+                    .order_by(fleet_module_events.c.id)
+                )
+                for row in events:
+                    modules[row.module].history.append(
+                        Event(utc(row.at), row.status, row.runtime, row.reason)
+                    )
+                for module in modules.values():
+                    del module.history[:-HISTORY_IN_MEMORY]
+        return runtimes, modules
 
     def load(self) -> tuple[dict[str, Runtime], dict[str, Manager], dict[str, Module], dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -21,6 +21,7 @@ from modrun.version import __version__
 
 if TYPE_CHECKING:
     from modrun.orchestrator.engine import ControlLoop
+    from modrun.orchestrator.head import Head
 
 
 async def config(request: Request) -> JSONResponse:
@@ -64,9 +65,25 @@ async def health(request: Request) -> JSONResponse:
             "realm": orch.settings.realm,
             "scheduler": orch.control.policy.name,
             "control": _control_lag(orch.control),
+            **leadership(orch),
             **orch.control.snapshot(count),
         }
     )
+
+
+def leadership(orch: Head) -> dict:
+    """Who leads the fleet, since when, and this orchestrator's part in it."""
+    campaign = orch.campaign
+    if campaign is None:  # alone on its database
+        return {"role": "leader", "leader": None}
+    role = "leader" if orch.control.leading else "follower" if campaign.candidate else "gateway"
+    leader = campaign.leader
+    return {
+        "role": role,
+        "instance": campaign.lease.instance,
+        "term": orch.control.term,
+        "leader": leader.as_dict() if leader is not None else None,
+    }
 
 
 def _control_lag(control: ControlLoop) -> dict:
