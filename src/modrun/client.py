@@ -27,6 +27,7 @@ import httpx
 
 from modrun.config.units import parse_duration
 from modrun.db.times import utc, utc_now
+from modrun.http.bases import Bases
 
 CHUNK = 8 * 1024 * 1024
 Progress = Callable[[int, int], None]
@@ -45,10 +46,11 @@ class Client:
         self, url: str, token: str | None = None, api_key: str | None = None, timeout: float = 60
     ) -> None:
         self.url = url.rstrip("/")
+        self.bases = Bases(self.url)  # several orchestrators of one fleet: "http://a:8000,http://b:8000"
         self.token = token
         self.api_key = api_key
         self.refresh_token: str | None = None
-        self.http = httpx.Client(base_url=self.url + "/api/v2", timeout=timeout)
+        self.http = httpx.Client(timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
@@ -198,7 +200,9 @@ class Client:
 
     def _raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request with only the headers given (upload-token routes use their own)."""
-        response = self.http.request(method, path, **kwargs)
+        response = self.bases.request(
+            lambda base: self.http.request(method, base + "/api/v2" + path, **kwargs)
+        )
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -216,7 +220,10 @@ class Client:
         params = {"version": str(version)} if version is not None else {}
         out = Path(target)
         with self.http.stream(
-            "GET", f"/artifact/{artifact_id}/download", params=params, headers=self.auth_headers()
+            "GET",
+            f"{self.bases.current}/api/v2/artifact/{artifact_id}/download",
+            params=params,
+            headers=self.auth_headers(),
         ) as r:
             if r.status_code >= 400:
                 r.read()

@@ -69,7 +69,13 @@ def pair(tmp_path, postgres) -> Iterator[Pair]:
 
 
 def create(runtime: RawRuntime, name: str) -> dict:
-    return {"type": "module", "uuid": str(uuid.uuid4()), "name": name, "file": "x.wasm", "parent": runtime.uuid}
+    return {
+        "type": "module",
+        "uuid": str(uuid.uuid4()),
+        "name": name,
+        "file": "x.wasm",
+        "parent": runtime.uuid,
+    }
 
 
 def test_one_leads_and_a_follower_serves_reads_and_forwards_writes(pair):

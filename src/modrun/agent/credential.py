@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from modrun.http.bases import Bases
 from modrun.storage.private import write_private
 
 log = logging.getLogger("modrun.agent")
@@ -32,11 +33,13 @@ def node_credential(orchestrator: str, token: str, runtime: str, name: str, path
             return kept
     except OSError:
         pass
-    response = httpx.post(
-        orchestrator.rstrip("/") + "/api/v2/node/join",
-        json={"runtime": runtime, "name": name},
-        headers={"authorization": f"Bearer {token}"},
-        timeout=10,
+    response = Bases(orchestrator).request(
+        lambda base: httpx.post(
+            base + "/api/v2/node/join",
+            json={"runtime": runtime, "name": name},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=10,
+        )
     )
     if response.status_code in (400, 401, 403, 409):
         raise JoinRefused(_error(response))

@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
+from modrun.http.bases import Bases
+
 
 class FetchError(Exception):
     pass
@@ -18,7 +20,7 @@ class FetchError(Exception):
 
 class FileCache:
     def __init__(self, orchestrator: str, root: Path) -> None:
-        self.orchestrator = orchestrator.rstrip("/")
+        self.orchestrators = Bases(orchestrator)
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.http = httpx.Client(timeout=httpx.Timeout(60, connect=5))
@@ -33,7 +35,13 @@ class FileCache:
             cached = self.root / f"{sha256}.wasm"
             if cached.is_file():
                 return cached, sha256
-        url = f"{self.orchestrator}/api/files/{quote(path)}"
+        try:
+            return self.orchestrators.request(lambda base: self._download(base, path, sha256))
+        except httpx.HTTPError as exc:
+            raise FetchError(f"fetching {path!r}: {exc}") from None
+
+    def _download(self, base: str, path: str, sha256: str | None) -> tuple[Path, str]:
+        url = f"{base}/api/files/{quote(path)}"
         digest = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
         try:
@@ -51,16 +59,14 @@ class FileCache:
             target = self.root / f"{got}.wasm"
             os.replace(tmp, target)
             return target, got
-        except httpx.HTTPError as exc:
-            raise FetchError(f"fetching {path!r}: {exc}") from None
         finally:
             Path(tmp).unlink(missing_ok=True)
 
     def secrets(self, module: str) -> dict[str, str]:
         """The secrets of the deployment ``module`` belongs to (none: ``{}``)."""
-        url = f"{self.orchestrator}/api/modules/{quote(module, safe='')}/secrets"
+        where = f"/api/modules/{quote(module, safe='')}/secrets"
         try:
-            answer = self.http.get(url)
+            answer = self.orchestrators.request(lambda base: self.http.get(base + where))
         except httpx.HTTPError as exc:
             raise FetchError(f"fetching the secrets of module {module}: {exc}") from None
         if answer.status_code != 200:

@@ -36,6 +36,7 @@ from modrun.http.asgi import (
     respond,
     send_refusal,
 )
+from modrun.http.bases import Bases
 
 log = logging.getLogger("modrun.agent")
 
@@ -118,7 +119,8 @@ class RemoteDecide:
     """Asks the control plane (``POST /api/v2/auth/decide``) with the node's credential."""
 
     def __init__(self, orchestrator: str, token: str | None, path: str) -> None:
-        self.url = orchestrator.rstrip("/") + path
+        self.orchestrators = Bases(orchestrator)
+        self.path = path
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http: httpx.AsyncClient | None = None
 
@@ -126,9 +128,8 @@ class RemoteDecide:
         if self._http is None:  # made on the server's event loop, where it is used
             self._http = httpx.AsyncClient(headers=self.headers, timeout=httpx.Timeout(5, connect=2))
         try:
-            response = await self._http.post(
-                self.url, json={"subject": subject.as_dict(), "artifact": artifact}
-            )
+            http, body = self._http, {"subject": subject.as_dict(), "artifact": artifact}
+            response = await self.orchestrators.arequest(lambda base: http.post(base + self.path, json=body))
             if response.status_code != 200:
                 log.error("the control plane answered %d to a call check", response.status_code)
                 return Decision(503, f"the control plane answered {response.status_code} to the call check")

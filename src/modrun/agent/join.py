@@ -38,6 +38,7 @@ from modrun.control.guard import NO_ARTIFACT, CallGuard
 from modrun.errors import FunctionNotFound
 from modrun.fleet import protocol as P
 from modrun.fleet.groups import artifact_of_group
+from modrun.http.bases import Bases
 from modrun.metrics.procfs import CpuShare
 from modrun.mqtt.client import MqttLink
 from modrun.mqtt.url import BrokerAddress
@@ -56,6 +57,7 @@ class FleetAgent:
         self.credential: str | None = None  # this runtime's own, once joined (secured fleets)
         self.name = settings.name or f"{socket.gethostname()}-{host.port}"
         self.url = (settings.url or f"http://{_reachable(host.host)}:{host.port}").rstrip("/")
+        self.orchestrators = Bases(settings.orchestrator)  # several of one fleet: comma-separated
         self.files = FileCache(settings.orchestrator, storage / "fleet" / "files")
         self.guard: CallGuard | None = None  # set once a secured fleet's config is known
         self.assertions: CallAssertions | None = None  # the gateway's call assertions, likewise
@@ -199,10 +201,8 @@ class FleetAgent:
         delay = 0.5
         while not self._stop.is_set():
             try:
-                response = httpx.get(
-                    self.settings.orchestrator.rstrip("/") + "/api/config",
-                    headers=self._bearer(),
-                    timeout=5,
+                response = self.orchestrators.request(
+                    lambda base: httpx.get(base + "/api/config", headers=self._bearer(), timeout=5)
                 )
                 if response.status_code == 200:
                     return response.json()

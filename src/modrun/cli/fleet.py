@@ -14,6 +14,7 @@ from rich.table import Table
 
 from modrun.cli.orchestrator import gateway, orchestrator
 from modrun.config.units import format_size
+from modrun.http.bases import Bases
 
 DEFAULT_ORCHESTRATOR = "http://127.0.0.1:8000"
 
@@ -23,7 +24,7 @@ OrchestratorOpt = Annotated[
     typer.Option(
         "--orchestrator",
         envvar="MODRUN_ORCHESTRATOR",
-        help="Orchestrator URL.",
+        help="Orchestrator URL (several of one fleet: comma-separated, tried in turn).",
     ),
 ]
 
@@ -35,13 +36,14 @@ class Api:
         from modrun.cli.credentials import client_for
 
         self.url = url.rstrip("/")
+        self.bases = Bases(self.url)  # "http://a:8000,http://b:8000": any orchestrator of the fleet
         with client_for(self.url) as client:
             headers = client.auth_headers()
-        self.http = httpx.Client(base_url=self.url, timeout=60, headers=headers)
+        self.http = httpx.Client(timeout=60, headers=headers)
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self.http.request(method, path, **kwargs)
+            response = self.bases.request(lambda base: self.http.request(method, base + path, **kwargs))
         except httpx.HTTPError as exc:
             typer.echo(f"error: cannot reach the orchestrator at {self.url}: {exc}", err=True)
             raise typer.Exit(2) from None

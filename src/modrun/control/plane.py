@@ -26,7 +26,7 @@ from modrun.control.oidc import OidcSettings, oidc_issuer
 from modrun.control.oidc_login import OidcLogin
 from modrun.control.permissions import allowed
 from modrun.control.quotas import Limits, Quotas
-from modrun.control.ratelimit import FailureLimiter
+from modrun.control.ratelimit import FailureLimiter, Limiter, SharedFailureLimiter
 from modrun.control.tenant_hosts import HostPattern, TenantHosts
 from modrun.control.tokens import ALGORITHM, AUDIENCE, TokenService, load_signing_key
 from modrun.control.verify import JwtVerifier
@@ -125,8 +125,13 @@ class ControlPlane:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         # 10 failures per login name from one address, 100 per client address, in 5 minutes
-        self.login_limiter = FailureLimiter(10, 300)
-        self.address_limiter = FailureLimiter(100, 300)
+        self.login_limiter: Limiter
+        self.address_limiter: Limiter
+        if engine.dialect.name == "postgresql":  # perhaps one of several orchestrators: count together
+            self.login_limiter = SharedFailureLimiter(engine, "name", 10, 300)
+            self.address_limiter = SharedFailureLimiter(engine, "address", 100, 300)
+        else:
+            self.login_limiter, self.address_limiter = FailureLimiter(10, 300), FailureLimiter(100, 300)
         self.signup = signup
         self.deployments: Deployments | None = None  # deployments need a fleet to run on
         if fleet is not None:

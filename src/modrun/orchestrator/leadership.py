@@ -72,6 +72,7 @@ class Lease:
         self.instance = instance
         self.url = url
         self._lock: psycopg.Connection | None = None  # holds the advisory lock while leading
+        self._guard = threading.Lock()  # the campaign and the control loop both let go of it
 
     def acquire(self) -> int | None:
         """Take the lease if it is free; the new term, or None."""
@@ -137,20 +138,28 @@ class Lease:
 
     def _try_lock(self) -> bool:
         """True when this instance holds the leader's advisory lock (it was free)."""
+        with self._guard:
+            return self._try_lock_held()
+
+    def _try_lock_held(self) -> bool:
         try:
             if self._lock is None or self._lock.closed:
                 self._lock = psycopg.connect(self.libpq, autocommit=True, connect_timeout=5)
             row = self._lock.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
         except psycopg.Error as exc:
             log.warning("leader lock: %s", exc)
-            self.unlock()
+            self._close()
             return False
         if not (row and row[0]):
-            self.unlock()
+            self._close()
             return False
         return True
 
     def unlock(self) -> None:
+        with self._guard:
+            self._close()
+
+    def _close(self) -> None:
         if self._lock is not None:
             try:
                 self._lock.close()  # the session's advisory locks go with it

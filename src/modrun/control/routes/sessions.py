@@ -60,13 +60,16 @@ async def _password_login(call: Call, login_name: str, password: str) -> Any:
     # per name *and* address: someone guessing the admin's password locks out
     # their own address, not the admin everywhere
     name = f"{login_name.lower()}\0{address}"
-    wait = max(plane.login_limiter.retry_after(name), plane.address_limiter.retry_after(address))
+    wait = max(
+        await run_in_threadpool(plane.login_limiter.retry_after, name),
+        await run_in_threadpool(plane.address_limiter.retry_after, address),
+    )
     if wait > 0:
         raise TooManyRequests("too many failed logins; try again later", {"retry-after": str(int(wait) + 1)})
     user = await run_in_threadpool(call.plane.accounts.authenticate, login_name, password)
     if user is None:
-        plane.login_limiter.failed(name)
-        plane.address_limiter.failed(address)
+        await run_in_threadpool(plane.login_limiter.failed, name)
+        await run_in_threadpool(plane.address_limiter.failed, address)
         raise Unauthorized("wrong username, email or password", _BASIC)
     return user
 

@@ -1,8 +1,9 @@
-"""fleet_leader and fleet_handled: several orchestrators on one database
+"""fleet_leader, fleet_handled, login_failures: several orchestrators on one database
 
 fleet_leader holds the one leadership lease (holder, term, expiry); every fleet
 write checks its term. fleet_handled remembers which control messages the
 leader has applied, so a new leader replays only the ones it has not.
+login_failures counts failed sign-ins for all of them together.
 
 Revision ID: 0012
 Revises: 0011
@@ -36,9 +37,19 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_fleet_handled_at", "fleet_handled", ["at"])
+    op.create_table(
+        "login_failures",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("scope", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_login_failures_key", "login_failures", ["scope", "key", "at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_failures_key", "login_failures")
+    op.drop_table("login_failures")
     op.drop_index("ix_fleet_handled_at", "fleet_handled")
     op.drop_table("fleet_handled")
     op.drop_table("fleet_leader")
