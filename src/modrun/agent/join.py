@@ -57,6 +57,7 @@ class FleetAgent:
         self.credential: str | None = None  # this runtime's own, once joined (secured fleets)
         self.name = settings.name or f"{socket.gethostname()}-{host.port}"
         self.url = (settings.url or f"http://{_reachable(host.host)}:{host.port}").rstrip("/")
+        self._connection = ""  # names the current MQTT connection's Last Will
         self.orchestrators = Bases(settings.orchestrator)  # several of one fleet: comma-separated
         self.files = FileCache(settings.orchestrator, storage / "fleet" / "files")
         self.guard: CallGuard | None = None  # set once a secured fleet's config is known
@@ -151,12 +152,11 @@ class FleetAgent:
         broker = BrokerAddress.parse(self.settings.mqtt or str(config["mqtt"]))
         if self.credential and not broker.username:
             broker = broker.with_credentials(self.uuid, self.credential)
-        will = (self.topics.registration(self.uuid), json.dumps(self._deregistration()).encode())
         self.link = MqttLink(
             broker,
             client_id=f"modrun-node-{self.uuid}",
             keepalive=max(2, int(self.ka_interval * 2)),
-            will=will,
+            will=self._will,
             on_connect=lambda: self._work.put(("register",)),
         )
         self.link.subscribe(self.topics.runtime_control(self.uuid), self._on_control)
@@ -283,11 +283,22 @@ class FleetAgent:
             "max_nmodules": self.settings.max_modules,
             "apis": self.settings.apis,
             "platform": platform_document(),
-            "metadata": {"url": self.url, "version": __version__, "labels": self.settings.labels},
+            "metadata": {
+                "url": self.url,
+                "version": __version__,
+                "labels": self.settings.labels,
+                "connection": self._connection,  # the Last Will that speaks for this runtime now
+            },
             "children": [{"uuid": h.uuid} for h in list(self.hosted.values())],
         }
         assert self.link is not None
         self.link.publish(self.topics.registration(self.uuid), P.envelope("create", data))
+
+    def _will(self) -> tuple[str, bytes]:
+        """A new Last Will for each connection, naming it."""
+        self._connection = uuidlib.uuid4().hex
+        will = P.envelope("delete", {**self._deregistration()["data"], "connection": self._connection})
+        return self.topics.registration(self.uuid), json.dumps(will).encode()
 
     def _deregistration(self) -> dict:
         return P.envelope("delete", {"type": "runtime", "uuid": self.uuid, "name": self.name})

@@ -37,14 +37,17 @@ class MqttLink:
         address: BrokerAddress,
         client_id: str | None = None,
         keepalive: int = 10,
-        will: tuple[str, bytes] | None = None,
+        will: tuple[str, bytes] | Callable[[], tuple[str, bytes]] | None = None,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
         persistent: bool = False,
     ) -> None:
         """``persistent``: a session the broker keeps while the client is away
         (its subscriptions, and the QoS 1 messages that arrive meanwhile, which
-        it delivers on reconnect); needs a ``client_id`` of its own."""
+        it delivers on reconnect); needs a ``client_id`` of its own. ``will``:
+        the Last Will (topic, payload), or what makes a new one for every
+        connection (so a will a broker cluster publishes late, for a connection
+        already replaced, can be told from the current one's)."""
         self.address = address
         self.keepalive = max(2, keepalive)
         self.client = paho.Client(
@@ -59,8 +62,8 @@ class MqttLink:
             self.client.username_pw_set(address.username, address.password)
         if address.tls:
             self.client.tls_set()
-        if will is not None:
-            self.client.will_set(will[0], will[1], qos=1)
+        self._will = will
+        self._set_will()
         self._subscriptions: dict[str, int] = {}
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
@@ -101,6 +104,11 @@ class MqttLink:
         timer = threading.Timer(RESUBSCRIBE_AFTER, self._resubscribe, (topic,))
         timer.daemon = True
         timer.start()
+
+    def _set_will(self) -> None:
+        will = self._will() if callable(self._will) else self._will
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1)
 
     def _resubscribe(self, topic: str) -> None:
         if self.connected.is_set() and topic in self._subscriptions:
@@ -148,6 +156,7 @@ class MqttLink:
 
     def _connect_failed(self, _c: Any, _u: Any) -> None:
         self._next_member()
+        self._set_will()
 
     def _connected(self, client: paho.Client, _u: Any, _flags: Any, reason: Any, _p: Any = None) -> None:
         if reason.is_failure:
@@ -171,6 +180,7 @@ class MqttLink:
         self.connected.clear()
         lost = self.member
         self._next_member()
+        self._set_will()  # read by paho's next CONNECT
         if was:
             log.warning("lost the MQTT broker %s (%s); reconnecting to %s", lost, reason, self.member)
             if self._on_disconnect is not None:

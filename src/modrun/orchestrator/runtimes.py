@@ -66,7 +66,11 @@ class RuntimeControl:
                 self.fleet.send(msg.topic, P.response(msg, runtime.detail()))
             case ("delete", "runtime"):
                 runtime = self.fleet.runtime_by_ref(_uuid_of(data, msg.topic))
-                if runtime.alive:
+                if _stale_will(runtime, data):
+                    log.info(
+                        "runtime %s: the Last Will of a connection it has replaced, ignored", runtime.name
+                    )
+                elif runtime.alive:
                     self.die(runtime, "deregistered (delete request or Last Will)")
             case ("create", "manager"):
                 manager = self._create_manager(data, msg.topic)
@@ -283,6 +287,15 @@ def observe_keepalive(fleet: Fleet, msg: P.Message, moment: float) -> None:
     runtime = fleet.runtimes.get(msg.topic.rsplit("/", 1)[-1])
     if runtime is not None and runtime.alive and data.get("uuid", runtime.uuid) == runtime.uuid:
         take_report(fleet, runtime, data, moment)
+
+
+def _stale_will(runtime: Runtime, data: dict) -> bool:
+    """A Last Will naming a connection other than the one the runtime last
+    registered on: a broker cluster that lost a member publishes the wills of
+    its clients, some of which are already back on another member."""
+    meta = runtime.metadata if isinstance(runtime.metadata, dict) else {}
+    will, current = data.get("connection"), meta.get("connection")
+    return isinstance(will, str) and isinstance(current, str) and will != current
 
 
 def _uuid_of(data: dict, topic: str) -> str:
