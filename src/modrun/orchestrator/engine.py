@@ -47,6 +47,8 @@ Publish = Callable[[str, Any], None]
 
 JUDGE_BACKLOG = 500
 """Messages waiting above which the loop does not declare silent runtimes dead."""
+JUDGE_EVERY = 0.05
+"""Seconds between liveness scans (batches come far more often under load)."""
 FORGET_EVERY = 60.0
 """Seconds between prunings of the applied-messages record (leading)."""
 
@@ -109,6 +111,7 @@ class ControlLoop:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._unsaved = Changes()
         self._forgot = time.monotonic()
+        self._judged = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modrun-control", daemon=True)
         self.handled = 0
@@ -158,7 +161,11 @@ class ControlLoop:
         return future
 
     def turn(self, event: Lead | Follow | Refresh) -> None:
-        """Leadership changed (Lead, Follow) or the leader wrote rows (Refresh)."""
+        """Leadership changed (Lead, Follow) or the leader wrote rows (Refresh).
+        The leader's own commits come back as Refresh too: dropped at once
+        (should it follow meanwhile, it reloads everything anyway)."""
+        if isinstance(event, Refresh) and self.leading:
+            return
         self._inbox.put(event)
 
     # -- the loop -----------------------------------------------------------------------
@@ -291,7 +298,9 @@ class ControlLoop:
             # burst), silence is not judged at all: keepalives may be stuck ahead
             # of the inbox, in the broker or the socket (Last Wills still count)
             backlog = self._inbox.qsize()
-            if backlog <= JUDGE_BACKLOG:
+            now = time.monotonic()
+            if backlog <= JUDGE_BACKLOG and now - self._judged >= JUDGE_EVERY:  # a scan of every runtime
+                self._judged = now
                 self.runtimes.check_liveness(self._position if backlog else None)
             self.modules.confirm_stale_deletes(self.delete_timeout)
             self.modules.place_queued()
@@ -423,4 +432,5 @@ def _merge(older: Changes, newer: Changes) -> Changes:
     older.events.extend(newer.events)
     older.settings.update(newer.settings)
     older.handled.extend(newer.handled)
+    older.touched.update(newer.touched)
     return older

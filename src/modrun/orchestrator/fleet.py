@@ -43,6 +43,7 @@ class Fleet:
         self.changes = Changes()
         self.outbox: list[tuple[str, Any]] = []
         self.version = 0  # bumped when what the gateway routes on changes
+        self.runtime_epoch = 0  # bumped when a runtime's status, apis, labels or kind may have changed
 
     def module_states(self, keep: Callable[[Module], bool] | None = None) -> dict[str, int]:
         """How many modules (those ``keep`` takes) are in each state (every state
@@ -108,7 +109,9 @@ class Fleet:
 
     def touch_runtime(self, runtime: Runtime) -> None:
         self.changes.runtimes[runtime.uuid] = runtime
+        self.changes.touched.add(runtime.uuid)
         self.version += 1
+        self.runtime_epoch += 1
 
     def send(self, topic: str, payload: Any) -> None:
         self.outbox.append((topic, payload))

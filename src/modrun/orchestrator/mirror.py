@@ -57,7 +57,7 @@ class ReplayBuffer:
         return len(self._heard)
 
 
-REPORTED = ("last_seen", "load", "children", "functions", "graphql")
+REPORTED = ("last_seen", "load", "load_share", "children", "functions", "graphql")
 """Runtime fields that come from keepalives, not from the database."""
 
 
@@ -78,3 +78,4 @@ def patch(fleet: Fleet, runtimes: dict[str, Runtime], modules: dict) -> None:
         fleet.add_module(module)
         fleet.next_index = max(fleet.next_index, module.index + 1)
     fleet.version += 1
+    fleet.runtime_epoch += 1

@@ -11,6 +11,7 @@ module keeps its uuid; repeated failures back off (0.5 s doubling to 30 s).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ class ModuleControl:
         self.fleet = fleet
         self.policy = policy
         self.lookup_file = lookup_file
+        self._eligible: dict[tuple, list[Runtime]] = {}  # what could ever take a kind of module
+        self._epoch = -1  # the fleet's runtime_epoch they were worked out at
 
     # -- create -------------------------------------------------------------------
 
@@ -64,8 +67,8 @@ class ModuleControl:
             module.pinned = True
             if target.runtime_type == MODRUN_RUNTIME and module.sha256 is None:
                 raise P.FileNotFound(module.file)
-        elif not self._fitting(module, ignore_capacity=True):
-            if module.sha256 is None and self._fitting(module, ignore_capacity=True, ignore_file=True):
+        elif not self._could_ever(module):
+            if module.sha256 is None and self._could_ever(module, ignore_file=True):
                 raise P.FileNotFound(module.file)
             raise P.NoSuitableRuntime({"name": module.name, "apis": module.apis})
         module.status = ""  # not yet placed: transition() below records the first state
@@ -145,19 +148,42 @@ class ModuleControl:
     def _fitting(
         self, module: Module, ignore_capacity: bool = False, ignore_file: bool = False
     ) -> list[Runtime]:
-        wanted = set(module.apis)
         counts = self.fleet.counts
         taken = self._group_hosts(module)
         return [
             r
-            for r in self.fleet.runtimes.values()
-            if r.alive
-            and r.uuid not in taken
-            and wanted.issubset(r.apis)
-            and label_rules.matches(r.labels, module.labels)
+            for r in self._could_take(module, ignore_file)
+            if r.uuid not in taken
             and (ignore_capacity or r.max_nmodules <= 0 or counts.get(r.uuid, 0) < r.max_nmodules)
-            and (ignore_file or module.sha256 is not None or r.runtime_type != MODRUN_RUNTIME)
         ]
+
+    def _could_ever(self, module: Module, ignore_file: bool = False) -> bool:
+        """Some runtime could take the module once it has room (stops at the first)."""
+        taken = self._group_hosts(module)
+        return any(r.uuid not in taken for r in self._could_take(module, ignore_file))
+
+    def _could_take(self, module: Module, ignore_file: bool) -> list[Runtime]:
+        """Live runtimes whose apis, labels and kind suit the module: the same for
+        every module of its kind until a runtime changes, so worked out once
+        per kind (a burst of 10,000 creates is one scan, not 10,000)."""
+        if self._epoch != self.fleet.runtime_epoch:
+            self._eligible.clear()
+            self._epoch = self.fleet.runtime_epoch
+        file_ok = ignore_file or module.sha256 is not None
+        key = (frozenset(module.apis), json.dumps(module.labels, sort_keys=True), file_ok)
+        found = self._eligible.get(key)
+        if found is None:
+            wanted = set(module.apis)
+            found = [
+                r
+                for r in self.fleet.runtimes.values()
+                if r.alive
+                and wanted.issubset(r.apis)
+                and label_rules.matches(r.labels, module.labels)
+                and (file_ok or r.runtime_type != MODRUN_RUNTIME)
+            ]
+            self._eligible[key] = found
+        return found
 
     def _group_hosts(self, module: Module) -> set[str]:
         """Runtimes already running another module of the module's group."""

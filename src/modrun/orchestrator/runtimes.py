@@ -19,6 +19,7 @@ from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
 from modrun.orchestrator.modules import ModuleControl
 from modrun.orchestrator.node_urls import Network, checked_node_url
+from modrun.orchestrator.scheduler import load_share
 from modrun.orchestrator.state import Manager, Runtime
 
 log = logging.getLogger("modrun.orchestrator")
@@ -264,6 +265,7 @@ def take_report(fleet: Fleet, runtime: Runtime, data: dict, moment: float) -> No
     runtime.last_seen = moment
     if isinstance(data.get("load"), dict):
         runtime.load = data["load"]
+        runtime.load_share = load_share(runtime.load)
     children = data.get("children")
     if isinstance(children, list):
         runtime.children = [c for c in children if isinstance(c, dict)]
@@ -286,6 +288,7 @@ def observe_keepalive(fleet: Fleet, msg: P.Message, moment: float) -> None:
         return
     runtime = fleet.runtimes.get(msg.topic.rsplit("/", 1)[-1])
     if runtime is not None and runtime.alive and data.get("uuid", runtime.uuid) == runtime.uuid:
+        runtime.ka_ts = utc_now()
         take_report(fleet, runtime, data, moment)
 
 

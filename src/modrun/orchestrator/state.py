@@ -58,6 +58,7 @@ class Runtime:
     # reported in keepalives, not persisted
     last_seen: float = field(default_factory=time.monotonic)
     load: dict = field(default_factory=dict)
+    load_share: float = 0.0  # of ``load``, for placement (scheduler.load_share)
     children: list[dict] = field(default_factory=list)
     functions: list[dict] = field(default_factory=list)
     graphql: frozenset[str] = frozenset()

@@ -40,6 +40,7 @@ class Changes:
     events: list[tuple[str, Event]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     handled: list[str] = field(default_factory=list)  # keys of the control messages applied
+    touched: set[str] = field(default_factory=set)  # runtimes whose state changed (not only ka_ts)
 
     def __bool__(self) -> bool:
         return bool(
@@ -106,11 +107,14 @@ class FleetStore:
 
     @staticmethod
     def _notify(conn: Connection, changes: Changes) -> None:
-        payload = json.dumps({"r": sorted(changes.runtimes), "m": sorted(changes.modules)})
+        """Tell followers which rows changed; a runtime's periodic keepalive time
+        is not worth waking them for (they hear the keepalives themselves)."""
+        if not (changes.touched or changes.modules or changes.managers or changes.settings):
+            return
+        payload = json.dumps({"r": sorted(changes.touched), "m": sorted(changes.modules)})
         if changes.managers or changes.settings or len(payload) > NOTIFY_LIMIT:
             payload = json.dumps({"all": True})
-        if changes.runtimes or changes.modules or changes.managers or changes.settings:
-            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
+        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
 
     def unhandled(self, keys: list[str]) -> set[str]:
         """Those of ``keys`` no leader has applied (within HANDLED_KEEP)."""
