@@ -1,6 +1,7 @@
 """The fleet at scale (issue 18): 100, 300 and 1,000 simulated runtimes with 1 s
-keepalives against a real orchestrator on a private PostgreSQL and a private
-Mosquitto, in one run, each size on a fresh database:
+keepalives against two real orchestrators (a leader and a follower) on a
+private PostgreSQL and a private Mosquitto, in one run, each size on a fresh
+database:
 
 * keepalive processing lag: the control loop's own measure (``/health``: a
   message's arrival on MQTT to its handling), p50 and p99, target p99 < 1 s;
@@ -9,7 +10,9 @@ Mosquitto, in one run, each size on a fresh database:
   (target < 10 s), and how many the runtimes never got (lost messages);
 * noticing one dead runtime (SIGKILL-like: its connection dropped, the Last
   Will) and its modules running elsewhere (target < 2 s);
-* a page of 100 from the 10,000 modules (target < 50 ms).
+* a page of 100 from the 10,000 modules (target < 50 ms);
+* the follower: its CPU in the same window, how long after the leader its view
+  shows all 10,000 placed, and the same page served from it.
 
     .venv/bin/python bench/bench_scale.py [--runtimes 100,300,1000] [--modules 10000] [--procs 4]
 
@@ -151,8 +154,15 @@ def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, 
         tmp / f"orch-{runtimes}", "--mqtt", broker.url, "--db", db, "--migrate", "--keepalive", "1s"
     )
     orch.start()
+    wait_until(lambda: _role(orch) == "leader", timeout=20, what="the orchestrator leads")
+    follower = OrchestratorProcess(
+        tmp / f"orch-{runtimes}", "--mqtt", broker.url, "--db", db, "--keepalive", "1s", "--instance", "b"
+    )
+    follower.start()
+    wait_until(lambda: _role(follower) == "follower", timeout=20, what="the second one follows")
     sims = None
     api = httpx.Client(base_url=orch.url, timeout=60)
+    mirror = httpx.Client(base_url=follower.url, timeout=60)
     try:
         started = time.monotonic()
         sims = Sims(broker.port, runtimes, procs)
@@ -161,11 +171,12 @@ def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, 
         )
         joined = time.monotonic() - started
         time.sleep(3)  # keepalives flowing
-        assert orch.proc is not None
-        pid = orch.proc.pid
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        assert orch.proc is not None and follower.proc is not None
+        pid, fpid = orch.proc.pid, follower.proc.pid
+        cpu0, fcpu0, t0 = cpu_seconds(pid), cpu_seconds(fpid), time.monotonic()
         time.sleep(10)
         cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        follower_cpu = (cpu_seconds(fpid) - fcpu0) / (time.monotonic() - t0)
         lag = api.get("/health").json()["control"]["lag_ms"]
         rss = rss_mib(pid)
 
@@ -178,6 +189,8 @@ def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, 
             what="placed",
         )
         placed = time.monotonic() - placing
+        wait_until(lambda: total(mirror, "/api/modules/", status="A") == modules, timeout=120, interval=0.05)
+        in_step = time.monotonic() - placing - placed  # the follower's view, after the leader's
         try:  # and every create on the runtimes
             wait_until(lambda: sims.modules() >= modules, timeout=120, interval=0.5)
             delivered: float | None = time.monotonic() - placing
@@ -213,6 +226,12 @@ def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, 
             api.get("/api/modules/", params={"status": "all", "start": "5000", "count": "100"})
             samples.append(time.perf_counter() - begun)
         page = sorted(samples)[len(samples) // 2] * 1000
+        samples = []
+        for _ in range(20):
+            begun = time.perf_counter()
+            mirror.get("/api/modules/", params={"status": "all", "start": "5000", "count": "100"})
+            samples.append(time.perf_counter() - begun)
+        follower_page = sorted(samples)[len(samples) // 2] * 1000
         return {
             "runtimes": runtimes,
             "joined_s": joined,
@@ -230,13 +249,25 @@ def one_size(tmp: Path, postgres: PrivatePostgres, runtimes: int, modules: int, 
             "dead_noticed_s": noticed,
             "moved_s": moved,
             "page_ms": page,
+            "follower_cpu": follower_cpu,
+            "follower_behind_s": in_step,
+            "follower_page_ms": follower_page,
         }
     finally:
         api.close()
+        mirror.close()
         if sims is not None:
             sims.stop()
+        follower.stop()
         orch.stop()
         broker.stop()
+
+
+def _role(orch: OrchestratorProcess) -> str | None:
+    try:
+        return httpx.get(orch.url + "/health", timeout=2).json().get("role")
+    except (httpx.HTTPError, ValueError):
+        return None
 
 
 def _seconds(value: float | None) -> str:
@@ -278,6 +309,13 @@ def main() -> int:
             lambda r: f"{r['dead_noticed_s']:.2f} s / {r['moved_s']:.2f} s ({r['hosted']})",
         ),
         ("page of 100", lambda r: f"{r['page_ms']:.1f} ms"),
+        (
+            "follower: CPU / behind after the burst / page",
+            lambda r: (
+                f"{r['follower_cpu'] * 100:.0f} % / {r['follower_behind_s']:.2f} s"
+                f" / {r['follower_page_ms']:.1f} ms"
+            ),
+        ),
     ]
     print("\n| " + " | ".join(name for name, _ in columns) + " |")
     print("|" + "---|" * len(columns))

@@ -134,12 +134,47 @@ export function relative(iso: string | number, now = Date.now()): string {
 }
 
 /** A relative time that keeps itself current, the exact time on hover. */
-export function Rel(props: { at: string | number | null | undefined }) {
+// one clock for every relative time on the page (a thousand rows: one timer, not a thousand)
+const ticking = new Set<() => void>();
+let clock: ReturnType<typeof setInterval> | undefined;
+
+function useEverySecond() {
   const [, tick] = useState(0);
   useEffect(() => {
-    const timer = setInterval(() => tick((t) => t + 1), 1000);
-    return () => clearInterval(timer);
+    const update = () => tick((t) => t + 1);
+    ticking.add(update);
+    clock ??= setInterval(() => ticking.forEach((f) => f()), 1000);
+    return () => {
+      ticking.delete(update);
+      if (!ticking.size && clock !== undefined) {
+        clearInterval(clock);
+        clock = undefined;
+      }
+    };
   }, []);
+}
+
+/** Previous / Next over a list shown ``size`` at a time (``shown`` on this page, of ``total`` when known). */
+export function Pager(props: { start: number; shown: number; size: number; total?: number; onStart: (n: number) => void }) {
+  const last = props.total !== undefined ? props.start + props.shown >= props.total : props.shown < props.size;
+  return (
+    <div class="pager">
+      <span class="muted">
+        {props.shown ? `${props.start + 1}–${props.start + props.shown}` : ""}
+        {props.total !== undefined && props.shown ? ` of ${props.total.toLocaleString()}` : ""}
+      </span>
+      <button type="button" disabled={props.start === 0} onClick={() => props.onStart(Math.max(0, props.start - props.size))}>
+        Previous
+      </button>
+      <button type="button" disabled={last} onClick={() => props.onStart(props.start + props.size)}>
+        Next
+      </button>
+    </div>
+  );
+}
+
+export function Rel(props: { at: string | number | null | undefined }) {
+  useEverySecond();
   if (props.at === null || props.at === undefined || props.at === -1) return <span class="muted">never</span>;
   const exact = new Date(typeof props.at === "number" ? props.at * 1000 : props.at);
   return (

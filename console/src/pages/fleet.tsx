@@ -1,7 +1,7 @@
 // The fleet: overview with live charts, nodes, modules.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useEvents, useJson } from "../api";
-import { Badge, bytes, Chart, Link, ms, Page, percent, Rel, Show, Stat, Table } from "../ui";
+import { Badge, bytes, Chart, Link, ms, Page, Pager, percent, Rel, Show, Stat, Table } from "../ui";
 
 interface Runtime {
   uuid: string;
@@ -120,13 +120,46 @@ export function Overview() {
   );
 }
 
+const NODES_PAGE = 100;
+
 function NodesTable(props: { runtimes: Runtime[] }) {
+  // a fleet of a thousand nodes is shown a page at a time, filtered by name or label
+  const [start, setStart] = useState(0);
+  const [filter, setFilter] = useState("");
   if (!props.runtimes.length) return <p class="state empty">No nodes yet.</p>;
+  const wanted = filter.trim().toLowerCase();
+  const matching = wanted
+    ? props.runtimes.filter(
+        (r) =>
+          r.name.toLowerCase().includes(wanted) ||
+          Object.entries(r.labels).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(wanted)),
+      )
+    : props.runtimes;
+  const from = Math.min(start, Math.max(0, matching.length - 1));
+  const page = matching.slice(from, from + NODES_PAGE);
   return (
-    <Table
-      label="Nodes"
-      head={["Node", "State", "Labels", "Modules", "Functions", "CPU", "Memory", "Last keepalive"]}
-      rows={props.runtimes.map((r) => [
+    <>
+      {props.runtimes.length > NODES_PAGE / 10 && (
+        <div class="pager">
+          <input
+            type="search"
+            aria-label="Filter nodes"
+            placeholder="Filter by name or label"
+            value={filter}
+            onInput={(e) => {
+              setFilter((e.target as HTMLInputElement).value);
+              setStart(0);
+            }}
+          />
+          {matching.length > NODES_PAGE && (
+            <Pager start={from} shown={page.length} size={NODES_PAGE} total={matching.length} onStart={setStart} />
+          )}
+        </div>
+      )}
+      <Table
+        label="Nodes"
+        head={["Node", "State", "Labels", "Modules", "Functions", "CPU", "Memory", "Last keepalive"]}
+        rows={page.map((r) => [
         <Link href={`/console/nodes/${r.uuid}`}>{r.name}</Link>,
         <span data-node-state={r.alive ? "alive" : "dead"}>
           <Badge tone={r.alive ? "ok" : "bad"}>{r.alive ? "alive" : "dead"}</Badge>
@@ -140,7 +173,8 @@ function NodesTable(props: { runtimes: Runtime[] }) {
         bytes(r.load?.mem_used),
         <Rel at={r.ka_ts} />,
       ])}
-    />
+      />
+    </>
   );
 }
 
@@ -238,17 +272,7 @@ export function ModulesPage() {
     3_000,
   );
   const shown = modules.data?.count ?? 0;
-  const pager = (
-    <div class="pager">
-      <span class="muted">{shown ? `${start + 1}–${start + shown}` : ""}</span>
-      <button type="button" disabled={start === 0} onClick={() => setStart(Math.max(0, start - MODULES_PAGE))}>
-        Previous
-      </button>
-      <button type="button" disabled={shown < MODULES_PAGE} onClick={() => setStart(start + MODULES_PAGE)}>
-        Next
-      </button>
-    </div>
-  );
+  const pager = <Pager start={start} shown={shown} size={MODULES_PAGE} onStart={setStart} />;
   return (
     <Page title="Modules" actions={pager}>
       <Show
