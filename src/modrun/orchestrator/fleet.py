@@ -21,6 +21,10 @@ OCCUPYING = (P.ALIVE, P.EXITING)
 """Module states that take a slot on their runtime."""
 
 
+def _nothing(_uuid: str) -> None:
+    pass
+
+
 class Fleet:
     def __init__(
         self,
@@ -44,6 +48,7 @@ class Fleet:
         self.outbox: list[tuple[str, Any]] = []
         self.version = 0  # bumped when what the gateway routes on changes
         self.runtime_epoch = 0  # bumped when a runtime's status, apis, labels or kind may have changed
+        self.on_score: Callable[[str], None] = _nothing  # a runtime's module count or load changed
 
     def module_states(self, keep: Callable[[Module], bool] | None = None) -> dict[str, int]:
         """How many modules (those ``keep`` takes) are in each state (every state
@@ -62,6 +67,7 @@ class Fleet:
     def _account(self, module: Module, sign: int) -> None:
         if module.status in OCCUPYING and module.parent:
             self.counts[module.parent] = self.counts.get(module.parent, 0) + sign
+            self.on_score(module.parent)
         if module.group and module.parent and module.status in (P.ALIVE, P.EXITING):
             hosts = self.group_hosts.setdefault(module.group, {})
             hosts[module.parent] = hosts.get(module.parent, 0) + sign

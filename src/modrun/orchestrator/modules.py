@@ -21,6 +21,7 @@ from modrun.db.times import utc_now
 from modrun.fleet import labels as label_rules
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
+from modrun.orchestrator.load_index import LoadIndex
 from modrun.orchestrator.scheduler import Policy
 from modrun.orchestrator.state import DEFAULT_APIS, RESTART_POLICIES, Module, Runtime
 from modrun.wasm.command import channel_path
@@ -43,6 +44,9 @@ class ModuleControl:
         self.lookup_file = lookup_file
         self._eligible: dict[tuple, list[Runtime]] = {}  # what could ever take a kind of module
         self._epoch = -1  # the fleet's runtime_epoch they were worked out at
+        self.index = LoadIndex(fleet.counts) if policy.indexed else None
+        if self.index is not None:
+            fleet.on_score = self.index.changed
 
     # -- create -------------------------------------------------------------------
 
@@ -157,6 +161,12 @@ class ModuleControl:
             and (ignore_capacity or r.max_nmodules <= 0 or counts.get(r.uuid, 0) < r.max_nmodules)
         ]
 
+    @staticmethod
+    def _kind(module: Module, ignore_file: bool) -> tuple:
+        """What decides which runtimes could take a module: its apis, labels and file."""
+        file_ok = ignore_file or module.sha256 is not None
+        return (frozenset(module.apis), json.dumps(module.labels, sort_keys=True), file_ok)
+
     def _could_ever(self, module: Module, ignore_file: bool = False) -> bool:
         """Some runtime could take the module once it has room (stops at the first)."""
         taken = self._group_hosts(module)
@@ -168,9 +178,11 @@ class ModuleControl:
         per kind (a burst of 10,000 creates is one scan, not 10,000)."""
         if self._epoch != self.fleet.runtime_epoch:
             self._eligible.clear()
+            if self.index is not None:
+                self.index.clear()
             self._epoch = self.fleet.runtime_epoch
         file_ok = ignore_file or module.sha256 is not None
-        key = (frozenset(module.apis), json.dumps(module.labels, sort_keys=True), file_ok)
+        key = self._kind(module, ignore_file)
         found = self._eligible.get(key)
         if found is None:
             wanted = set(module.apis)
@@ -205,11 +217,28 @@ class ModuleControl:
                 return self._start(module, target, reason)
             self._queue(module, target.uuid if target else None, reason)
             return False
-        candidates = self._fitting(module)
-        if not candidates:
+        chosen = self._choose(module)
+        if chosen is None:
             self._queue(module, None, reason)
             return False
-        return self._start(module, self.policy.choose(candidates, self.fleet.counts), reason)
+        return self._start(module, chosen, reason)
+
+    def _choose(self, module: Module) -> Runtime | None:
+        """The runtime the policy picks among those that fit now."""
+        if self.index is None:
+            candidates = self._fitting(module)
+            return self.policy.choose(candidates, self.fleet.counts) if candidates else None
+        eligible = self._could_take(module, ignore_file=False)
+        key = self._kind(module, ignore_file=False)
+        if not self.index.tracks(key):
+            self.index.track(key, eligible)
+        taken = self._group_hosts(module)
+        counts = self.fleet.counts
+
+        def fits(r: Runtime) -> bool:
+            return r.uuid not in taken and (r.max_nmodules <= 0 or counts.get(r.uuid, 0) < r.max_nmodules)
+
+        return self.index.best(key, fits)
 
     def _start(self, module: Module, runtime: Runtime, reason: str) -> bool:
         self.fleet.transition(module, P.ALIVE, runtime.uuid, f"{reason}: placed on {runtime.name}")

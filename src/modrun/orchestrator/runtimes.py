@@ -265,7 +265,10 @@ def take_report(fleet: Fleet, runtime: Runtime, data: dict, moment: float) -> No
     runtime.last_seen = moment
     if isinstance(data.get("load"), dict):
         runtime.load = data["load"]
-        runtime.load_share = load_share(runtime.load)
+        share = load_share(runtime.load)
+        if share != runtime.load_share:
+            runtime.load_share = share
+            fleet.on_score(runtime.uuid)
     children = data.get("children")
     if isinstance(children, list):
         runtime.children = [c for c in children if isinstance(c, dict)]

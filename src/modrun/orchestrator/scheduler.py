@@ -16,6 +16,7 @@ from modrun.orchestrator.state import Runtime
 
 class Policy(Protocol):
     name: str
+    indexed: bool  # ModuleControl may pick with a LoadIndex instead (least-loaded's order)
 
     def choose(self, candidates: Sequence[Runtime], counts: Mapping[str, int]) -> Runtime: ...
 
@@ -43,6 +44,7 @@ def _share(percent: object) -> float:
 
 class LeastLoaded:
     name = "least-loaded"
+    indexed = True
 
     def choose(self, candidates: Sequence[Runtime], counts: Mapping[str, int]) -> Runtime:
         # two cheap passes (the lowest score, then the first by name among those)
@@ -64,6 +66,7 @@ class RoundRobin:
     (remembered across orchestrator restarts)."""
 
     name = "round-robin"
+    indexed = False
 
     def __init__(self) -> None:
         self.last: tuple[str, str] | None = None
