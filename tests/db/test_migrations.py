@@ -55,7 +55,7 @@ def _round_trip(db_args: list[str], url: str) -> None:
     status = run_cli("migrate", "status", *db_args)
     assert (
         status.returncode == 1
-        and b"pending:  0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011" in status.stdout
+        and b"pending:  0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012" in status.stdout
     )
     up = run_cli("migrate", "up", *db_args)
     assert up.returncode == 0, up.stderr
@@ -63,9 +63,12 @@ def _round_trip(db_args: list[str], url: str) -> None:
     assert set(FLEET_TABLES) <= _tables(url)
     assert set(CONTROL_TABLES) <= _tables(url)
     assert run_cli("migrate", "status", *db_args).returncode == 0
-    assert "deployment_secrets" in _tables(url) and "node_credentials" in _tables(url)
-    secrets = run_cli("migrate", "down", *db_args)  # one step
-    assert secrets.returncode == 0 and b"0011 -> 0010" in secrets.stdout
+    several = {"fleet_leader", "fleet_handled", "login_failures"}
+    assert several <= _tables(url) and "deployment_secrets" in _tables(url)
+    leader = run_cli("migrate", "down", *db_args)  # one step
+    assert leader.returncode == 0 and b"0012 -> 0011" in leader.stdout
+    assert not several & _tables(url) and "deployment_secrets" in _tables(url)
+    _down(url, "0011 -> 0010")
     assert "deployment_secrets" not in _tables(url) and "node_credentials" in _tables(url)
     _down(url, "0010 -> 0009")
     assert "node_credentials" not in _tables(url) and "family" in _columns(url, "refresh_tokens")
@@ -114,7 +117,7 @@ def test_serve_refuses_unmigrated_postgresql_unless_told(app_dir, storage, postg
     (app_dir / "t.wasm").write_bytes(TEXTKIT_C.read_bytes())
     refused = run_cli("serve", "--plugins", str(app_dir), "--db", url, "--storagePath", str(storage))
     assert refused.returncode == 2
-    assert b"needs 0011: run `modrun migrate up --db URL`, or start with --migrate" in refused.stderr
+    assert b"needs 0012: run `modrun migrate up --db URL`, or start with --migrate" in refused.stderr
     with ModrunServer(app_dir, storage, "--noreload", "--db", url, "--migrate"):
         pass
     assert run_cli("migrate", "status", "--db", url).returncode == 0

@@ -141,3 +141,49 @@ def test_a_follower_takes_over_and_a_create_sent_meanwhile_is_answered_once(pair
     print(f"takeover after {how.name}: {took:.2f} s")
     runtime.close()
     client.close()
+
+
+def test_a_gateway_serves_and_forwards_but_never_leads(pair, tmp_path):
+    gateway = OrchestratorProcess(
+        tmp_path / "fleet",
+        "--db",
+        pair.db,
+        "--mqtt",
+        pair.broker.url,
+        "--keepalive",
+        "30s",
+        "--instance",
+        "g",
+    )
+    gateway.args[0] = "gateway"
+    gateway.start()
+    try:
+        runtime = RawRuntime(pair.broker.port, name="keeper")
+        runtime.register()
+        assert role(gateway) == "gateway"
+        with gateway.api() as api:
+            first = create(runtime, "through-the-gateway")
+            assert api.post("/api/modules/", json=first).status_code == 201  # carried out by a
+            pair.a.proc.send_signal(signal.SIGKILL)
+            wait_until(lambda: role(pair.b) == "leader", timeout=10, what="b takes over")
+            assert role(gateway) == "gateway"  # it never campaigns
+            second = create(runtime, "after-the-takeover")
+            made = api.post("/api/modules/", json=second)  # now carried out by b
+            assert made.status_code == 201, made.text
+            for module in (first, second):
+                wait_until(
+                    lambda m=module: api.get(f"/api/modules/{m['uuid']}/").status_code == 200, timeout=5
+                )
+            assert health(gateway)["leader"]["instance"] == "b"
+        assert sorted(c["uuid"] for c in runtime.creates()) == sorted([first["uuid"], second["uuid"]])
+        runtime.close()
+    finally:
+        gateway.stop()
+
+
+def test_a_gateway_needs_the_fleets_database_and_broker(tmp_path):
+    from support import run_cli
+
+    refused = run_cli("gateway", "--storagePath", str(tmp_path), "--port", "1")
+    assert refused.returncode == 2
+    assert b"give --db" in refused.stderr

@@ -205,7 +205,12 @@ class ControlLoop:
 
     def _take_turn(self, event: Lead | Follow | Refresh) -> None:
         if isinstance(event, Lead):
-            self._lead(event.term)
+            try:
+                self._lead(event.term)
+            except Exception:  # a leader that cannot take over must let another one
+                log.exception("could not take over the fleet (term %d): giving the lease up", event.term)
+                self.leading, self.term = False, None
+                self.on_deposed(event.term)
         elif isinstance(event, Follow):
             self._follow()
         elif not self.leading:

@@ -39,6 +39,7 @@ class Fleet:
         self.modules = modules
         self.next_index = max((m.index for m in modules.values()), default=0) + 1
         self.counts: dict[str, int] = {}
+        self.on_score: Callable[[str], None] = _nothing  # a runtime's module count or load changed
         self.group_hosts: dict[str, dict[str, int]] = {}  # group -> runtime -> its running modules of it
         self.queued: dict[str, Module] = {}
         self.exiting: dict[str, float] = {}
@@ -48,7 +49,6 @@ class Fleet:
         self.outbox: list[tuple[str, Any]] = []
         self.version = 0  # bumped when what the gateway routes on changes
         self.runtime_epoch = 0  # bumped when a runtime's status, apis, labels or kind may have changed
-        self.on_score: Callable[[str], None] = _nothing  # a runtime's module count or load changed
 
     def module_states(self, keep: Callable[[Module], bool] | None = None) -> dict[str, int]:
         """How many modules (those ``keep`` takes) are in each state (every state
