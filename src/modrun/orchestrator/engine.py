@@ -72,6 +72,11 @@ class Refresh:
     runtimes: tuple[str, ...] | None = None
     modules: tuple[str, ...] = ()
 
+    def merged(self, other: Refresh) -> Refresh:
+        if self.runtimes is None or other.runtimes is None:
+            return Refresh()
+        return Refresh(tuple({*self.runtimes, *other.runtimes}), tuple({*self.modules, *other.modules}))
+
 
 _TURNS = (Lead, Follow, Refresh)
 
@@ -185,14 +190,19 @@ class ControlLoop:
                 if item is not None:
                     batch.append(item)
             segment: list = []
+            refresh: Refresh | None = None  # the batch's refreshes, read in one go at its end
             for item in batch:  # leadership changes split the batch where they arrived
-                if isinstance(item, _TURNS):
+                if isinstance(item, Refresh):
+                    refresh = item if refresh is None else refresh.merged(item)
+                elif isinstance(item, _TURNS):
                     self._safely(self._step, segment)
                     segment = []
                     self._safely(self._take_turn, item)
                 else:
                     segment.append(item)
             self._safely(self._step, segment)
+            if refresh is not None:
+                self._safely(self._take_turn, refresh)
 
     @staticmethod
     def _safely(fn: Callable[[Any], None], arg: Any) -> None:

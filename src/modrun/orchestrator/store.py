@@ -109,12 +109,23 @@ class FleetStore:
     def _notify(conn: Connection, changes: Changes) -> None:
         """Tell followers which rows changed; a runtime's periodic keepalive time
         is not worth waking them for (they hear the keepalives themselves)."""
-        if not (changes.touched or changes.modules or changes.managers or changes.settings):
-            return
-        payload = json.dumps({"r": sorted(changes.touched), "m": sorted(changes.modules)})
-        if changes.managers or changes.settings or len(payload) > NOTIFY_LIMIT:
-            payload = json.dumps({"all": True})
-        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
+        payloads: list[str] = []
+        if changes.managers or changes.settings:
+            payloads.append(json.dumps({"all": True}))
+        else:  # as many notifications as the ids need (a burst's batch names thousands)
+            ids = [("r", u) for u in sorted(changes.touched)] + [("m", u) for u in sorted(changes.modules)]
+            chunk: dict[str, list[str]] = {"r": [], "m": []}
+            size = 0
+            for kind, uuid in ids:
+                if size + len(uuid) + 4 > NOTIFY_LIMIT:
+                    payloads.append(json.dumps(chunk))
+                    chunk, size = {"r": [], "m": []}, 0
+                chunk[kind].append(uuid)
+                size += len(uuid) + 4
+            if size:
+                payloads.append(json.dumps(chunk))
+        for payload in payloads:
+            conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, payload)))
 
     def unhandled(self, keys: list[str]) -> set[str]:
         """Those of ``keys`` no leader has applied (within HANDLED_KEEP)."""
