@@ -55,7 +55,8 @@ def _round_trip(db_args: list[str], url: str) -> None:
     status = run_cli("migrate", "status", *db_args)
     assert (
         status.returncode == 1
-        and b"pending:  0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012" in status.stdout
+        and b"pending:  0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012"
+        in status.stdout
     )
     up = run_cli("migrate", "up", *db_args)
     assert up.returncode == 0, up.stderr
