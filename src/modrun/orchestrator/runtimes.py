@@ -144,7 +144,7 @@ class RuntimeControl:
 
     def _alive(self, runtime: Runtime) -> None:
         runtime.status = P.ALIVE
-        runtime.last_seen = self._heard()
+        runtime.last_seen = max(runtime.last_seen, self._heard())
         runtime.ka_ts = runtime.updated_at = utc_now()
         self._persisted[runtime.uuid] = runtime.last_seen
         self.fleet.touch_runtime(runtime)
@@ -262,7 +262,7 @@ class RuntimeControl:
 def take_report(fleet: Fleet, runtime: Runtime, data: dict, moment: float) -> None:
     """What a keepalive tells of a runtime (its load, children and the functions
     the gateway routes to); the leader and its followers read it alike."""
-    runtime.last_seen = moment
+    runtime.last_seen = max(runtime.last_seen, moment)  # a message replayed at a takeover is older
     if isinstance(data.get("load"), dict):
         runtime.load = data["load"]
         share = load_share(runtime.load)
