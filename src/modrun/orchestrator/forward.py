@@ -5,7 +5,9 @@ that changes something (any method but GET, HEAD, OPTIONS) is sent on to the
 orchestrator holding the lease, as it came (the caller's credentials too: the
 leader authorises it, exactly as if it had been sent there), and its answer
 comes back as it was. During a takeover it waits for the new leader up to
-``WAIT`` seconds, then answers 503 with ``Retry-After``.
+``WAIT`` seconds, then answers 503 with ``Retry-After``. Only a leader that
+could not be reached at all is tried again: one that took the request and
+did not answer may have carried it out (502).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from modrun.http.asgi import JSON, BodyTooLarge, read_body, respond
+from modrun.http.bases import UNREACHED
 
 if TYPE_CHECKING:
     from modrun.orchestrator.leadership import Campaign
@@ -73,8 +76,14 @@ class LeaderForward:
             if leader is not None and leader.live and leader.holder != self.campaign.lease.instance:
                 try:
                     answer = await self._send(scope, body, leader.url)
-                except httpx.TransportError:
-                    pass  # the old leader, gone: wait for the lease to pass on
+                except UNREACHED:
+                    pass  # the old leader, gone (nothing was sent): wait for the lease to pass on
+                except httpx.TransportError as exc:  # sent, perhaps carried out: never sent twice
+                    message = {
+                        "error": f"the leader did not answer ({type(exc).__name__}); it may have been done"
+                    }
+                    await respond(send, 502, json.dumps(message).encode(), JSON)
+                    return
                 else:
                     await _pass_on(send, answer)
                     return

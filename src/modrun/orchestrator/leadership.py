@@ -71,7 +71,8 @@ class Lease:
         self.libpq = libpq
         self.instance = instance
         self.url = url
-        self._lock: psycopg.Connection | None = None  # holds the advisory lock while leading
+        self._lock: psycopg.Connection | None = None  # the session that takes the advisory lock
+        self._holding = False  # it holds it
         self._guard = threading.Lock()  # the campaign and the control loop both let go of it
 
     def acquire(self) -> int | None:
@@ -88,7 +89,8 @@ class Lease:
                 {"me": self.instance, "url": self.url, "lease": LEASE, "free": free},
             ).first()
         if row is None:
-            self.unlock()
+            if free:
+                self.unlock()
             return None
         return int(row.term)
 
@@ -102,7 +104,7 @@ class Lease:
                 ),
                 {"lease": LEASE, "term": term},
             ).first()
-        if row is not None and self._lock is None:
+        if row is not None and not self._holding:
             self._try_lock()  # taken over by expiry: hold the lock too, so a crash frees it at once
         return row is not None
 
@@ -150,16 +152,15 @@ class Lease:
             log.warning("leader lock: %s", exc)
             self._close()
             return False
-        if not (row and row[0]):
-            self._close()
-            return False
-        return True
+        self._holding = bool(row and row[0])  # not free: the session stays open for the next try
+        return self._holding
 
     def unlock(self) -> None:
         with self._guard:
             self._close()
 
     def _close(self) -> None:
+        self._holding = False
         if self._lock is not None:
             try:
                 self._lock.close()  # the session's advisory locks go with it
