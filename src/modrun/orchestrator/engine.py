@@ -117,6 +117,7 @@ class ControlLoop:
         self._unsaved = Changes()
         self._forgot = time.monotonic()
         self._judged = 0.0
+        self._replaying = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modrun-control", daemon=True)
         self.handled = 0
@@ -243,8 +244,12 @@ class ControlLoop:
         fresh = self.store.unhandled([h.key for h in heard]) if heard else set()
         missed = [(h.topic, h.payload, h.arrived) for h in heard if h.key in fresh]
         log.info("leading (term %d): %d control messages the old leader had not applied", term, len(missed))
-        for start in range(0, len(missed), BATCH):
-            self._step(missed[start : start + BATCH])
+        self._replaying = True
+        try:
+            for start in range(0, len(missed), BATCH):
+                self._step(missed[start : start + BATCH])
+        finally:
+            self._replaying = False
 
     def _follow(self) -> None:
         if not self.leading or self._fence is None:
@@ -300,7 +305,8 @@ class ControlLoop:
                         answers.append((future, None, exc))
                 else:
                     topic, payload, arrived = item
-                    self.lag.record(time.monotonic() - arrived)
+                    if not self._replaying:  # a takeover's replay is old news, not lag
+                        self.lag.record(time.monotonic() - arrived)
                     self.runtimes.arrived = self._position = arrived
                     try:
                         if self._handle(topic, payload) and remember:
