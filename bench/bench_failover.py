@@ -31,13 +31,6 @@ from fleet_support import OrchestratorProcess, PrivateMosquitto, RawClient, RawR
 from support import wait_until
 
 
-def role(orch: OrchestratorProcess) -> str | None:
-    try:
-        return httpx.get(orch.url + "/health", timeout=0.5).json().get("role")
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
 def poll(check, timeout: float = 20.0, step: float = 0.005) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -65,14 +58,14 @@ def trial(
     victim.proc.send_signal(how)
     started = time.monotonic()
     client.publish("realm/proc/control", envelope("create", module))
-    poll(lambda: role(heir) == "leader")
+    poll(lambda: heir.role() == "leader")
     took = time.monotonic() - started  # from the signal
     poll(lambda: module["uuid"] in [c["uuid"] for c in runtime.creates()])
     placed = time.monotonic() - started
     time.sleep(1.0)  # a second placement, were there one
     if how == signal.SIGSTOP:
         victim.proc.send_signal(signal.SIGCONT)
-        wait_until(lambda: role(victim) == "follower", timeout=10, what="the old leader follows")
+        wait_until(lambda: victim.role() == "follower", timeout=10, what="the old leader follows")
         time.sleep(0.5)
     count = [c["uuid"] for c in runtime.creates()].count(module["uuid"])
     return took, placed, count
@@ -91,9 +84,9 @@ def main() -> None:
         db = pg.fresh_database("failover")
         common = ("--db", db, "--migrate", "--mqtt", broker.url, "--keepalive", "60s")
         a = OrchestratorProcess(root / "fleet", *common, "--instance", "a").start()
-        wait_until(lambda: role(a) == "leader", timeout=10, what="a leads")
+        wait_until(lambda: a.role() == "leader", timeout=10, what="a leads")
         b = OrchestratorProcess(root / "fleet", *common, "--instance", "b").start()
-        wait_until(lambda: role(b) == "follower", timeout=10, what="b follows")
+        wait_until(lambda: b.role() == "follower", timeout=10, what="b follows")
         procs += [a, b]
         runtime = RawRuntime(broker.port, name="keeper")
         runtime.register()
@@ -120,7 +113,7 @@ def main() -> None:
                 results[how.name].append(trial(leader, follower, runtime, client, how))
                 if how == signal.SIGKILL:  # back as a follower for the next trial
                     leader.start()
-                    wait_until(lambda o=leader: role(o) == "follower", timeout=10, what="back, following")
+                    wait_until(lambda o=leader: o.role() == "follower", timeout=10, what="back, following")
                 leader, follower = follower, leader
 
         # the baseline: one orchestrator, killed and started again at once
@@ -133,7 +126,7 @@ def main() -> None:
             client.publish("realm/proc/control", envelope("create", module))
             leader.proc.wait()
             leader.start()
-            poll(lambda o=leader: role(o) == "leader")
+            poll(lambda o=leader: o.role() == "leader")
             up = time.monotonic() - started
             poll(lambda m=module: m["uuid"] in [c["uuid"] for c in runtime.creates()])
             restarts.append((up, time.monotonic() - started))

@@ -187,6 +187,13 @@ class OrchestratorProcess:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 
+    def role(self) -> str | None:
+        """``leader``, ``follower`` or ``gateway`` as its /health says (None: not answering)."""
+        try:
+            return httpx.get(self.url + "/health", timeout=2).json().get("role")
+        except (httpx.HTTPError, ValueError):
+            return None
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -202,6 +209,12 @@ class OrchestratorProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def broker_member(log: str) -> int:
+    """The port of the broker member a process last connected to (from its log)."""
+    line = log.rsplit("connected to MQTT broker", 1)[1].split("\n", 1)[0]
+    return int(line.rsplit("(", 1)[1].split(")")[0].rsplit(":", 1)[1])
 
 
 class CallLoad:

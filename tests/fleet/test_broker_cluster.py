@@ -21,7 +21,7 @@ import time
 import httpx
 import pytest
 
-from fleet_support import NatsCluster, OrchestratorProcess
+from fleet_support import NatsCluster, OrchestratorProcess, broker_member
 from support import HELLO_AS, ModrunServer, wait_until
 
 pytestmark = pytest.mark.slow
@@ -34,12 +34,6 @@ def cluster():
     nats = NatsCluster(3)
     yield nats
     nats.stop()
-
-
-def _member(log: str) -> int:
-    """The port of the member a process last connected to (from its log)."""
-    line = log.rsplit("connected to MQTT broker", 1)[1].split("\n", 1)[0]
-    return int(line.rsplit("(", 1)[1].split(")")[0].rsplit(":", 1)[1])
 
 
 def _alive(api: httpx.Client, name: str) -> bool:
@@ -67,8 +61,8 @@ def test_losing_a_broker_member_moves_everyone_and_loses_nothing(cluster, tmp_pa
                 lambda: api.post("/functions/greet", content=b"Ada").text == "Hello, Ada!", what="served"
             )
 
-            victim = cluster.ports.index(_member(orch.log()))  # the member the orchestrator is on
-            on_it = [p for p in (orch, node) if _member(p.log()) == cluster.ports[victim]]
+            victim = cluster.ports.index(broker_member(orch.log()))  # the member the orchestrator is on
+            on_it = [p for p in (orch, node) if broker_member(p.log()) == cluster.ports[victim]]
             connects = {id(p): p.log().count("connected to MQTT broker") for p in on_it}
             cluster.kill(victim)
             lost_at = time.monotonic()
@@ -78,7 +72,7 @@ def test_losing_a_broker_member_moves_everyone_and_loses_nothing(cluster, tmp_pa
                     timeout=TAKEOVER,
                     what="moved to another member",
                 )
-                assert _member(proc.log()) != cluster.ports[victim]
+                assert broker_member(proc.log()) != cluster.ports[victim]
             moved = time.monotonic() - lost_at
             print(f"{len(on_it)} client(s) moved to another NATS member in {moved:.2f} s")
             assert moved < TAKEOVER, f"clients took {moved:.2f} s to move"

@@ -17,17 +17,10 @@ import uuid
 import httpx
 import pytest
 
-from fleet_support import CallLoad, NatsCluster, OrchestratorProcess
+from fleet_support import CallLoad, NatsCluster, OrchestratorProcess, broker_member
 from support import HELLO_AS, ModrunServer, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def role(orch: OrchestratorProcess) -> str | None:
-    try:
-        return httpx.get(orch.url + "/health", timeout=2).json().get("role")
-    except (httpx.HTTPError, ValueError):
-        return None
 
 
 def placements(api: httpx.Client) -> dict[str, list[str]]:
@@ -60,18 +53,13 @@ def settled(api: httpx.Client, names: set[str], steady: float = 8.0, timeout: fl
     raise AssertionError("the fleet did not settle after losing a broker member")
 
 
-def _member(log: str) -> int:
-    line = log.rsplit("connected to MQTT broker", 1)[1].split("\n", 1)[0]
-    return int(line.rsplit("(", 1)[1].split(")")[0].rsplit(":", 1)[1])
-
-
 def test_the_fleet_survives_losing_any_one_process(tmp_path, postgres):
     nats = NatsCluster(3)
     db = postgres.fresh_database(f"chaos_{uuid.uuid4().hex[:8]}")
     # a keepalive timeout that outlives NATS's own recovery from a lost member (test_broker_cluster)
     common = ("--db", db, "--migrate", "--mqtt", nats.url, "--keepalive", "1s", "--keepaliveTimeout", "40s")
     a = OrchestratorProcess(tmp_path / "fleet", *common, "--instance", "a").start()
-    wait_until(lambda: role(a) == "leader", timeout=10, what="a leads")
+    wait_until(lambda: a.role() == "leader", timeout=10, what="a leads")
     b = OrchestratorProcess(tmp_path / "fleet", *common, "--instance", "b").start()
     nodes: dict[str, ModrunServer] = {}
     try:
@@ -104,13 +92,13 @@ def test_the_fleet_survives_losing_any_one_process(tmp_path, postgres):
             # 1. the leading orchestrator
             a.proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()
-            wait_until(lambda: role(b) == "leader", timeout=10, what="b takes over")
+            wait_until(lambda: b.role() == "leader", timeout=10, what="b takes over")
             takeover = time.monotonic() - killed
             time.sleep(2)
             after_leader = load.failed(since=killed)
 
             # 2. the broker member the new leader is on
-            member = nats.ports.index(_member(b.log()))
+            member = nats.ports.index(broker_member(b.log()))
             nats.kill(member)
             lost_member = time.monotonic()
             settled(api, set(nodes))  # NATS's own recovery, its late Last Wills included

@@ -27,25 +27,9 @@ class Pair:
     broker: PrivateMosquitto
     db: str
 
-    def leader(self) -> OrchestratorProcess:
-        for orch in (self.a, self.b):
-            if role(orch) == "leader":
-                return orch
-        raise AssertionError("no leader")
-
-    def other(self, orch: OrchestratorProcess) -> OrchestratorProcess:
-        return self.b if orch is self.a else self.a
-
 
 def health(orch: OrchestratorProcess) -> dict:
     return httpx.get(orch.url + "/health", timeout=2).json()
-
-
-def role(orch: OrchestratorProcess) -> str | None:
-    try:
-        return health(orch).get("role")
-    except (httpx.HTTPError, ValueError):
-        return None
 
 
 @pytest.fixture
@@ -55,9 +39,9 @@ def pair(tmp_path, postgres) -> Iterator[Pair]:
     # one fleet shares its database, its broker and its file store (here: one directory)
     common = ("--db", db, "--migrate", "--mqtt", broker.url, "--keepalive", "30s")
     a = OrchestratorProcess(tmp_path / "fleet", *common, "--instance", "a").start()
-    wait_until(lambda: role(a) == "leader", timeout=10, what="a leads")
+    wait_until(lambda: a.role() == "leader", timeout=10, what="a leads")
     b = OrchestratorProcess(tmp_path / "fleet", *common, "--instance", "b").start()
-    wait_until(lambda: role(b) == "follower", timeout=10, what="b follows")
+    wait_until(lambda: b.role() == "follower", timeout=10, what="b follows")
     try:
         yield Pair(a, b, broker, db)
     finally:
@@ -119,7 +103,7 @@ def test_a_follower_takes_over_and_a_create_sent_meanwhile_is_answered_once(pair
     during = create(runtime, "during")
     request = envelope("create", during)
     client.publish("realm/proc/control", request)  # while nobody leads
-    wait_until(lambda: role(new) == "leader", timeout=10, what="the follower takes over")
+    wait_until(lambda: new.role() == "leader", timeout=10, what="the follower takes over")
     took = time.monotonic() - started
     state = health(new)
     assert state["leader"]["instance"] == "b" and state["leader"]["term"] > term
@@ -131,7 +115,7 @@ def test_a_follower_takes_over_and_a_create_sent_meanwhile_is_answered_once(pair
         assert api.get(f"/api/modules/{before['uuid']}/").json()["parent"] == runtime.uuid  # intact
     if how == signal.SIGSTOP:
         old.proc.send_signal(signal.SIGCONT)  # the paused leader wakes up holding the create too
-        wait_until(lambda: role(old) == "follower", timeout=10, what="the old leader follows")
+        wait_until(lambda: old.role() == "follower", timeout=10, what="the old leader follows")
     time.sleep(1.5)  # time for a second placement, were there one
     # SilverLine answers a create by sending it on to the runtime it is placed on: once, by one leader
     placed = [c["uuid"] for c in runtime.creates()]
@@ -160,13 +144,13 @@ def test_a_gateway_serves_and_forwards_but_never_leads(pair, tmp_path):
     try:
         runtime = RawRuntime(pair.broker.port, name="keeper")
         runtime.register()
-        assert role(gateway) == "gateway"
+        assert gateway.role() == "gateway"
         with gateway.api() as api:
             first = create(runtime, "through-the-gateway")
             assert api.post("/api/modules/", json=first).status_code == 201  # carried out by a
             pair.a.proc.send_signal(signal.SIGKILL)
-            wait_until(lambda: role(pair.b) == "leader", timeout=10, what="b takes over")
-            assert role(gateway) == "gateway"  # it never campaigns
+            wait_until(lambda: pair.b.role() == "leader", timeout=10, what="b takes over")
+            assert gateway.role() == "gateway"  # it never campaigns
             second = create(runtime, "after-the-takeover")
             made = api.post("/api/modules/", json=second)  # now carried out by b
             assert made.status_code == 201, made.text

@@ -18,13 +18,6 @@ from support import HELLO_AS, wait_until
 pytestmark = pytest.mark.slow
 
 
-def role(orch: OrchestratorProcess) -> str | None:
-    try:
-        return httpx.get(orch.url + "/health", timeout=2).json().get("role")
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
 @pytest.fixture
 def secured_pair(tmp_path, postgres) -> Iterator[tuple[OrchestratorProcess, OrchestratorProcess]]:
     broker = PrivateMosquitto()
@@ -35,11 +28,11 @@ def secured_pair(tmp_path, postgres) -> Iterator[tuple[OrchestratorProcess, Orch
     leader = OrchestratorProcess(
         tmp_path / "fleet", *common, "--instance", "a", auth="basic", env=env
     ).start()
-    wait_until(lambda: role(leader) == "leader", timeout=10, what="a leads")
+    wait_until(lambda: leader.role() == "leader", timeout=10, what="a leads")
     follower = OrchestratorProcess(
         tmp_path / "fleet", *common, "--instance", "b", auth="basic", env=env
     ).start()
-    wait_until(lambda: role(follower) == "follower", timeout=10, what="b follows")
+    wait_until(lambda: follower.role() == "follower", timeout=10, what="b follows")
     try:
         yield leader, follower
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -63,6 +63,9 @@ class SharedFailureLimiter:
         """Keys hold names and addresses (and a NUL, which PostgreSQL text refuses): kept as digests."""
         return hashlib.sha256(key.encode()).hexdigest()
 
+    def _window_start(self) -> Any:
+        return sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, self.window)
+
     def retry_after(self, key: str) -> float:
         t = login_failures.c
         key = self._digest(key)
@@ -74,7 +77,7 @@ class SharedFailureLimiter:
                 ).where(
                     t.scope == self.scope,
                     t.key == key,
-                    t.at > sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, self.window),
+                    t.at > self._window_start(),
                 )
             ).one()
         count, age = row
@@ -85,8 +88,4 @@ class SharedFailureLimiter:
         key = self._digest(key)
         with self.engine.begin() as conn:
             conn.execute(login_failures.insert().values(scope=self.scope, key=key, at=sa.func.now()))
-            conn.execute(
-                login_failures.delete().where(
-                    t.at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, self.window)
-                )
-            )
+            conn.execute(login_failures.delete().where(t.at < self._window_start()))

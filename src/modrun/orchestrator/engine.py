@@ -240,9 +240,9 @@ class ControlLoop:
             return
         self._install()
         self.term, self.leading = term, True
-        heard = self.replay.take()
-        fresh = self.store.unhandled([h.key for h in heard]) if heard else set()
-        missed = [(h.topic, h.payload, h.arrived) for h in heard if h.key in fresh]
+        heard = [(h.key, h) for h in self.replay.take()]  # each digest worked out once
+        fresh = self.store.unhandled([key for key, _h in heard]) if heard else set()
+        missed = [(h.topic, h.payload, h.arrived) for key, h in heard if key in fresh]
         log.info("leading (term %d): %d control messages the old leader had not applied", term, len(missed))
         self._replaying = True
         try:

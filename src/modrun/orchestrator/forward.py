@@ -45,6 +45,8 @@ _HOP = frozenset(
     }
 )
 
+_NOT_PASSED_ON = _HOP | {b"content-encoding"}  # httpx has decoded the body already
+
 Handler = Callable[[dict, Any, Any], Awaitable[None]]
 
 
@@ -109,9 +111,7 @@ class LeaderForward:
 
 
 async def _pass_on(send: Any, answer: httpx.Response) -> None:
-    # httpx has already decoded the body: its content-encoding no longer applies
-    dropped = _HOP | {b"content-encoding"}
-    headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in dropped]
+    headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in _NOT_PASSED_ON]
     headers.append((b"content-length", str(len(answer.content)).encode()))
     await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": answer.content})

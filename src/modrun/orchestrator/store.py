@@ -149,26 +149,10 @@ class FleetStore:
     ) -> tuple[dict[str, Runtime], dict[str, Module]]:
         """Only these rows (a follower catching up with what the leader wrote)."""
         with self.engine.connect() as conn:
-            runtimes = {
-                row.uuid: Runtime(**{c: _load(getattr(row, c)) for c in _RUNTIME_COLUMNS})
-                for row in conn.execute(fleet_runtimes.select().where(fleet_runtimes.c.uuid.in_(runtime_ids)))
-            }
-            modules = {
-                row.uuid: Module(**{c: _load(getattr(row, c)) for c in _MODULE_COLUMNS})
-                for row in conn.execute(fleet_modules.select().where(fleet_modules.c.uuid.in_(module_ids)))
-            }
+            runtimes = _runtimes(conn, fleet_runtimes.c.uuid.in_(runtime_ids))
+            modules = _modules(conn, fleet_modules.c.uuid.in_(module_ids))
             if modules:
-                events = conn.execute(
-                    sa.select(fleet_module_events)
-                    .where(fleet_module_events.c.module.in_(list(modules)))
-                    .order_by(fleet_module_events.c.id)
-                )
-                for row in events:
-                    modules[row.module].history.append(
-                        Event(utc(row.at), row.status, row.runtime, row.reason)
-                    )
-                for module in modules.values():
-                    del module.history[:-HISTORY_IN_MEMORY]
+                _add_history(conn, modules, fleet_module_events.c.module.in_(list(modules)))
         return runtimes, modules
 
     def load(self) -> tuple[dict[str, Runtime], dict[str, Manager], dict[str, Module], dict[str, Any]]:
@@ -177,22 +161,9 @@ class FleetStore:
                 row.uuid: Manager(row.uuid, row.name, row.status)
                 for row in conn.execute(fleet_managers.select())
             }
-            runtimes = {
-                row.uuid: Runtime(**{c: _load(getattr(row, c)) for c in _RUNTIME_COLUMNS})
-                for row in conn.execute(fleet_runtimes.select())
-            }
-            modules: dict[str, Module] = {}
-            for row in conn.execute(fleet_modules.select().order_by(fleet_modules.c.index)):
-                modules[row.uuid] = Module(**{c: _load(getattr(row, c)) for c in _MODULE_COLUMNS})
-            events = conn.execute(
-                sa.select(fleet_module_events).order_by(fleet_module_events.c.id.desc()).limit(50_000)
-            )
-            for row in reversed(list(events)):
-                module = modules.get(row.module)
-                if module is not None:
-                    module.history.append(Event(utc(row.at), row.status, row.runtime, row.reason))
-            for module in modules.values():
-                del module.history[:-HISTORY_IN_MEMORY]
+            runtimes = _runtimes(conn)
+            modules = _modules(conn)
+            _add_history(conn, modules, latest=50_000)
             settings = {row.key: row.value for row in conn.execute(fleet_settings.select())}
         return runtimes, managers, modules, settings
 
@@ -204,7 +175,39 @@ class FleetStore:
                 .where(fleet_module_events.c.module == module)
                 .order_by(fleet_module_events.c.id)
             )
-            return [Event(utc(r.at), r.status, r.runtime, r.reason) for r in rows]
+            return [_event(r) for r in rows]
+
+
+def _runtimes(conn: Connection, where: Any = sa.true()) -> dict[str, Runtime]:
+    rows = conn.execute(fleet_runtimes.select().where(where))
+    return {row.uuid: Runtime(**{c: _load(getattr(row, c)) for c in _RUNTIME_COLUMNS}) for row in rows}
+
+
+def _modules(conn: Connection, where: Any = sa.true()) -> dict[str, Module]:
+    rows = conn.execute(fleet_modules.select().where(where).order_by(fleet_modules.c.index))
+    return {row.uuid: Module(**{c: _load(getattr(row, c)) for c in _MODULE_COLUMNS}) for row in rows}
+
+
+def _add_history(
+    conn: Connection, modules: dict[str, Module], where: Any = sa.true(), latest: int | None = None
+) -> None:
+    """The modules' recorded events (the ``latest`` of all, or all that ``where``
+    takes), oldest first, the newest HISTORY_IN_MEMORY of each kept."""
+    query = sa.select(fleet_module_events).where(where)
+    if latest is not None:
+        rows = list(conn.execute(query.order_by(fleet_module_events.c.id.desc()).limit(latest)))[::-1]
+    else:
+        rows = list(conn.execute(query.order_by(fleet_module_events.c.id)))
+    for row in rows:
+        module = modules.get(row.module)
+        if module is not None:
+            module.history.append(_event(row))
+    for module in modules.values():
+        del module.history[:-HISTORY_IN_MEMORY]
+
+
+def _event(row: Any) -> Event:
+    return Event(utc(row.at), row.status, row.runtime, row.reason)
 
 
 def vars_of(obj: Any, columns: list[str] | tuple[str, ...]) -> dict:
