@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 
+from modrun.http.bases import UNREACHED
 from support import free_port, modrun_cmd, wait_until
 
 
@@ -87,9 +88,15 @@ class NatsCluster:
                 f"routes: [{', '.join(f'nats-route://127.0.0.1:{r}' for r in routes)}] }}\n"
                 f"mqtt {{ listen: 127.0.0.1:{self.ports[i]}, stream_replicas: {size} }}\n"
             )
-            log = open(self.dir / f"n{i}.log", "wb")  # noqa: SIM115
-            self.procs.append(subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log))
+            self.procs.append(None)
+            self.restart(i)
         wait_until(self._ready, timeout=30, what="the NATS cluster's MQTT")
+
+    def restart(self, member: int) -> None:
+        """Start member ``member`` (again): it rejoins the cluster with its own store."""
+        with open(self.dir / f"n{member}.log", "ab") as log:  # the child keeps its own copy of the fd
+            config = str(self.dir / f"n{member}.conf")
+            self.procs[member] = subprocess.Popen([self.binary, "-c", config], stdout=log, stderr=log)
 
     def _ready(self) -> bool:
         """Every member takes an MQTT session (JetStream has a leader)."""
@@ -219,24 +226,37 @@ def broker_member(log: str) -> int:
 
 class CallLoad:
     """``clients`` threads calling ``POST {url}{path}`` until stopped, recording
-    (monotonic time, status) of every call (0: no answer at all)."""
+    (monotonic time, status) of every call (0: no answer at all). ``url`` may
+    list several gateways (``http://a,http://b``): a call goes to the next one
+    only when one cannot be reached at all (nothing was sent), and each call
+    tries them in order again, so a gateway that comes back gets its calls back."""
 
     def __init__(
         self, url: str, path: str, clients: int = 4, body: bytes = b"x", headers: dict | None = None
     ) -> None:
         self.url, self.path, self.body, self.headers = url, path, body, headers or {}
         self.results: list[tuple[float, int]] = []
+        self.failures: list[tuple[float, str]] = []  # what each failed call got
         self._stop = threading.Event()
         self.workers = [threading.Thread(target=self._run) for _ in range(clients)]
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30, headers=self.headers) as client:
+        urls = [u.rstrip("/") for u in self.url.split(",")]
+        with httpx.Client(timeout=30, headers=self.headers) as client:
             while not self._stop.is_set():
-                try:
-                    status = client.post(self.path, content=self.body).status_code
-                except httpx.HTTPError:
-                    status = 0
+                status, why = 0, "unreached"
+                for base in urls:  # in order every time, as a load balancer that checks its targets
+                    try:
+                        answer = client.post(base + self.path, content=self.body)
+                        status, why = answer.status_code, answer.text[:200]
+                    except UNREACHED:
+                        continue
+                    except httpx.HTTPError as exc:
+                        why = f"{type(exc).__name__} from {base}"
+                    break
                 self.results.append((time.monotonic(), status))
+                if status != 200:
+                    self.failures.append((time.monotonic(), why))
 
     def __enter__(self) -> CallLoad:
         for worker in self.workers:

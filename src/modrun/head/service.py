@@ -159,6 +159,7 @@ class Orchestrator:
             settings.gateway_timeout,
             placed_only=self.control_plane.secured,
             max_response=settings.gateway_max_response,
+            quiet_after=settings.quiet_after,
         )
         plane = self.control_plane
         self.guard = CallGuard(plane.issuers, _in_thread(plane.decide)) if plane.secured else None

@@ -83,6 +83,11 @@ class OrchestratorSettings:
         return self.keepalive_timeout if self.keepalive_timeout else 3 * self.keepalive
 
     @property
+    def quiet_after(self) -> float:
+        """Silence after which the gateway passes a node over: two keepalives missed."""
+        return min(self.ka_timeout, 2 * self.keepalive + 0.5)
+
+    @property
     def broker(self) -> BrokerAddress:
         """The broker the orchestrator itself connects to."""
         return self.mqtt or BrokerAddress(self.broker_host, self.broker_port)

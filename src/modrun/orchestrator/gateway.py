@@ -5,9 +5,14 @@ Nodes report the functions they serve in every keepalive; the gateway keeps
 an index (rebuilt when the fleet's version changes) and takes replicas
 round-robin. A node that refuses the connection is skipped for a few seconds
 and the call is retried once on another replica (nothing reached the dead
-node, so the retry is safe). When no replica serves the function but the
-module that provides it is being placed again (failover), the call waits for
-it up to ``--gatewayWait`` instead of failing.
+node, so the retry is safe). A node whose keepalives stopped gets no new
+calls while another replica can take them, long before it is declared dead
+(a paused or cut-off node would hold them); calls it already holds are
+abandoned when it is declared dead. When no replica serves the function but the
+module that provides it is being placed again (failover), or while the
+process has not yet heard every live node's keepalive (it has just started:
+the functions nodes serve are known only from their keepalives), the call
+waits for it up to ``--gatewayWait`` instead of failing.
 """
 
 from __future__ import annotations
@@ -63,8 +68,10 @@ class Gateway:
         timeout: float = 60.0,
         placed_only: bool = False,
         max_response: int | None = None,
+        quiet_after: float = float("inf"),
     ) -> None:
         self.loop = loop
+        self.quiet_after = quiet_after  # silence after which a node is passed over
         # a secured fleet routes only to what the orchestrator placed: a node that
         # claims functions it was never given gets no calls
         self.placed_only = placed_only
@@ -80,6 +87,8 @@ class Gateway:
         self._inflight: dict[asyncio.Task, Replica] = {}
         self._doomed: set[asyncio.Task] = set()
         self._watchdog: asyncio.Task | None = None
+        self._warm_by = time.monotonic() + quiet_after  # every live node has spoken by then
+        self._warm = False
 
     async def close(self) -> None:
         if self._watchdog is not None:
@@ -108,9 +117,13 @@ class Gateway:
             for fn in runtime.functions:
                 module = fn.get("module") if isinstance(fn.get("module"), str) else None
                 provider = fleet.modules.get(module) if module else None
-                if self.placed_only and not (
+                owned = (
                     provider is not None and provider.parent == runtime.uuid and provider.status == P.ALIVE
-                ):
+                )
+                # a module it does not own (a node back from a pause, still running
+                # what moved elsewhere until told to drop it) gets no calls; a
+                # secured fleet routes to nothing but what it placed
+                if (module or self.placed_only) and not owned:
                     continue
                 if isinstance(fn.get("field"), str):
                     placed_fields.add(f"{fn.get('operation', 'query')}.{fn['field']}")
@@ -185,9 +198,7 @@ class Gateway:
         if not replicas:
             return None
         moment = time.monotonic()
-        usable = [
-            r for r in replicas if r.runtime not in exclude and self._suspect.get(r.runtime, 0) < moment
-        ]
+        usable = [r for r in replicas if r.runtime not in exclude and self._trusted(r.runtime, moment)]
         if not usable:
             usable = [r for r in replicas if r.runtime not in exclude]
         if not usable:
@@ -195,9 +206,26 @@ class Gateway:
         turn = next(self._turns.setdefault(key, itertools.count()))
         return usable[turn % len(usable)]
 
+    def _trusted(self, runtime: str, moment: float) -> bool:
+        """Neither refused a connection lately nor silent past ``quiet_after``."""
+        if self._suspect.get(runtime, 0) >= moment:
+            return False
+        found = self.loop.fleet.runtimes.get(runtime)
+        return found is None or moment - found.last_seen <= self.quiet_after
+
     def known(self, key: str) -> bool:
         """Whether some module provided this function at some point."""
         return key in self._providers
+
+    def _warming(self) -> bool:
+        """Just started, with live nodes it has not heard from yet."""
+        if self._warm:
+            return False
+        unheard = self.loop.snapshot(
+            lambda fleet: any(r.alive and not r.reported for r in fleet.runtimes.values())
+        )
+        self._warm = not unheard or time.monotonic() > self._warm_by
+        return not self._warm
 
     def _being_placed(self, key: str) -> bool:
         module = self._providers.get(key)
@@ -213,7 +241,7 @@ class Gateway:
         if replica is not None:
             return replica
         deadline = time.monotonic() + self.wait
-        while any(self._being_placed(k) for k in keys) and time.monotonic() < deadline:
+        while (self._warming() or any(self._being_placed(k) for k in keys)) and time.monotonic() < deadline:
             await asyncio.sleep(POLL)
             replica = pick(exclude)
             if replica is not None:

@@ -57,7 +57,7 @@ class ReplayBuffer:
         return len(self._heard)
 
 
-REPORTED = ("last_seen", "load", "load_share", "children", "functions", "graphql")
+REPORTED = ("last_seen", "reported", "load", "load_share", "children", "functions", "graphql")
 """Runtime fields that come from keepalives, not from the database."""
 
 

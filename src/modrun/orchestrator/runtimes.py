@@ -263,6 +263,7 @@ def take_report(fleet: Fleet, runtime: Runtime, data: dict, moment: float) -> No
     """What a keepalive tells of a runtime (its load, children and the functions
     the gateway routes to); the leader and its followers read it alike."""
     runtime.last_seen = max(runtime.last_seen, moment)  # a message replayed at a takeover is older
+    runtime.reported = True
     if isinstance(data.get("load"), dict):
         runtime.load = data["load"]
         share = load_share(runtime.load)

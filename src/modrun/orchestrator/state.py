@@ -57,6 +57,7 @@ class Runtime:
     parent: str | None = None  # manager uuid
     # reported in keepalives, not persisted
     last_seen: float = field(default_factory=time.monotonic)
+    reported: bool = False  # this process has heard a keepalive of it (its functions are known)
     load: dict = field(default_factory=dict)
     load_share: float = 0.0  # of ``load``, for placement (scheduler.load_share)
     children: list[dict] = field(default_factory=list)
