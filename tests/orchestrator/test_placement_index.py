@@ -1,6 +1,7 @@
 """The least-loaded policy's index picks exactly what a scan of every runtime
 picks: the same runtime for every module, through placements, loads that
-keepalives change, groups kept apart, full runtimes, deletes and deaths."""
+keepalives change, groups kept apart, full runtimes, deletes and deaths; and
+the index of modules by runtime lists what a scan of every module does."""
 
 from __future__ import annotations
 
@@ -81,4 +82,11 @@ def test_the_index_places_every_module_where_a_scan_would():
                     fleet.touch_runtime(fleet.runtimes[uuid])
             parents = [{u: m.parent for u, m in f.modules.items()} for f in fleets]
             assert parents[0] == parents[1], (seed, step)
+            # the modules-by-runtime index (every keepalive asks it) against a scan
+            runtime = f"r{step % 60:03d}"
+            for statuses in ((P.ALIVE,), (P.ALIVE, P.EXITING, P.QUEUED), (P.DEAD, P.KILLED)):
+                scanned = [
+                    m for m in fleets[0].modules.values() if m.parent == runtime and m.status in statuses
+                ]
+                assert fleets[0].modules_on(runtime, *statuses) == sorted(scanned, key=lambda m: m.index)
         assert placed > 100  # the scenario placed many, not only queued

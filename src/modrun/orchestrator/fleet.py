@@ -41,6 +41,7 @@ class Fleet:
         self.counts: dict[str, int] = {}
         self.on_score: Callable[[str], None] = _nothing  # a runtime's module count or load changed
         self.group_hosts: dict[str, dict[str, int]] = {}  # group -> runtime -> its running modules of it
+        self.hosted: dict[str, dict[str, Module]] = {}  # runtime -> the modules naming it, any state
         self.queued: dict[str, Module] = {}
         self.exiting: dict[str, float] = {}
         for module in modules.values():
@@ -65,6 +66,14 @@ class Fleet:
     # -- bookkeeping ------------------------------------------------------------
 
     def _account(self, module: Module, sign: int) -> None:
+        if module.parent:
+            if sign > 0:
+                self.hosted.setdefault(module.parent, {})[module.uuid] = module
+            else:
+                on = self.hosted.get(module.parent, {})
+                on.pop(module.uuid, None)
+                if not on:
+                    self.hosted.pop(module.parent, None)
         if module.status in OCCUPYING and module.parent:
             self.counts[module.parent] = self.counts.get(module.parent, 0) + sign
             self.on_score(module.parent)
@@ -160,4 +169,7 @@ class Fleet:
         return sorted(named, key=lambda m: (m.status == P.DEAD, -m.index))[0]
 
     def modules_on(self, runtime: str, *statuses: str) -> list[Module]:
-        return [m for m in self.modules.values() if m.parent == runtime and m.status in statuses]
+        """The runtime's modules in ``statuses``, in the order they were created
+        (every keepalive asks: from the index, not a scan of every module)."""
+        found = [m for m in self.hosted.get(runtime, {}).values() if m.status in statuses]
+        return sorted(found, key=lambda m: m.index)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from modrun.db.times import utc_now
@@ -165,7 +165,7 @@ class ModuleControl:
     def _kind(module: Module, ignore_file: bool) -> tuple:
         """What decides which runtimes could take a module: its apis, labels and file."""
         file_ok = ignore_file or module.sha256 is not None
-        return (frozenset(module.apis), json.dumps(module.labels, sort_keys=True), file_ok)
+        return (frozenset(module.apis), _labels_key(module.labels), file_ok)
 
     def _could_ever(self, module: Module, ignore_file: bool = False) -> bool:
         """Some runtime could take the module once it has room (stops at the first)."""
@@ -355,3 +355,16 @@ def _uuid() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def _labels_key(labels: dict) -> Hashable:
+    """The same for equal label requirements; cheap for the usual few plain
+    labels (every create asks), exact for any JSON."""
+    if not labels:
+        return ()
+    key = tuple(sorted(labels.items()))
+    try:
+        hash(key)
+    except TypeError:  # values that are lists or objects
+        return json.dumps(labels, sort_keys=True)
+    return key
