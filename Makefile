@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-fast install system-deps examples console test-oidc lint format bench clean
+.PHONY: run test test-fast install system-deps examples console test-oidc test-plugins lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ console: system-deps
 test-oidc: system-deps
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 
+## The test plugins built from source with npm (the Modus-ABI plugin: AssemblyScript and
+## our own compiler transform for its metadata section).
+test-plugins: system-deps
+	cd tests/modus/plugin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
 ## ruff, mypy, the layer contract (import-linter, pyproject.toml) and no import circles (src/, console/src/).
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -52,11 +57,11 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 
 ## Install what the tests need, rebuild the examples from source, lint, run the suite.
-test: install system-deps examples console test-oidc lint
+test: install system-deps examples console test-oidc test-plugins lint
 	$(BIN)/pytest
 
 ## The suite without the slow fleet tests (CI runs them all).
-test-fast: install system-deps console test-oidc lint
+test-fast: install system-deps console test-oidc test-plugins lint
 	$(BIN)/pytest -m "not slow"
 
 bench: install
@@ -71,4 +76,4 @@ bench: install
 	$(BIN)/python bench/bench_overload.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules console/node_modules tests/oidc/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache examples/hello-as/node_modules console/node_modules tests/oidc/node_modules tests/modus/plugin/node_modules

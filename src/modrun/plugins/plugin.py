@@ -15,6 +15,9 @@ from wasmtime import FuncType, ValType, WasmtimeError
 from modrun.errors import PluginLoadError, SchemaError
 from modrun.plugins import naming
 from modrun.plugins.discovery import PluginSource
+from modrun.plugins.modus import metadata as modus
+from modrun.plugins.modus.hostfns import HOST_FUNCTIONS as MODUS_HOST_FUNCTIONS
+from modrun.plugins.modus.instance import ModusCaller
 from modrun.plugins.pool import RECYCLE_BYTES, InstancePool
 from modrun.plugins.schema import EMPTY, SECTION_NAME, PluginSchema, Signature, parse_schema, plugin_meta
 from modrun.plugins.wasmbin import MAGIC, custom_sections
@@ -84,13 +87,27 @@ class Plugin:
         except WasmtimeError as exc:
             raise PluginLoadError(self.name, f"cannot compile {self.path}: {_first_line(exc)}") from None
 
-        self.uses_wasi = self._check_imports(engine, options.host_functions)
-        exports = self._function_exports()
         try:
             sections = custom_sections(wasm)
         except ValueError as exc:
             raise PluginLoadError(self.name, f"malformed wasm: {exc}") from None
-        self.schema = self._load_schema(source, sections)
+        # a plugin built with the Modus SDK says so in its metadata section
+        self.modus = self._modus_metadata(sections)
+        self.abi = "modus" if self.modus is not None else "extism"
+        if self.modus is not None:
+            self.uses_wasi = self._check_modus_imports()
+            declared = set(self.modus.exports)
+            exports = sorted(
+                e.name for e in self.module.exports if isinstance(e.type, FuncType) and e.name in declared
+            )
+            try:
+                self.schema = self.modus.schema()
+            except modus.MetadataError as exc:
+                raise PluginLoadError(self.name, str(exc)) from None
+        else:
+            self.uses_wasi = self._check_imports(engine, options.host_functions)
+            exports = self._function_exports()
+            self.schema = self._load_schema(source, sections)
         self.meta = self._meta(sections)
         for missing in sorted(set(self.schema.functions) - set(exports)):
             self.warnings.append(f"schema describes {missing!r}, which the plugin does not export")
@@ -136,8 +153,34 @@ class Plugin:
     def vars(self) -> VarStore:
         return self.env.vars
 
-    def new_instance(self) -> PluginInstance:
+    def new_instance(self) -> PluginInstance | ModusCaller:
+        if self.modus is not None:
+            outputs = {name: fn.signature.output for name, fn in self.functions.items()}
+            return ModusCaller(self._engine, self.env, self.modus, MODUS_HOST_FUNCTIONS, outputs)
         return PluginInstance(self._engine, self.env)
+
+    def _modus_metadata(self, sections: Mapping[str, bytes]) -> modus.Metadata | None:
+        section = sections.get(modus.SECTION)
+        if section is None:
+            return None
+        try:
+            return modus.parse_metadata(section, sections.get(modus.VERSION_SECTION))
+        except modus.MetadataError as exc:
+            raise PluginLoadError(self.name, str(exc)) from None
+
+    def _check_modus_imports(self) -> bool:
+        unknown, uses_wasi = [], False
+        for imp in self.module.imports:
+            if imp.module == WASI_MODULE:
+                uses_wasi = True
+            elif f"{imp.module}.{imp.name}" not in MODUS_HOST_FUNCTIONS:
+                unknown.append(f"{imp.module}.{imp.name}")
+        if unknown:
+            raise PluginLoadError(
+                self.name,
+                "imports Modus host functions modrun does not provide yet: " + ", ".join(sorted(unknown)),
+            )
+        return uses_wasi
 
     def _check_imports(self, engine: WasmEngine, host: Mapping[tuple[str, str], HostFunction]) -> bool:
         unknown, uses_wasi = [], False
@@ -195,6 +238,7 @@ class Plugin:
             "loadedAt": self.loaded_at,
             "functions": sorted(self.functions),
             "wasi": self.uses_wasi,
+            "abi": self.abi,
             "warnings": self.warnings,
         }
 

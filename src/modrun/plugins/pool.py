@@ -9,8 +9,20 @@ grew large is dropped instead of being reused.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-from modrun.wasm.instance import PluginInstance
+from modrun.wasm.host import CallState
+
+
+class Pooled(Protocol):
+    """What a pool holds: an Extism ``PluginInstance`` or a Modus ``ModusCaller``."""
+
+    broken: bool
+
+    def call(self, export: str, data: bytes, state: CallState, deadline_ticks: int) -> bytes: ...
+    def memory_bytes(self) -> int: ...
+    def close(self) -> None: ...
+
 
 MAX_IDLE = 8
 RECYCLE_BYTES = 64 * 1024 * 1024
@@ -19,24 +31,24 @@ RECYCLE_BYTES = 64 * 1024 * 1024
 class InstancePool:
     def __init__(
         self,
-        factory: Callable[[], PluginInstance],
+        factory: Callable[[], Pooled],
         max_idle: int = MAX_IDLE,
         recycle_bytes: int = RECYCLE_BYTES,
     ) -> None:
         self._factory = factory
-        self._idle: list[PluginInstance] = []
+        self._idle: list[Pooled] = []
         self.max_idle = max_idle
         self.recycle_bytes = recycle_bytes
         self.created = 0
 
-    def acquire(self) -> PluginInstance:
+    def acquire(self) -> Pooled:
         try:
             return self._idle.pop()  # list.pop/append are atomic under the GIL
         except IndexError:
             self.created += 1
             return self._factory()
 
-    def release(self, instance: PluginInstance) -> None:
+    def release(self, instance: Pooled) -> None:
         if (
             instance.broken
             or len(self._idle) >= self.max_idle
@@ -46,7 +58,7 @@ class InstancePool:
             return
         self._idle.append(instance)
 
-    def prime(self, instance: PluginInstance) -> None:
+    def prime(self, instance: Pooled) -> None:
         """Keep an instance made at load time (it proved the plugin links)."""
         self.created += 1
         self.release(instance)

@@ -99,9 +99,10 @@ class Signature:
     def output(self) -> str:
         if self.returns is None:
             return "none"
-        if self.returns.list_of is None and self.returns.base == "String":
+        single = (self.returns.non_null or self.returns).list_of is None  # [String!]! is a list
+        if single and self.returns.base == "String":
             return "text"
-        if self.returns.list_of is None and self.returns.base == "Bytes":
+        if single and self.returns.base == "Bytes":
             return "bytes"
         return "json"
 

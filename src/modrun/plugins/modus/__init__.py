@@ -1,0 +1,1 @@
+"""The Modus ABI: plugins built with the Modus SDK (docs/modus.md)."""

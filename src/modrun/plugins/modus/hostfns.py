@@ -1,0 +1,72 @@
+"""The Modus host functions modrun provides, with the policies of its Extism
+side: models and connections come from the node's manifest (the same
+services, allow-lists and inference history), logs go to the call's logs.
+
+Each takes the running call and its arguments already decoded (strings,
+numbers, dicts for classes) and returns a Python value the codec writes as
+the import's declared result type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from modrun.errors import HostFunctionError
+from modrun.models.providers import Caller
+from modrun.plugins.modus.instance import HostImpl, ModusCall, abort
+
+
+def log_message(call: ModusCall, args: list[Any]) -> None:
+    level, message = args
+    call.log(str(level or "info"), str(message or ""))
+
+
+def time_in_zone(call: ModusCall, args: list[Any]) -> str | None:
+    """Now in the zone (RFC 3339, nanosecond field as Modus gives it); None for
+    an unknown zone (logged, as Modus does)."""
+    zone = args[0] or "UTC"
+    try:
+        now = datetime.now(UTC).astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        call.log("error", f"unknown time zone {zone!r}")
+        return None
+    return now.isoformat()
+
+
+def _services(call: ModusCall) -> Any:
+    services = call.services
+    if services is None:
+        raise HostFunctionError("this node gives plugins no models or connections")
+    return services.current
+
+
+def invoke_model(call: ModusCall, args: list[Any]) -> str | None:
+    name, payload = args
+    try:
+        request = json.loads(payload)
+    except (TypeError, ValueError):
+        raise HostFunctionError(f"model {name!r}: the input is not JSON") from None
+    caller = Caller(call.plugin_name, call.state.function, call.build_id)
+    return json.dumps(_services(call).models.invoke(name, request, caller))
+
+
+def model_info(call: ModusCall, args: list[Any]) -> dict:
+    name = args[0]
+    spec = _services(call).models.models.get(name)
+    if spec is None:
+        raise HostFunctionError(f"no model named {name!r} in the manifest")
+    return {"name": name, "fullName": spec.source_model or name}
+
+
+HOST_FUNCTIONS: Mapping[str, HostImpl] = {
+    "env.abort": abort,
+    "modus_system.logMessage": log_message,
+    "modus_system.getTimeInZone": time_in_zone,
+    "modus_models.invokeModel": invoke_model,
+    "modus_models.getModelInfo": model_info,
+}
+"""Every import a Modus plugin may have; any other is a load error naming it."""

@@ -1,0 +1,241 @@
+"""Plugins built for the Modus ABI on a real node: detection by the
+``modus_metadata`` section, every kind of value the AssemblyScript codec
+carries, optional parameters, GraphQL named and typed as Modus does, logs,
+errors, models through the manifest, and Extism plugins beside them.
+
+The plugin is tests/modus/plugin (AssemblyScript compiled with
+--exportRuntime; its metadata section written by our own compiler transform,
+metadata.mjs), built by ``make test-plugins``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+import wasmtime
+
+from support import HELLO_AS, ModrunServer
+
+PLUGIN = Path(__file__).resolve().parent / "plugin" / "build" / "modus_test.wasm"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
+    assert PLUGIN.is_file(), f"{PLUGIN} is missing: run `make test-plugins`"
+    app = tmp_path_factory.mktemp("modus-app")
+    shutil.copy(PLUGIN, app / "modus_test.wasm")
+    shutil.copy(HELLO_AS, app / "hello.wasm")  # an Extism plugin beside it
+    manifest = {
+        "connections": {"openai": {"type": "http", "baseUrl": f"{api_server}/v1/"}},
+        "models": {
+            "chat": {
+                "provider": "openai",
+                "sourceModel": "gpt-test",
+                "connection": "openai",
+                "path": "chat/completions",
+            }
+        },
+    }
+    (app / "modrun.json").write_text(json.dumps(manifest))
+    storage = tmp_path_factory.mktemp("modus-storage")
+    with ModrunServer(app, storage, "--noreload") as server, server.client() as client:
+        yield server, client
+
+
+def rest(client: httpx.Client, function: str, args: dict) -> httpx.Response:
+    return client.post(f"/functions/{function}", json=args)
+
+
+def graphql(client: httpx.Client, query: str) -> dict:
+    answer = client.post("/graphql", json={"query": query})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "expected"),
+    [
+        ("add", {"a": 2, "b": -3}, -1),
+        ("add64", {"a": 9007199254740993, "b": 1}, 9007199254740994),
+        ("addUnsigned", {"a": 4294967295, "b": 255}, 4294967550),
+        ("isEven", {"n": 4}, True),
+        ("doubled", {"values": [1.5, -2]}, [3.0, -4.0]),
+        ("sum", {"values": [1, 2, 2147483647]}, 2147483650),
+        ("words", {"text": "a b c"}, ["a", "b", "c"]),
+        ("maybeWords", {"text": "a - c"}, ["a", None, "c"]),
+        (
+            "makePeople",
+            {},
+            [
+                {"name": "Ada", "age": 36, "email": "ada@example.com", "tags": ["math", "engines"]},
+                {"name": "Alan", "age": 41, "email": None, "tags": []},
+            ],
+        ),
+        (
+            "oldest",
+            {
+                "people": [
+                    {"name": "A", "age": 3, "email": None, "tags": []},
+                    {"name": "B", "age": 5, "email": "b@x", "tags": ["t"]},
+                ]
+            },
+            {"name": "B", "age": 5, "email": "b@x", "tags": ["t"]},
+        ),
+        ("oldest", {"people": []}, None),
+        ("countWords", {"text": "x y x"}, [{"key": "x", "value": 2}, {"key": "y", "value": 1}]),
+        (
+            "squares",
+            {"m": [{"key": 2, "value": 1.5}, {"key": -3, "value": 2}]},
+            [{"key": 2, "value": 2.25}, {"key": -3, "value": 4.0}],
+        ),
+        ("nextDay", {"d": "2024-02-28T12:00:00Z"}, "2024-02-29T12:00:00.000Z"),
+    ],
+)
+def test_values_of_every_kind_round_trip(node, function, args, expected):
+    _server, client = node
+    answer = rest(client, function, args)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == expected
+
+
+def test_strings_bytes_and_the_guests_own_defaults(node):
+    _server, client = node
+    assert rest(client, "sayHello", {}).text == "Hello, World!"
+    assert rest(client, "sayHello", {"name": "Ada"}).text == "Hello, Ada!"
+    assert rest(client, "sayHello", {"name": "Zoë 🌍"}).text == "Hello, Zoë 🌍!"
+    assert rest(client, "scale", {"x": 1.5}).json() == 3.0  # factor's default (2) is the guest's
+    assert rest(client, "scale", {"x": 1.5, "factor": 3}).json() == 4.5
+    assert rest(client, "reverseBytes", {"data": "AQID"}).content == b"\x03\x02\x01"
+    assert rest(client, "bufferLength", {"buf": "AQIDBA=="}).json() == 4
+    assert rest(client, "describe", {"person": {"name": "Ada", "age": 36, "tags": ["x"]}}).text == (
+        "Ada (36, no email, x)"
+    )
+
+
+def test_maps_the_host_writes_are_hashed_as_assemblyscript_does(node):
+    _server, client = node
+    keys = ["alpha", "b", "a key longer than sixteen characters", "é"]
+    pairs = [{"key": k, "value": str(i)} for i, k in enumerate(keys)]
+    assert rest(client, "lookup", {"m": pairs, "keys": [*keys, "missing"]}).text == "0,1,2,3,?"
+
+
+def test_bad_input_gets_a_clear_error_and_the_node_keeps_serving(node):
+    _server, client = node
+    for args, message in [
+        ({"a": "x", "b": 1}, "a must be Int"),
+        ({"a": 2**31, "b": 1}, "a must be Int"),
+        ({"a": 1}, "b is required"),
+        ({"a": 1, "b": 2, "c": 3}, "unknown"),
+    ]:
+        answer = rest(client, "add", args)
+        assert answer.status_code == 400, answer.text
+        assert message in answer.json()["error"]
+    assert rest(client, "add", {"a": 1, "b": 2}).json() == 3
+
+
+def test_a_thrown_error_fails_the_call_with_its_message(node):
+    _server, client = node
+    answer = rest(client, "fail", {"message": "boom"})
+    assert answer.status_code == 422, answer.text  # the function failed, as for Extism plugins
+    assert answer.json()["kind"] == "GuestError"
+    assert answer.json()["error"].startswith("abort: boom (assembly/index.ts:")
+    assert rest(client, "isEven", {"n": 3}).json() is False  # a fresh instance: nothing left broken
+
+
+def test_graphql_names_and_types_as_modus_does(node):
+    _server, client = node
+    # "add..." is a mutation by Modus's naming rules; the rest are queries
+    assert graphql(client, 'mutation { add(a: 2, b: 3) add64(a: "5", b: "6") }')["data"] == {
+        "add": 5,
+        "add64": 11,
+    }
+    data = graphql(
+        client,
+        '{ sayHello ada: sayHello(name: "Ada") scale(x: 2) makePeople { name email tags }'
+        ' oldest(people: [{name: "A", age: 3, tags: []}]) { name age }'
+        ' countWords(text: "x y x") { key value } nextDay(d: "2024-01-01T00:00:00Z") nothing }',
+    )["data"]
+    assert data == {
+        "sayHello": "Hello, World!",
+        "ada": "Hello, Ada!",
+        "scale": 4.0,
+        "makePeople": [
+            {"name": "Ada", "email": "ada@example.com", "tags": ["math", "engines"]},
+            {"name": "Alan", "email": None, "tags": []},
+        ],
+        "oldest": {"name": "A", "age": 3},
+        "countWords": [{"key": "x", "value": 2}, {"key": "y", "value": 1}],
+        "nextDay": "2024-01-02T00:00:00.000Z",
+        "nothing": None,
+    }
+    person = graphql(
+        client, '{ __type(name: "Person") { fields { name type { kind name ofType { name } } } } }'
+    )["data"]["__type"]["fields"]
+    kinds = {f["name"]: (f["type"]["kind"], f["type"]["name"] or f["type"]["ofType"]["name"]) for f in person}
+    assert kinds == {
+        "name": ("NON_NULL", "String"),
+        "age": ("NON_NULL", "Int"),
+        "email": ("SCALAR", "String"),
+        "tags": ("NON_NULL", None),
+    }
+    described = graphql(client, "{ __schema { queryType { fields { name description } } } }")
+    descriptions = {f["name"]: f["description"] for f in described["data"]["__schema"]["queryType"]["fields"]}
+    assert descriptions["sayHello"] == "Says hello, to the world unless a name is given."
+
+
+def test_host_functions_log_tell_the_time_and_call_models(node, api_server):
+    _server, client = node
+    answer = graphql(client, '{ loudly(message: "hi") }')
+    assert answer["data"] == {"loudly": "HI"}
+    logs = answer["extensions"]["invocations"]["loudly"]["logs"]
+    assert [(line["level"], line["message"]) for line in logs] == [
+        ("info", "shouting hi"),
+        ("warn", "it is loud"),
+    ]
+    paris = rest(client, "timeIn", {"tz": "Europe/Paris"}).text
+    assert paris[:4].isdigit() and paris.endswith(("+01:00", "+02:00")), paris
+    request = {"messages": [{"role": "user", "content": "ping"}]}
+    asked = rest(client, "ask", {"model": "chat", "input": json.dumps(request)})
+    assert asked.status_code == 200, asked.text
+    assert json.loads(asked.text)["choices"][0]["message"]["content"] == "echo: ping"
+    assert rest(client, "modelName", {"model": "chat"}).text == "chat=gpt-test"
+    unknown = rest(client, "ask", {"model": "nope", "input": "{}"})
+    assert unknown.status_code == 502 and "no model named 'nope'" in unknown.json()["error"]
+
+
+def test_extism_and_modus_plugins_side_by_side(node):
+    _server, client = node
+    assert client.post("/functions/greet", content=b"Ada").text == "Hello, Ada!"
+    plugins = {p["name"]: p for p in client.get("/health").json()["plugins"]}
+    assert plugins["modus_test"]["abi"] == "modus" and plugins["hello"]["abi"] == "extism"
+
+
+def test_a_plugin_importing_what_modrun_does_not_provide_is_refused_by_name(tmp_path, storage):
+    module = wasmtime.wat2wasm(
+        '(module (import "modus_agents" "startAgent" (func (param i32) (result i32)))'
+        ' (memory (export "memory") 1) (func (export "run")))'
+    )
+    metadata = json.dumps({"fnExports": {"run": {"parameters": []}}, "types": {}}).encode()
+    section = _custom_section("modus_metadata", metadata)
+    (tmp_path / "agents.wasm").write_bytes(bytes(module) + section)
+    with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
+        errors = client.get("/health").json()["loadErrors"]
+    assert errors == {
+        "agents": "imports Modus host functions modrun does not provide yet: modus_agents.startAgent"
+    }
+
+
+def _custom_section(name: str, payload: bytes) -> bytes:
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    body = leb(len(name)) + name.encode() + payload
+    return b"\x00" + leb(len(body)) + body
