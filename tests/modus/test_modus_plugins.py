@@ -41,7 +41,7 @@ def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
     }
     (app / "modrun.json").write_text(json.dumps(manifest))
     storage = tmp_path_factory.mktemp("modus-storage")
-    with ModrunServer(app, storage, "--noreload") as server, server.client() as client:
+    with ModrunServer(app, storage, "--noreload", "--timeout", "2s") as server, server.client() as client:
         yield server, client
 
 
@@ -143,6 +143,14 @@ def test_a_thrown_error_fails_the_call_with_its_message(node):
     assert answer.json()["kind"] == "GuestError"
     assert answer.json()["error"].startswith("abort: boom (assembly/index.ts:")
     assert rest(client, "isEven", {"n": 3}).json() is False  # a fresh instance: nothing left broken
+
+
+def test_the_time_limit_stops_a_runaway_function(node):
+    _server, client = node
+    answer = rest(client, "spin", {"n": 1})
+    assert answer.status_code == 504, answer.text
+    assert answer.json()["kind"] == "CallTimeout"
+    assert rest(client, "add", {"a": 1, "b": 1}).json() == 2
 
 
 def test_graphql_names_and_types_as_modus_does(node):

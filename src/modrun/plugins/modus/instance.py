@@ -14,17 +14,15 @@ same codec, so each implementation sees plain Python values.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from wasmtime import (
-    ExitTrap,
-    Func,
     FuncType,
-    Instance,
     Linker,
-    Memory,
     Store,
     Trap,
     TrapCode,
@@ -38,6 +36,7 @@ from modrun.errors import Trap as TrapError
 from modrun.plugins.modus.codec import Codec, CodecError
 from modrun.plugins.modus.metadata import Metadata, ModusFunction, ModusParam
 from modrun.plugins.modus.types import AsType, parse
+from modrun.wasm import ffi
 from modrun.wasm.engine import WasmEngine
 from modrun.wasm.host import CallState, LogLine
 from modrun.wasm.instance import WASI_MODULE, InstanceEnv
@@ -54,26 +53,88 @@ def _valtype(t: AsType) -> ValType:
     return ValType.i32()
 
 
+class _Raw:
+    """Calls into one store through the C API's unchecked entry point
+    (wasmtime-py's ``Func.__call__`` costs tens of microseconds a call)."""
+
+    def __init__(self, store: Store) -> None:
+        self.ctx = ffi.context_address(store)
+        self.args = (ffi.ValRaw * 16)()
+        self.addr = ctypes.addressof(self.args)
+        self.trap = ctypes.c_void_p()
+
+    def call(self, func: int, values: list[tuple[str, Any]]) -> ffi.ValRaw:
+        args = self.args
+        if len(values) > len(args):
+            raise GuestError(f"a call with {len(values)} arguments (modrun passes at most {len(args)})")
+        for i, (kind, value) in enumerate(values):
+            if kind == "f32":
+                args[i].i32 = _F32_BITS.unpack(_F32.pack(value))[0]
+            elif kind == "f64":
+                args[i].i64 = _F64_BITS.unpack(_F64.pack(value))[0]
+            elif kind == "i64":
+                args[i].i64 = value
+            else:
+                args[i].i32 = value
+        error = ffi.call_unchecked(self.ctx, func, self.addr, len(args), ctypes.addressof(self.trap))
+        if error:
+            raise _Failed(ffi.error_message(error), None)
+        trap = ffi.take_trap(self.trap)
+        if trap is not None:
+            raise _Failed(trap.message, trap)
+        return args[0]
+
+
+class _Failed(Exception):
+    """A call that trapped or errored (its message, and the trap if one)."""
+
+    def __init__(self, message: str, trap: Trap | None) -> None:
+        super().__init__(message)
+        self.trap = trap
+
+
+_F32, _F32_BITS = struct.Struct("<f"), struct.Struct("<i")
+_F64, _F64_BITS = struct.Struct("<d"), struct.Struct("<q")
+
+
+def _kind(t: AsType) -> str:
+    if t.kind == "primitive":
+        return {"i64": "i64", "u64": "i64", "f32": "f32", "f64": "f64"}.get(t.name, "i32")
+    return "i32"
+
+
+def _value(raw: ffi.ValRaw, kind: str) -> Any:
+    if kind == "f32":
+        return _F32.unpack(_F32_BITS.pack(raw.i32))[0]
+    if kind == "f64":
+        return _F64.unpack(_F64_BITS.pack(raw.i64))[0]
+    return raw.i64 if kind == "i64" else raw.i32
+
+
 class _GuestMemory:
     """The codec's view of one instance: reads, writes and ``__new`` + ``__pin``."""
 
-    def __init__(self, store: Store, memory: Memory, new: Func, pin: Func) -> None:
-        self.store, self.memory, self._new, self._pin = store, memory, new, pin
+    def __init__(self, raw: _Raw, memory: int, new: int, pin: int) -> None:
+        self.raw, self._mem, self._new, self._pin = raw, memory, new, pin
         self.pinned: list[int] = []
 
     def read(self, address: int, length: int) -> bytes:
-        if address < 0 or length < 0 or address + length > self.memory.data_len(self.store):
+        ctx = self.raw.ctx
+        if address < 0 or length < 0 or address + length > ffi.memory_data_size(ctx, self._mem):
             raise CodecError(f"guest memory range {address}+{length} out of bounds")
-        return bytes(self.memory.read(self.store, address, address + length))
+        return ctypes.string_at(ffi.memory_data(ctx, self._mem) + address, length)
 
     def write(self, address: int, data: bytes) -> None:
-        self.memory.write(self.store, data, address)
+        ctx = self.raw.ctx
+        if address < 0 or address + len(data) > ffi.memory_data_size(ctx, self._mem):
+            raise CodecError(f"guest memory range {address}+{len(data)} out of bounds")
+        ctypes.memmove(ffi.memory_data(ctx, self._mem) + address, data, len(data))
 
     def new(self, size: int, class_id: int) -> int:
-        ptr = self._new(self.store, size, class_id) & 0xFFFFFFFF
+        ptr = self.raw.call(self._new, [("i32", size), ("i32", class_id)]).i32 & 0xFFFFFFFF
         if ptr == 0:
             raise MemoryLimitExceeded(f"the plugin could not allocate {size} bytes")
-        self._pin(self.store, ptr)
+        self.raw.call(self._pin, [("i32", ptr)])
         self.pinned.append(ptr)
         return ptr
 
@@ -103,8 +164,9 @@ _LEVELS = {
 
 
 class ModusCaller:
-    """Runs the calls of one Modus plugin version (the pool's "instance":
-    each call makes its own wasm instance, so nothing is kept between calls)."""
+    """Runs the calls of one Modus plugin version, one at a time (the pool's
+    "instance"): its linker, with the host functions, is made once; each call
+    makes its own store and wasm instance, so nothing is kept between calls."""
 
     def __init__(
         self,
@@ -117,11 +179,37 @@ class ModusCaller:
         self.engine = engine
         self.env = env
         self.metadata = metadata
-        self.host = host
         self.output = output  # function -> "text" | "bytes" | "json" | "none" (its signature's)
         self.broken = False
         self.calls = 0
-        self._imports = [(imp.module, imp.name or "") for imp in env.module.imports]
+        self._call: ModusCall | None = None
+        self._names = {
+            name: ffi.ExportName(name)
+            for name in (
+                "memory",
+                "__new",
+                "__pin",
+                "__unpin",
+                "_initialize",
+                "__setArgumentsLength",
+                *metadata.exports,
+            )
+        }
+        self._linker = Linker(engine.engine)
+        if env.uses_wasi:
+            self._linker.define_wasi()
+        for imp in env.module.imports:
+            if imp.module != WASI_MODULE:
+                key = f"{imp.module}.{imp.name}"
+                spec = ABORT if key == "env.abort" else metadata.imports.get(key)
+                impl = host.get(key)
+                if spec is None or impl is None:
+                    raise GuestError(f"the plugin imports {key}, which modrun does not provide")
+                self._linker.define_func(
+                    imp.module, imp.name or "", _functype(spec), self._host(key, spec, impl)
+                )
+
+        self._pre = self._linker.instantiate_pre(env.module)  # linking resolved once
 
     def memory_bytes(self) -> int:
         return 0  # nothing outlives a call
@@ -141,118 +229,114 @@ class ModusCaller:
         if unknown:
             raise GuestError(f"unknown parameter {unknown[0]!r}")
         self.calls += 1
-        call = ModusCall(self, state)
+        call = self._call = ModusCall(self, state)
         store = Store(self.engine.engine)
         store.set_limits(memory_size=self.env.limits.max_memory)
         store.set_epoch_deadline(deadline_ticks)
         try:
-            instance = self._instantiate(store, call)
-            return self._run(store, instance, call, fn, args)
-        except (ExitTrap, Trap, WasmtimeError) as exc:
+            return self._run(store, call, fn, args)
+        except (_Failed, Trap, WasmtimeError) as exc:
             raise self._failure(exc, call) from None
         except CodecError as exc:
             raise GuestError(str(exc)) from None
+        finally:
+            self._call = None
 
-    def _instantiate(self, store: Store, call: ModusCall) -> Instance:
-        linker = Linker(self.engine.engine)
+    def _run(self, store: Store, call: ModusCall, fn: ModusFunction, args: dict) -> bytes:
         if self.env.uses_wasi:
-            linker.define_wasi()
             config = WasiConfig()
             config.env = [("TZ", "UTC")]
             store.set_wasi(config)
-        for module, name in self._imports:
-            if module == WASI_MODULE:
-                continue
-            key = f"{module}.{name}"
-            linker.define(store, module, name, self._host_func(store, key, call))
-        instance = linker.instantiate(store, self.env.module)
-        exports = instance.exports(store)
-        memory, new, pin = exports.get("memory"), exports.get("__new"), exports.get("__pin")
-        if not isinstance(memory, Memory) or not isinstance(new, Func) or not isinstance(pin, Func):
-            raise GuestError(
-                "a Modus plugin must export memory, __new and __pin (build with --exportRuntime)"
-            )
-        call.codec = Codec(_GuestMemory(store, memory, new, pin), self.metadata.classes)
-        initialize = exports.get("_initialize")
-        if isinstance(initialize, Func):
-            initialize(store)
-        return instance
+        instance = self._pre.instantiate(store)
+        raw = _Raw(store)
+        held: list = []
 
-    def _run(self, store: Store, instance: Instance, call: ModusCall, fn: ModusFunction, args: dict) -> bytes:
-        codec = call.codec
-        assert codec is not None
-        exports = instance.exports(store)
+        def export(name: str) -> int:
+            return ffi.export_address(raw.ctx, instance, self._names[name], held)
+
+        memory, new, pin = export("memory"), export("__new"), export("__pin")
+        if not (memory and new and pin):
+            raise GuestError("a Modus plugin exports memory, __new and __pin (asc --exportRuntime)")
+        guest = _GuestMemory(raw, memory, new, pin)
+        codec = call.codec = Codec(guest, self.metadata.classes)
+        initialize = export("_initialize")
+        if initialize:
+            raw.call(initialize, [])
         given = len(fn.params)
         while given > fn.required and fn.params[given - 1].name not in args:
             given -= 1
-        values = []
+        values: list[tuple[str, Any]] = []
         for i, p in enumerate(fn.params):
+            kind = _kind(p.type)
             if i < given:
                 value = args.get(p.name, p.default if p.has_default else None)
-                values.append(codec.write(p.type, value, p.name))
+                values.append((kind, codec.write(p.type, value, p.name)))
             else:  # left to the guest's default
-                values.append(0.0 if p.type.name in ("f32", "f64") else 0)
+                values.append((kind, 0.0 if kind in ("f32", "f64") else 0))
         if len(fn.params) > fn.required:
-            set_length = exports.get("__setArgumentsLength")
-            if isinstance(set_length, Func):
-                set_length(store, given)
-        func = exports.get(fn.name)
-        if not isinstance(func, Func):
+            set_length = export("__setArgumentsLength")
+            if set_length:
+                raw.call(set_length, [("i32", given)])
+        func = export(fn.name)
+        if not func:
             raise GuestError(f"the plugin does not export {fn.name}")
-        raw = func(store, *values)
-        result = None if fn.result.kind == "void" else codec.read(fn.result, raw)
-        memory = codec.memory
-        unpin = exports.get("__unpin")
-        if isinstance(unpin, Func) and isinstance(memory, _GuestMemory):
-            for ptr in memory.pinned:
-                unpin(store, ptr)
+        answer = raw.call(func, values)
+        result = None if fn.result.kind == "void" else codec.read(fn.result, _value(answer, _kind(fn.result)))
+        unpin = export("__unpin")
+        if unpin:
+            for ptr in guest.pinned:
+                raw.call(unpin, [("i32", ptr)])
         return _answer(result, self.output.get(fn.name, "json"))
 
-    def _host_func(self, store: Store, key: str, call: ModusCall) -> Func:
-        spec = ABORT if key == "env.abort" else self.metadata.imports.get(key)
-        impl = self.host.get(key)
-        if spec is None or impl is None:  # checked at load; kept for a clear trap if not
-            raise GuestError(f"the plugin imports {key}, which modrun does not provide")
-        ty = FuncType(
-            [_valtype(p.type) for p in spec.params],
-            [] if spec.result.kind == "void" else [_valtype(spec.result)],
-        )
-
+    def _host(self, key: str, spec: ModusFunction, impl: HostImpl) -> Callable[..., Any]:
         def run(*raw: Any) -> Any:
-            codec = call.codec
-            if codec is None:
-                raise HostFunctionError(f"{key} called before the plugin started")
+            call = self._call
+            if call is None or call.codec is None:
+                raise HostFunctionError(f"{key} called outside a call")
             try:
                 args = [
-                    codec.read(p.type, v, f"{key}({p.name})") for p, v in zip(spec.params, raw, strict=True)
+                    call.codec.read(p.type, v, f"{key}({p.name})")
+                    for p, v in zip(spec.params, raw, strict=True)
                 ]
                 value = impl(call, args)
                 return (
-                    None if spec.result.kind == "void" else codec.write(spec.result, value, f"{key} result")
+                    None
+                    if spec.result.kind == "void"
+                    else call.codec.write(spec.result, value, f"{key} result")
                 )
             except BaseException as exc:
                 call.state.pending = exc
                 raise
 
-        return Func(store, ty, run)
+        return run
 
     def _failure(self, exc: BaseException, call: ModusCall) -> BaseException:
         pending, call.state.pending = call.state.pending, None
-        if pending is not None and not isinstance(pending, CodecError):
-            if isinstance(pending, GuestError | HostFunctionError | MemoryLimitExceeded):
-                return pending
-            return HostFunctionError(f"host function failed: {pending}")
-        if isinstance(exc, Trap) and exc.trap_code == TrapCode.INTERRUPT:
-            return CallTimeout("function exceeded its time limit and was stopped")
-        fatal = [line.message for line in call.state.logs or () if line.level == "error"]
-        if isinstance(exc, ExitTrap):
-            return GuestError(fatal[-1] if fatal else f"the plugin exited with code {exc.code}")
+        if isinstance(pending, GuestError | HostFunctionError | MemoryLimitExceeded):
+            return pending
         if isinstance(pending, CodecError):
             return GuestError(str(pending))
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "abort:" in str(exc):
-            return GuestError(str(exc)[str(exc).index("abort:") :].splitlines()[0])
-        return TrapError(f"wasm trap: {message.removeprefix('wasm trap: ')}")
+        if pending is not None:
+            return HostFunctionError(f"host function failed: {pending}")
+        trap = exc.trap if isinstance(exc, _Failed) else exc if isinstance(exc, Trap) else None
+        if trap is not None and trap.trap_code == TrapCode.INTERRUPT:
+            return CallTimeout("function exceeded its time limit and was stopped")
+        text = str(exc).strip()
+        if "exit status" in text:  # proc_exit: the SDK's abort logs a fatal line first
+            fatal = [line.message for line in call.state.logs or () if line.level == "error"]
+            return GuestError(fatal[-1] if fatal else text.splitlines()[0])
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if "Caused by:" in lines:
+            lines = lines[lines.index("Caused by:") + 1 :]
+        reason = (lines[-1] if lines else type(exc).__name__).removeprefix("wasm trap: ")
+        if "memory" in reason and "limit" in reason:
+            return MemoryLimitExceeded(f"function exceeded the memory limit ({reason})")
+        return TrapError(f"wasm trap: {reason}")
+
+
+def _functype(spec: ModusFunction) -> FuncType:
+    results = [] if spec.result.kind == "void" else [_valtype(spec.result)]
+    return FuncType([_valtype(p.type) for p in spec.params], results)
 
 
 def _answer(result: Any, output: str) -> bytes:

@@ -169,3 +169,9 @@ export function modelName(model: string): string {
 }
 
 export function nothing(): void {}
+
+/** Never returns (for the time limit). */
+export function spin(n: i32): i32 {
+  while (n >= 0) n = (n + 1) & 0xff;
+  return n;
+}
