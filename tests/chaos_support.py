@@ -231,9 +231,15 @@ class ChaosFleet:
         wait_until(lambda: other.role() == "leader", timeout=10, what="the follower takes over")
         takeover = time.monotonic() - lost
         leader.proc.wait()
+        restarting = time.monotonic()
         leader.start()
         wait_until(lambda: leader.role() == "follower", timeout=20, what="the old leader follows")
-        return self._measure("leader", lost, time.monotonic(), f"takeover {takeover:.2f} s")
+        return self._measure(
+            "leader",
+            lost,
+            time.monotonic(),
+            f"takeover {takeover:.2f} s; killed at {lost:.3f}, restarted at {restarting:.3f}",
+        )
 
     def kill_broker_member(self) -> Step:
         """SIGKILL the broker member the leader is connected to; it is started again."""

@@ -244,6 +244,7 @@ class CallLoad:
         urls = [u.rstrip("/") for u in self.url.split(",")]
         with httpx.Client(timeout=30, headers=self.headers) as client:
             while not self._stop.is_set():
+                started = time.monotonic()
                 status, why = 0, "unreached"
                 for base in urls:  # in order every time, as a load balancer that checks its targets
                     try:
@@ -256,7 +257,7 @@ class CallLoad:
                     break
                 self.results.append((time.monotonic(), status))
                 if status != 200:
-                    self.failures.append((time.monotonic(), why))
+                    self.failures.append((time.monotonic(), f"{why} (sent at {started:.3f})"))
 
     def __enter__(self) -> CallLoad:
         for worker in self.workers:

@@ -247,3 +247,34 @@ def _custom_section(name: str, payload: bytes) -> bytes:
 
     body = leb(len(name)) + name.encode() + payload
     return b"\x00" + leb(len(body)) + body
+
+
+def test_a_modus_project_directory_is_served_with_its_modus_json(tmp_path, storage, api_server):
+    project = tmp_path / "my-modus-app"
+    (project / "build").mkdir(parents=True)
+    shutil.copy(PLUGIN, project / "build" / "my-modus-app.wasm")
+    (project / "modus.json").write_text(
+        """{
+  "$schema": "https://schema.hypermode.com/modus.json",
+  // Modus's own GraphQL endpoint: modrun serves its API itself
+  "endpoints": {"default": {"type": "graphql", "path": "/graphql", "auth": "bearer-token"}},
+  "connections": {
+    "scorer": {"type": "http", "baseUrl": "%s/echo/", "headers": {"Authorization": "Bearer {{TOKEN}}"}}
+  },
+  "models": {
+    "my-model": {"sourceModel": "org/some-model", "provider": "hugging-face", "connection": "scorer", "path": "score"}
+  }
+}"""
+        % api_server
+    )
+    env = {"MODRUN_SCORER_TOKEN": "tok-9"}
+    with ModrunServer(project, storage, "--noreload", env=env) as server, server.client() as client:
+        assert client.get("/health").json()["loadErrors"] == {}
+        assert rest(client, "add", {"a": 40, "b": 2}).json() == 42
+        asked = rest(client, "ask", {"model": "my-model", "input": '{"text": "hi"}'})
+        assert asked.status_code == 200, asked.text
+        echoed = json.loads(asked.text)
+        # Modus posts the guest's JSON as is to the model's connection, with its secrets filled in
+        assert echoed["path"] == "/echo/score" and json.loads(echoed["body"]) == {"text": "hi"}
+        assert echoed["headers"]["authorization"] == "Bearer tok-9"
+        assert rest(client, "modelName", {"model": "my-model"}).text == "my-model=org/some-model"

@@ -12,14 +12,15 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modrun.errors import ConfigError
 from modrun.manifest import jsonc
 
-MANIFEST_NAMES = ("modrun.json", "hypermode.json")
+MANIFEST_NAMES = ("modrun.json", "hypermode.json", "modus.json")
+MODUS_MANIFEST = "modus.json"
 NAME_PATTERN = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
 _NAME = re.compile(NAME_PATTERN)
 
@@ -212,11 +213,34 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
+def from_modus(doc: Any) -> Any:
+    """A Modus project's ``modus.json`` as a modrun manifest: its connections
+    are the same; ``endpoints`` (Modus's GraphQL endpoint and its auth) is
+    modrun's own API and ignored; a model whose provider modrun does not know
+    (``hugging-face``, ...) is reached as Modus reaches every model: the
+    guest's JSON posted as is to its connection (``generic``)."""
+    if not isinstance(doc, dict):
+        return doc
+    doc = {k: v for k, v in doc.items() if k != "endpoints"}
+    models = doc.get("models")
+    if isinstance(models, dict):
+        known = set(get_args(Provider))
+        doc["models"] = {
+            name: {**spec, "provider": spec.get("provider") if spec.get("provider") in known else "generic"}
+            if isinstance(spec, dict)
+            else spec
+            for name, spec in models.items()
+        }
+    return doc
+
+
 def parse_manifest(text: str, origin: str) -> Manifest:
     try:
         doc = jsonc.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if Path(origin).name == MODUS_MANIFEST:
+        doc = from_modus(doc)
     try:
         return Manifest.model_validate(doc)
     except ValidationError as exc:

@@ -5,6 +5,8 @@
   * one plugin's source root holding ``build/release.wasm`` and/or
     ``build/debug.wasm`` (plugin name = folder name; the newer of the two wins,
     so rebuilding either one is picked up);
+  * a Modus project (``modus.json`` beside ``build/<name>.wasm``: plugin name
+    = the wasm's stem, the newest build wins);
   * a parent of several such roots, possibly mixed with ``*.wasm`` files;
   * a single ``.wasm`` file.
 A schema sidecar is ``<stem>.schema.json`` next to the wasm, or
@@ -19,6 +21,7 @@ from pathlib import Path
 from modrun.wasm.limits import Limits
 
 BUILD_OUTPUTS = ("build/release.wasm", "build/debug.wasm")
+MODUS_PROJECT = "modus.json"
 ROOT_SCHEMA = "modrun.schema.json"
 _SKIP_DIRS = {"node_modules", ".git", "build", "__pycache__"}
 
@@ -48,6 +51,11 @@ def file_stamp(path: Path | None) -> tuple[str, int, int] | None:
 
 
 def _source_root(root: Path) -> PluginSource | None:
+    if (root / MODUS_PROJECT).is_file():
+        built = sorted((root / "build").glob("*.wasm")) if (root / "build").is_dir() else []
+        if built:
+            wasm = max(built, key=lambda p: p.stat().st_mtime_ns)
+            return PluginSource(wasm.stem, wasm, None)
     candidates = [root / rel for rel in BUILD_OUTPUTS if (root / rel).is_file()]
     if not candidates:
         return None
