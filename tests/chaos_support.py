@@ -40,11 +40,15 @@ class Step:
     after: list[int] = field(default_factory=list)
     note: str = ""
     why: list[str] = field(default_factory=list)  # what the failed calls got
+    # failed calls sent once the lost process was gone (exited, or paused and
+    # passed over): none may fail, whatever was in flight on it before
+    late: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"{self.name:<14} recovered in {self.recovered_in:5.2f} s; failed calls: "
-            f"{len(self.during)} during, {len(self.after)} after{'; ' + self.note if self.note else ''}"
+            f"{len(self.during)} during ({len(self.late)} sent after it was gone), {len(self.after)} after"
+            f"{'; ' + self.note if self.note else ''}"
         )
 
 
@@ -206,9 +210,22 @@ class ChaosFleet:
         return [s for load in self.loads for t, s in load.results if since <= t < until and s != 200]
 
     def _why(self, since: float) -> list[str]:
-        return [why for load in self.loads for t, why in load.failures if t >= since]
+        return [why for load in self.loads for t, _sent, why in load.failures if t >= since]
 
-    def _measure(self, name: str, lost: float, recovered: float, note: str = "") -> Step:
+    def _late(self, gone: float) -> list[str]:
+        return [
+            f"{why} (sent {sent - gone:+.3f} s)"
+            for load in self.loads
+            for _t, sent, why in load.failures
+            if sent >= gone
+        ]
+
+    def _measure(
+        self, name: str, lost: float, recovered: float, note: str = "", gone: float | None = None
+    ) -> Step:
+        """``gone``: from when no call could still reach the lost process (a
+        killed one's exit: while the kernel tears it down, a connection may
+        still be taken into its accept queue and then reset)."""
         time.sleep(2)  # calls after recovery
         return Step(
             name,
@@ -217,6 +234,7 @@ class ChaosFleet:
             self._failed(recovered),
             note,
             self._why(lost),
+            self._late(lost if gone is None else gone),
         )
 
     # -- the losses ----------------------------------------------------------------------
@@ -228,18 +246,13 @@ class ChaosFleet:
         assert leader.proc is not None
         leader.proc.send_signal(signal.SIGKILL)
         lost = time.monotonic()
+        leader.proc.wait()
+        gone = time.monotonic()
         wait_until(lambda: other.role() == "leader", timeout=10, what="the follower takes over")
         takeover = time.monotonic() - lost
-        leader.proc.wait()
-        restarting = time.monotonic()
         leader.start()
         wait_until(lambda: leader.role() == "follower", timeout=20, what="the old leader follows")
-        return self._measure(
-            "leader",
-            lost,
-            time.monotonic(),
-            f"takeover {takeover:.2f} s; killed at {lost:.3f}, restarted at {restarting:.3f}",
-        )
+        return self._measure("leader", lost, time.monotonic(), f"takeover {takeover:.2f} s", gone)
 
     def kill_broker_member(self) -> Step:
         """SIGKILL the broker member the leader is connected to; it is started again."""
@@ -274,11 +287,12 @@ class ChaosFleet:
         assert node.proc is not None
         node.proc.send_signal(signal.SIGKILL)
         lost = time.monotonic()
+        node.proc.wait()
+        gone = time.monotonic()
         wait_until(self._moved_off(victim), timeout=60, what="its replica placed again")
         recovered = time.monotonic()
-        node.proc.wait()
         node.start()
-        step = self._measure("node killed", lost, recovered)
+        step = self._measure("node killed", lost, recovered, gone=gone)
         self.settled()
         return step
 
@@ -292,11 +306,12 @@ class ChaosFleet:
         node.proc.send_signal(signal.SIGSTOP)
         lost = time.monotonic()
         time.sleep(QUIET + 0.5)
+        passed_over = time.monotonic()
         probed = self._probe()
         wait_until(self._moved_off(victim), timeout=KEEPALIVE_TIMEOUT + 30, what="its replica placed again")
         recovered = time.monotonic()
         node.proc.send_signal(signal.SIGCONT)
-        step = self._measure("node paused", lost, recovered, f"new calls while paused: {probed}")
+        step = self._measure("node paused", lost, recovered, f"new calls while paused: {probed}", passed_over)
         self.settled()
         return step
 

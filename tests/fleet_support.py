@@ -236,7 +236,7 @@ class CallLoad:
     ) -> None:
         self.url, self.path, self.body, self.headers = url, path, body, headers or {}
         self.results: list[tuple[float, int]] = []
-        self.failures: list[tuple[float, str]] = []  # what each failed call got
+        self.failures: list[tuple[float, float, str]] = []  # (answered, sent, what) of each failed call
         self._stop = threading.Event()
         self.workers = [threading.Thread(target=self._run) for _ in range(clients)]
 
@@ -257,7 +257,7 @@ class CallLoad:
                     break
                 self.results.append((time.monotonic(), status))
                 if status != 200:
-                    self.failures.append((time.monotonic(), f"{why} (sent at {started:.3f})"))
+                    self.failures.append((time.monotonic(), started, why))
 
     def __enter__(self) -> CallLoad:
         for worker in self.workers:

@@ -259,13 +259,14 @@ def test_a_modus_project_directory_is_served_with_its_modus_json(tmp_path, stora
   // Modus's own GraphQL endpoint: modrun serves its API itself
   "endpoints": {"default": {"type": "graphql", "path": "/graphql", "auth": "bearer-token"}},
   "connections": {
-    "scorer": {"type": "http", "baseUrl": "%s/echo/", "headers": {"Authorization": "Bearer {{TOKEN}}"}}
+    "scorer": {"type": "http", "baseUrl": "API/echo/", "headers": {"Authorization": "Bearer {{TOKEN}}"}}
   },
   "models": {
-    "my-model": {"sourceModel": "org/some-model", "provider": "hugging-face", "connection": "scorer", "path": "score"}
+    "my-model": {
+      "sourceModel": "org/some-model", "provider": "hugging-face", "connection": "scorer", "path": "score"
+    }
   }
-}"""
-        % api_server
+}""".replace("API", api_server)
     )
     env = {"MODRUN_SCORER_TOKEN": "tok-9"}
     with ModrunServer(project, storage, "--noreload", env=env) as server, server.client() as client:

@@ -198,16 +198,14 @@ class ModusCaller:
         self._linker = Linker(engine.engine)
         if env.uses_wasi:
             self._linker.define_wasi()
-        for imp in env.module.imports:
-            if imp.module != WASI_MODULE:
-                key = f"{imp.module}.{imp.name}"
+        for key in dict.fromkeys(f"{imp.module}.{imp.name}" for imp in env.module.imports):  # once each
+            module, _, name = key.partition(".")
+            if module != WASI_MODULE:
                 spec = ABORT if key == "env.abort" else metadata.imports.get(key)
                 impl = host.get(key)
                 if spec is None or impl is None:
                     raise GuestError(f"the plugin imports {key}, which modrun does not provide")
-                self._linker.define_func(
-                    imp.module, imp.name or "", _functype(spec), self._host(key, spec, impl)
-                )
+                self._linker.define_func(module, name, _functype(spec), self._host(key, spec, impl))
 
         self._pre = self._linker.instantiate_pre(env.module)  # linking resolved once
 
