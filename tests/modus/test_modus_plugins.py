@@ -279,3 +279,30 @@ def test_a_modus_project_directory_is_served_with_its_modus_json(tmp_path, stora
         assert echoed["path"] == "/echo/score" and json.loads(echoed["body"]) == {"text": "hi"}
         assert echoed["headers"]["authorization"] == "Bearer tok-9"
         assert rest(client, "modelName", {"model": "my-model"}).text == "my-model=org/some-model"
+
+
+def test_a_host_function_imported_twice_is_linked_once(tmp_path, storage):
+    """The Modus SDK's plugins import modus_system.logMessage more than once."""
+    module = wasmtime.wat2wasm(
+        '(module (import "modus_system" "logMessage" (func $a (param i32 i32)))'
+        ' (import "modus_system" "logMessage" (func $b (param i32 i32)))'
+        ' (memory (export "memory") 1)'
+        ' (func (export "__new") (param i32 i32) (result i32) i32.const 16)'
+        ' (func (export "__pin") (param i32) (result i32) local.get 0)'
+        ' (func (export "answer") (result i32) i32.const 42))'
+    )
+    string = "~lib/string/String"
+    metadata = {
+        "fnExports": {"answer": {"parameters": [], "results": [{"type": "i32"}]}},
+        "fnImports": {
+            "modus_system.logMessage": {
+                "parameters": [{"name": "level", "type": string}, {"name": "message", "type": string}]
+            }
+        },
+        "types": {},
+    }
+    section = _custom_section("modus_metadata", json.dumps(metadata).encode())
+    (tmp_path / "twice.wasm").write_bytes(bytes(module) + section)
+    with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
+        assert client.get("/health").json()["loadErrors"] == {}
+        assert rest(client, "answer", {}).json() == 42
