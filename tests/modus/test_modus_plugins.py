@@ -29,7 +29,10 @@ def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
     shutil.copy(PLUGIN, app / "modus_test.wasm")
     shutil.copy(HELLO_AS, app / "hello.wasm")  # an Extism plugin beside it
     manifest = {
-        "connections": {"openai": {"type": "http", "baseUrl": f"{api_server}/v1/"}},
+        "connections": {
+            "openai": {"type": "http", "baseUrl": f"{api_server}/v1/"},
+            "echo": {"type": "http", "baseUrl": f"{api_server}/echo/", "headers": {"X-Key": "{{KEY}}"}},
+        },
         "models": {
             "chat": {
                 "provider": "openai",
@@ -41,7 +44,12 @@ def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
     }
     (app / "modrun.json").write_text(json.dumps(manifest))
     storage = tmp_path_factory.mktemp("modus-storage")
-    with ModrunServer(app, storage, "--noreload", "--timeout", "2s") as server, server.client() as client:
+    # an app secret and a connection's, as a Modus project names them
+    env = {"MODUS_APP_GREETING": "bonjour", "MODUS_ECHO_KEY": "k-1"}
+    with (
+        ModrunServer(app, storage, "--noreload", "--timeout", "2s", env=env) as server,
+        server.client() as client,
+    ):
         yield server, client
 
 
@@ -210,8 +218,34 @@ def test_host_functions_log_tell_the_time_and_call_models(node, api_server):
     assert asked.status_code == 200, asked.text
     assert json.loads(asked.text)["choices"][0]["message"]["content"] == "echo: ping"
     assert rest(client, "modelName", {"model": "chat"}).text == "chat=gpt-test"
+    assert rest(client, "secret", {"name": "GREETING"}).text == "bonjour"
+    missing = rest(client, "secret", {"name": "NOPE"})
+    assert missing.status_code == 502 and "secret 'NOPE' is not set" in missing.json()["error"]
     unknown = rest(client, "ask", {"model": "nope", "input": "{}"})
     assert unknown.status_code == 502 and "no model named 'nope'" in unknown.json()["error"]
+
+
+def test_fetch_goes_through_the_manifests_connections_only(node, api_server):
+    _server, client = node
+    answer = rest(
+        client,
+        "post",
+        {"url": f"{api_server}/echo/hi", "text": "héllo", "headerName": "X-Test", "headerValue": "1"},
+    )
+    assert answer.status_code == 200, answer.text
+    status, _, rest_of = answer.text.partition(": ")
+    assert status == "200 OK" and rest_of.endswith("(application/json)")
+    echoed = json.loads(rest_of.rsplit(" (", 1)[0])
+    assert echoed["path"] == "/echo/hi" and echoed["body"] == "héllo" and echoed["method"] == "POST"
+    assert (
+        echoed["headers"]["x-test"] == "1" and echoed["headers"]["x-key"] == "k-1"
+    )  # the connection's secret
+    refused = rest(
+        client,
+        "post",
+        {"url": "http://169.254.169.254/latest", "text": "", "headerName": "a", "headerValue": "b"},
+    )
+    assert refused.status_code == 502 and "no manifest connection allows this host" in refused.json()["error"]
 
 
 def test_extism_and_modus_plugins_side_by_side(node):

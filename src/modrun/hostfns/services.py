@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modrun.connections.dgraph import DgraphConnections
@@ -23,6 +23,8 @@ class ServiceBundle:
     sql: SqlConnections
     dgraph: DgraphConnections
     models: ModelInvoker
+    # an app secret by name (Modus's getSecretValue); None: not set, or not for this caller
+    app_secret: Callable[[str], str | None] = field(default=lambda _name: None)
 
     def close(self) -> None:
         self.http.close()
@@ -35,6 +37,7 @@ def build_bundle(
     model_host: str | None = None,
     on_inference: Callable[[Inference], None] | None = None,
     executors: Any = None,
+    app_secret: Callable[[str], str | None] | None = None,
 ) -> ServiceBundle:
     http = HttpConnections(resolved.http)
     return ServiceBundle(
@@ -42,6 +45,7 @@ def build_bundle(
         sql=SqlConnections(resolved.sql),
         dgraph=DgraphConnections(resolved.dgraph),
         models=ModelInvoker(resolved.models, http, model_host, on_inference, executors),
+        app_secret=app_secret or (lambda _name: None),
     )
 
 

@@ -238,7 +238,13 @@ class Node:
         for missing in resolved.missing:
             log.warning("secret %s", missing)
         self.services.replace(
-            build_bundle(resolved, self.settings.model_host, self.record_inference, self.executors)
+            build_bundle(
+                resolved,
+                self.settings.model_host,
+                self.record_inference,
+                self.executors,
+                app_secret=lambda name: source.lookup("app", name)[0],
+            )
         )
         self.resolved = resolved
         self.manager.set_options(self._options())

@@ -60,7 +60,12 @@ def load_secrets_file(path: Path) -> dict[str, str]:
 
 def candidate_names(scope: str, name: str, models: Sequence[str] = ()) -> list[str]:
     scope_key, name_key = env_key(scope), env_key(name)
-    names = [f"MODRUN_{scope_key}_{name_key}", f"HYPERMODE_{scope_key}_{name_key}"]
+    # MODUS_: a Modus project's own names (MODUS_<CONNECTION>_<NAME>, MODUS_APP_<NAME>)
+    names = [
+        f"MODRUN_{scope_key}_{name_key}",
+        f"HYPERMODE_{scope_key}_{name_key}",
+        f"MODUS_{scope_key}_{name_key}",
+    ]
     if name_key == "API_KEY":
         names += [f"HYP_MODEL_KEY_{env_key(m)}" for m in models]
         if scope_key == "OPENAI":

@@ -9,9 +9,11 @@ the import's declared result type.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,11 +64,52 @@ def model_info(call: ModusCall, args: list[Any]) -> dict:
     return {"name": name, "fullName": spec.source_model or name}
 
 
+def secret_value(call: ModusCall, args: list[Any]) -> str:
+    """An app secret: ``MODRUN_APP_<NAME>`` (or ``MODUS_APP_<NAME>``, as a
+    Modus project names it, or ``HYPERMODE_APP_<NAME>``) from the environment,
+    the node's env files or its secrets store; a tenant's plugin gets none."""
+    name = str(args[0] or "")
+    value = _services(call).app_secret(name)
+    if value is None:
+        raise HostFunctionError(f"secret {name!r} is not set (MODRUN_APP_{name.upper()} or MODUS_APP_{name})")
+    return value
+
+
+def fetch(call: ModusCall, args: list[Any]) -> dict:
+    """An HTTP request, through the same allow-list as every plugin's: only
+    URLs under a manifest connection, with its headers and secrets added."""
+    request = args[0] or {}
+    url, method = str(request.get("url") or ""), str(request.get("method") or "GET").upper()
+    headers = {}
+    for pair in (request.get("headers") or {}).get("data") or []:
+        header = pair.get("value") or {}
+        if header.get("name"):
+            headers[str(header["name"])] = ", ".join(str(v) for v in header.get("values") or [])
+    body = base64.b64decode(request.get("body") or "")
+    result = _services(call).http.request(method, url, headers, body or None)
+    try:
+        reason = HTTPStatus(result.status).phrase
+    except ValueError:
+        reason = ""
+    data = [
+        {"key": name.lower(), "value": {"name": name, "values": [value]}}
+        for name, value in result.headers.items()
+    ]
+    return {
+        "status": result.status,
+        "statusText": reason,
+        "headers": {"data": data},
+        "body": base64.b64encode(result.body).decode(),
+    }
+
+
 HOST_FUNCTIONS: Mapping[str, HostImpl] = {
     "env.abort": abort,
     "modus_system.logMessage": log_message,
     "modus_system.getTimeInZone": time_in_zone,
     "modus_models.invokeModel": invoke_model,
     "modus_models.getModelInfo": model_info,
+    "modus_secrets.getSecretValue": secret_value,
+    "modus_http_client.fetch": fetch,
 }
 """Every import a Modus plugin may have; any other is a load error naming it."""

@@ -175,3 +175,54 @@ export function spin(n: i32): i32 {
   while (n >= 0) n = (n + 1) & 0xff;
   return n;
 }
+
+@external("modus_secrets", "getSecretValue")
+declare function getSecretValue(name: string): string;
+
+export function secret(name: string): string {
+  return getSecretValue(name);
+}
+
+// The HTTP client's classes, with the fields (and order) of the Modus SDK's.
+export class Header {
+  name!: string;
+  values!: string[];
+}
+
+export class Headers {
+  data: Map<string, Header | null> = new Map<string, Header | null>();
+}
+
+export class Request {
+  url!: string;
+  method!: string;
+  headers!: Headers;
+  body!: ArrayBuffer;
+}
+
+export class Response {
+  status: u16 = 0;
+  statusText: string = "";
+  headers: Headers = new Headers();
+  body: ArrayBuffer = new ArrayBuffer(0);
+}
+
+@external("modus_http_client", "fetch")
+declare function hostFetch(request: Request): Response | null;
+
+/** POSTs text to a URL with one header; answers "status statusText: body (content-type)". */
+export function post(url: string, text: string, headerName: string, headerValue: string): string {
+  const request = new Request();
+  request.url = url;
+  request.method = "POST";
+  request.headers = new Headers();
+  const header = new Header();
+  header.name = headerName;
+  header.values = [headerValue];
+  request.headers.data.set(headerName.toLowerCase(), header);
+  request.body = String.UTF8.encode(text);
+  const response = hostFetch(request);
+  if (response == null) return "no response";
+  const type = response.headers.data.has("content-type") ? response.headers.data.get("content-type")!.values[0] : "?";
+  return response.status.toString() + " " + response.statusText + ": " + String.UTF8.decode(response.body) + " (" + type + ")";
+}
