@@ -80,6 +80,7 @@ def graphql(client: httpx.Client, query: str) -> dict:
             [
                 {"name": "Ada", "age": 36, "email": "ada@example.com", "tags": ["math", "engines"]},
                 {"name": "Alan", "age": 41, "email": None, "tags": []},
+                {"name": "Grace", "age": 85, "email": None, "tags": ["navy"]},
             ],
         ),
         (
@@ -181,6 +182,7 @@ def test_graphql_names_and_types_as_modus_does(node):
         "makePeople": [
             {"name": "Ada", "email": "ada@example.com", "tags": ["math", "engines"]},
             {"name": "Alan", "email": None, "tags": []},
+            {"name": "Grace", "email": None, "tags": ["navy"]},
         ],
         "oldest": {"name": "A", "age": 3},
         "countWords": [{"key": "x", "value": 2}, {"key": "y", "value": 1}],

@@ -99,7 +99,11 @@ export function makePeople(): Person[] {
   const alan = new Person();
   alan.name = "Alan";
   alan.age = 41;
-  return [ada, alan];
+  const grace = new Person();
+  grace.name = "Grace";
+  grace.age = 85;
+  grace.tags = ["navy"];
+  return [ada, alan, grace];
 }
 
 /** The oldest person, or null for nobody. */
