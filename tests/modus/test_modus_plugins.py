@@ -342,3 +342,33 @@ def test_a_host_function_imported_twice_is_linked_once(tmp_path, storage):
     with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
         assert client.get("/health").json()["loadErrors"] == {}
         assert rest(client, "answer", {}).json() == 42
+
+
+def test_sql_on_a_postgresql_connection(tmp_path, storage, postgres):
+    db = postgres.fresh_database("modus_sql")
+    shutil.copy(PLUGIN, tmp_path / "modus_test.wasm")
+    manifest = {"connections": {"db": {"type": "postgresql", "connString": db}}}
+    (tmp_path / "modrun.json").write_text(json.dumps(manifest))
+    with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
+
+        def sql(statement: str, params: list | None = None) -> str:
+            answer = rest(
+                client,
+                "sql",
+                {"connection": "db", "statement": statement, "paramsJson": json.dumps(params or [])},
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.text
+
+        assert sql("CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, age int)") == "0 -"
+        assert (
+            sql("INSERT INTO people (name, age) VALUES ($1, $2), ($3, $4)", ["Ada", 36, "Alan", 41]) == "2 -"
+        )
+        count, rows = sql("SELECT name, age FROM people WHERE age > $1 ORDER BY id", [30]).split(" ", 1)
+        assert count == "2" and json.loads(rows) == [{"name": "Ada", "age": 36}, {"name": "Alan", "age": 41}]
+        # a failed statement is the guest's to handle; a parameter stays a parameter
+        assert sql("SELECT nope FROM people").startswith('error: postgresql db: column "nope" does not exist')
+        assert sql("SELECT count(*) AS n FROM people WHERE name = $1", ["x' OR '1'='1"]) == '1 [{"n": 0}]'
+        assert sql("SELECT 1", []).startswith("1 ")
+        other = rest(client, "sql", {"connection": "elsewhere", "statement": "SELECT 1", "paramsJson": "[]"})
+        assert other.text == "error: no SQL connection named 'elsewhere' in the manifest"

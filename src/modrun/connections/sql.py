@@ -142,7 +142,9 @@ class _Pool:
             charset="utf8mb4",
         )
 
-    def run(self, statement: str, params: Sequence[Any], query: bool) -> Any:
+    def run(self, statement: str, params: Sequence[Any], query: bool | None) -> Any:
+        """``query``: answer rows (True), the rows affected (False), or rows when
+        the statement returns any and the rows affected otherwise (None)."""
         sql, ordered = translate(statement, params, self.target.kind)
         with self._lock:
             conn = self._idle.pop() if self._idle else None
@@ -151,6 +153,8 @@ class _Pool:
                 conn = self._connect()
             with conn.cursor() as cursor:
                 cursor.execute(sql, ordered)
+                if query is None:
+                    query = cursor.description is not None
                 if query:
                     columns = [d[0] for d in cursor.description or ()]
                     result: Any = [
@@ -197,7 +201,11 @@ class SqlConnections:
     def __init__(self, targets: Mapping[str, SqlTarget]) -> None:
         self._pools = {name: _Pool(t) for name, t in targets.items()}
 
-    def run(self, connection: str, statement: str, params: Sequence[Any], query: bool) -> Any:
+    def kind(self, connection: str) -> str | None:
+        pool = self._pools.get(connection)
+        return pool.target.kind if pool is not None else None
+
+    def run(self, connection: str, statement: str, params: Sequence[Any], query: bool | None) -> Any:
         pool = self._pools.get(connection)
         if pool is None:
             known = ", ".join(sorted(self._pools)) or "none"

@@ -103,6 +103,36 @@ def fetch(call: ModusCall, args: list[Any]) -> dict:
     }
 
 
+def sql_query(call: ModusCall, args: list[Any]) -> dict:
+    """A statement on a manifest's PostgreSQL or MySQL connection, in its own
+    transaction: the rows as JSON when it returns any, the rows affected
+    otherwise. A failed statement is the response's ``error`` (the SDK
+    raises it in the guest)."""
+    connection, db_type, statement, params_json = (str(a or "") for a in args)
+    response: dict[str, Any] = {"error": None, "resultJson": None, "rowsAffected": 0, "lastInsertId": 0}
+    sql = _services(call).sql
+    kind = sql.kind(connection)
+    try:
+        if kind is None:
+            raise HostFunctionError(f"no SQL connection named {connection!r} in the manifest")
+        if db_type and db_type != kind:
+            raise HostFunctionError(f"connection {connection!r} is {kind}, not {db_type}")
+        params = json.loads(params_json) if params_json.strip() else []
+        if not isinstance(params, list):
+            raise HostFunctionError("named parameters are not supported yet: pass positional ones")
+        result = sql.run(connection, statement, params, None)
+    except (HostFunctionError, ValueError) as exc:
+        response["error"] = str(exc)
+        return response
+    if isinstance(result, list):
+        response["resultJson"] = json.dumps(result)
+        response["rowsAffected"] = len(result)
+    else:
+        response["rowsAffected"] = max(0, int(result.get("rowsAffected") or 0))  # DDL: -1
+        response["lastInsertId"] = int(result.get("lastInsertId") or 0)
+    return response
+
+
 HOST_FUNCTIONS: Mapping[str, HostImpl] = {
     "env.abort": abort,
     "modus_system.logMessage": log_message,
@@ -111,5 +141,6 @@ HOST_FUNCTIONS: Mapping[str, HostImpl] = {
     "modus_models.getModelInfo": model_info,
     "modus_secrets.getSecretValue": secret_value,
     "modus_http_client.fetch": fetch,
+    "modus_sql_client.executeQuery": sql_query,
 }
 """Every import a Modus plugin may have; any other is a load error naming it."""

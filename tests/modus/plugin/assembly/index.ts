@@ -230,3 +230,27 @@ export function post(url: string, text: string, headerName: string, headerValue:
   const type = response.headers.data.has("content-type") ? response.headers.data.get("content-type")!.values[0] : "?";
   return response.status.toString() + " " + response.statusText + ": " + String.UTF8.decode(response.body) + " (" + type + ")";
 }
+
+class HostQueryResponse {
+  error!: string | null;
+  resultJson!: string | null;
+  rowsAffected!: u32;
+  lastInsertId!: u64;
+}
+
+@external("modus_sql_client", "executeQuery")
+declare function hostExecuteQuery(
+  connection: string,
+  dbType: string,
+  statement: string,
+  paramsJson: string,
+): HostQueryResponse;
+
+/** Runs a statement on a PostgreSQL connection: "rows affected, rows as JSON", or "error: ...". */
+export function sql(connection: string, statement: string, paramsJson: string): string {
+  const r = hostExecuteQuery(connection, "postgresql", statement, paramsJson);
+  const error = r.error;
+  if (error != null) return "error: " + error;
+  const rows = r.resultJson;
+  return r.rowsAffected.toString() + " " + (rows == null ? "-" : rows);
+}
