@@ -32,6 +32,11 @@ def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
         "connections": {
             "openai": {"type": "http", "baseUrl": f"{api_server}/v1/"},
             "echo": {"type": "http", "baseUrl": f"{api_server}/echo/", "headers": {"X-Key": "{{KEY}}"}},
+            "graph": {
+                "type": "http",
+                "endpoint": f"{api_server}/echo/graphql",
+                "headers": {"X-Key": "{{KEY}}"},
+            },
         },
         "models": {
             "chat": {
@@ -45,7 +50,7 @@ def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
     (app / "modrun.json").write_text(json.dumps(manifest))
     storage = tmp_path_factory.mktemp("modus-storage")
     # an app secret and a connection's, as a Modus project names them
-    env = {"MODUS_APP_GREETING": "bonjour", "MODUS_ECHO_KEY": "k-1"}
+    env = {"MODUS_APP_GREETING": "bonjour", "MODUS_ECHO_KEY": "k-1", "MODUS_GRAPH_KEY": "k-1"}
     with (
         ModrunServer(app, storage, "--noreload", "--timeout", "2s", env=env) as server,
         server.client() as client,
@@ -248,6 +253,19 @@ def test_fetch_goes_through_the_manifests_connections_only(node, api_server):
         {"url": "http://169.254.169.254/latest", "text": "", "headerName": "a", "headerValue": "b"},
     )
     assert refused.status_code == 502 and "no manifest connection allows this host" in refused.json()["error"]
+
+
+def test_graphql_requests_go_to_the_connections_endpoint(node):
+    _server, client = node
+    query = "query($id: ID!) { person(id: $id) { name } }"
+    answer = rest(client, "gql", {"connection": "graph", "statement": query, "variables": '{"id": "7"}'})
+    assert answer.status_code == 200, answer.text
+    echoed = json.loads(answer.text)  # the echo server answers with what it received
+    assert echoed["path"] == "/echo/graphql" and echoed["method"] == "POST"
+    assert json.loads(echoed["body"]) == {"query": query, "variables": {"id": "7"}}
+    assert echoed["headers"]["x-key"] == "k-1"
+    unknown = rest(client, "gql", {"connection": "echo", "statement": "{ a }", "variables": ""})
+    assert unknown.status_code == 502 and "with an endpoint" in unknown.json()["error"]
 
 
 def test_extism_and_modus_plugins_side_by_side(node):

@@ -133,6 +133,30 @@ def sql_query(call: ModusCall, args: list[Any]) -> dict:
     return response
 
 
+def graphql_query(call: ModusCall, args: list[Any]) -> str:
+    """A GraphQL request (``{"query", "variables"}``) POSTed to a manifest
+    connection's ``endpoint``, with its headers and secrets; the answer as
+    it came (its ``errors`` also logged)."""
+    connection, statement, variables_json = (str(a or "") for a in args)
+    http = _services(call).http
+    target = http.targets.get(connection)
+    if target is None or target.endpoint is None:
+        raise HostFunctionError(f"no http connection named {connection!r} with an endpoint in the manifest")
+    try:
+        variables = json.loads(variables_json) if variables_json.strip() else {}
+    except ValueError:
+        raise HostFunctionError("the GraphQL variables are not JSON") from None
+    payload = json.dumps({"query": statement, "variables": variables}).encode()
+    result = http.request("POST", target.endpoint, {"Content-Type": "application/json"}, payload)
+    try:
+        answer = json.loads(result.body)
+    except ValueError:
+        raise HostFunctionError(f"{connection}: the answer (HTTP {result.status}) is not JSON") from None
+    if isinstance(answer, dict) and answer.get("errors"):
+        call.log("error", f"GraphQL errors from {connection}: {json.dumps(answer['errors'])}")
+    return result.body.decode("utf-8", "replace")
+
+
 HOST_FUNCTIONS: Mapping[str, HostImpl] = {
     "env.abort": abort,
     "modus_system.logMessage": log_message,
@@ -142,5 +166,6 @@ HOST_FUNCTIONS: Mapping[str, HostImpl] = {
     "modus_secrets.getSecretValue": secret_value,
     "modus_http_client.fetch": fetch,
     "modus_sql_client.executeQuery": sql_query,
+    "modus_graphql_client.executeQuery": graphql_query,
 }
 """Every import a Modus plugin may have; any other is a load error naming it."""

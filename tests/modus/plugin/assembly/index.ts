@@ -254,3 +254,10 @@ export function sql(connection: string, statement: string, paramsJson: string): 
   const rows = r.resultJson;
   return r.rowsAffected.toString() + " " + (rows == null ? "-" : rows);
 }
+
+@external("modus_graphql_client", "executeQuery")
+declare function graphqlQuery(connection: string, statement: string, variables: string): string;
+
+export function gql(connection: string, statement: string, variables: string): string {
+  return graphqlQuery(connection, statement, variables);
+}
