@@ -238,3 +238,18 @@ class CallLoad:
     def failed(self) -> dict[int | str, int]:
         """Outcomes other than 200, counted."""
         return {o: self.outcomes.count(o) for o in set(self.outcomes) if o != 200}
+
+
+def custom_section(name: str, payload: bytes) -> bytes:
+    """A WebAssembly custom section, to append to a module's bytes."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    body = leb(len(name)) + name.encode() + payload
+    return b"\x00" + leb(len(body)) + body

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import wasmtime
 
-from support import HELLO_AS, ModrunServer
+from support import HELLO_AS, ModrunServer, custom_section
 
 PLUGIN = Path(__file__).resolve().parent / "plugin" / "build" / "modus_test.wasm"
 
@@ -281,26 +281,13 @@ def test_a_plugin_importing_what_modrun_does_not_provide_is_refused_by_name(tmp_
         ' (memory (export "memory") 1) (func (export "run")))'
     )
     metadata = json.dumps({"fnExports": {"run": {"parameters": []}}, "types": {}}).encode()
-    section = _custom_section("modus_metadata", metadata)
+    section = custom_section("modus_metadata", metadata)
     (tmp_path / "agents.wasm").write_bytes(bytes(module) + section)
     with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
         errors = client.get("/health").json()["loadErrors"]
     assert errors == {
         "agents": "imports Modus host functions modrun does not provide yet: modus_agents.startAgent"
     }
-
-
-def _custom_section(name: str, payload: bytes) -> bytes:
-    def leb(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    body = leb(len(name)) + name.encode() + payload
-    return b"\x00" + leb(len(body)) + body
 
 
 def test_a_modus_project_directory_is_served_with_its_modus_json(tmp_path, storage, api_server):
@@ -355,7 +342,7 @@ def test_a_host_function_imported_twice_is_linked_once(tmp_path, storage):
         },
         "types": {},
     }
-    section = _custom_section("modus_metadata", json.dumps(metadata).encode())
+    section = custom_section("modus_metadata", json.dumps(metadata).encode())
     (tmp_path / "twice.wasm").write_bytes(bytes(module) + section)
     with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
         assert client.get("/health").json()["loadErrors"] == {}
