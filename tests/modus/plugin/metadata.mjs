@@ -17,8 +17,8 @@ function docsBefore(node) {
   const start = text.lastIndexOf("/**");
   if (start < 0) return undefined;
   const lines = text.slice(start + 3, -2).split("\n").map((l) => l.replace(/^\s*\*?\s?/, "").trim());
-  const description = lines.filter((l) => l && !l.startsWith("@")).join(" ");
-  return description ? { description } : undefined;
+  const kept = lines.filter((l) => l && !l.startsWith("@"));
+  return kept.length ? { lines: kept } : undefined; // the shape Modus's metadata gives docs
 }
 
 function literal(node) {

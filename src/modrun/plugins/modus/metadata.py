@@ -84,8 +84,12 @@ class Metadata:
 
 
 def _docs(spec: Any) -> str:
+    """A doc comment as the SDK writes it (``{"lines": [...]}``)."""
     docs = spec.get("docs") if isinstance(spec, Mapping) else None
     if isinstance(docs, Mapping):
+        lines = docs.get("lines")
+        if isinstance(lines, list):
+            return "\n".join(str(line) for line in lines).strip()
         return str(docs.get("description") or "")
     return str(docs) if isinstance(docs, str) else ""
 
