@@ -232,6 +232,14 @@ def test_host_functions_log_tell_the_time_and_call_models(node, api_server):
     assert unknown.status_code == 502 and "no model named 'nope'" in unknown.json()["error"]
 
 
+def test_host_functions_read_memory_the_guest_grew_during_the_call(node):
+    _server, client = node
+    answer = graphql(client, "{ bigLog(n: 3000000) }")  # 6 MB of UTF-16: many new pages
+    assert answer["data"] == {"bigLog": 3000000}
+    [line] = answer["extensions"]["invocations"]["bigLog"]["logs"]
+    assert line["message"] == "x" * 3000000
+
+
 def test_fetch_goes_through_the_manifests_connections_only(node, api_server):
     _server, client = node
     answer = rest(

@@ -62,8 +62,16 @@ class _Raw:
         self.args = (ffi.ValRaw * 16)()
         self.addr = ctypes.addressof(self.args)
         self.trap = ctypes.c_void_p()
+        self.epoch = 0  # moves whenever guest code may have run (and grown its memory)
 
     def call(self, func: int, values: list[tuple[str, Any]]) -> ffi.ValRaw:
+        self.epoch += 1
+        try:
+            return self._call(func, values)
+        finally:
+            self.epoch += 1
+
+    def _call(self, func: int, values: list[tuple[str, Any]]) -> ffi.ValRaw:
         args = self.args
         if len(values) > len(args):
             raise GuestError(f"a call with {len(values)} arguments (modrun passes at most {len(args)})")
@@ -117,18 +125,32 @@ class _GuestMemory:
     def __init__(self, raw: _Raw, memory: int, new: int, pin: int) -> None:
         self.raw, self._mem, self._new, self._pin = raw, memory, new, pin
         self.pinned: list[int] = []
+        self._seen = -1  # the raw epoch of (base, size) below
+        self._base = self._size = 0
+
+    def _bounds(self) -> tuple[int, int]:
+        """The memory's address and size, looked up again once guest code may
+        have grown it (two C calls saved on each of a call's many reads)."""
+        if self._seen != self.raw.epoch:
+            ctx = self.raw.ctx
+            self._base, self._size = ffi.memory_data(ctx, self._mem), ffi.memory_data_size(ctx, self._mem)
+            self._seen = self.raw.epoch
+        return self._base, self._size
+
+    def invalidate(self) -> None:
+        self._seen = -1
 
     def read(self, address: int, length: int) -> bytes:
-        ctx = self.raw.ctx
-        if address < 0 or length < 0 or address + length > ffi.memory_data_size(ctx, self._mem):
+        base, size = self._bounds()
+        if address < 0 or length < 0 or address + length > size:
             raise CodecError(f"guest memory range {address}+{length} out of bounds")
-        return ctypes.string_at(ffi.memory_data(ctx, self._mem) + address, length)
+        return ctypes.string_at(base + address, length)
 
     def write(self, address: int, data: bytes) -> None:
-        ctx = self.raw.ctx
-        if address < 0 or address + len(data) > ffi.memory_data_size(ctx, self._mem):
+        base, size = self._bounds()
+        if address < 0 or address + len(data) > size:
             raise CodecError(f"guest memory range {address}+{len(data)} out of bounds")
-        ctypes.memmove(ffi.memory_data(ctx, self._mem) + address, data, len(data))
+        ctypes.memmove(base + address, data, len(data))
 
     def new(self, size: int, class_id: int) -> int:
         ptr = self.raw.call(self._new, [("i32", size), ("i32", class_id)]).i32 & 0xFFFFFFFF
@@ -291,6 +313,9 @@ class ModusCaller:
             call = self._call
             if call is None or call.codec is None:
                 raise HostFunctionError(f"{key} called outside a call")
+            memory = call.codec.memory
+            if isinstance(memory, _GuestMemory):
+                memory.invalidate()  # the guest ran since the host last looked
             try:
                 args = [
                     call.codec.read(p.type, v, f"{key}({p.name})")

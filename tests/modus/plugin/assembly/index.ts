@@ -261,3 +261,10 @@ declare function graphqlQuery(connection: string, statement: string, variables: 
 export function gql(connection: string, statement: string, variables: string): string {
   return graphqlQuery(connection, statement, variables);
 }
+
+/** Logs a string of n characters (its memory grows first) and returns its length. */
+export function bigLog(n: i32): i32 {
+  const text = "x".repeat(n);
+  logMessage("info", text);
+  return text.length;
+}
