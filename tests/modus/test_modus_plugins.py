@@ -167,6 +167,17 @@ def test_the_time_limit_stops_a_runaway_function(node):
     assert rest(client, "add", {"a": 1, "b": 1}).json() == 2
 
 
+def test_a_fast_function_that_turns_slow_is_not_cut_short(node):
+    """After a few fast calls a function runs inline on the event loop with a
+    short budget; a call past that budget must be run again on a thread with
+    the full time limit, not fail."""
+    _server, client = node
+    for _ in range(8):
+        assert rest(client, "busy", {"n": 10}).status_code == 200
+    slow = rest(client, "busy", {"n": 30_000_000})  # some 50-100 ms of wasm
+    assert slow.status_code == 200, slow.text
+
+
 def test_graphql_names_and_types_as_modus_does(node):
     _server, client = node
     # "add..." is a mutation by Modus's naming rules; the rest are queries

@@ -38,11 +38,18 @@ from modrun.plugins.modus.metadata import Metadata, ModusFunction, ModusParam
 from modrun.plugins.modus.types import AsType, parse
 from modrun.wasm import ffi
 from modrun.wasm.engine import WasmEngine
-from modrun.wasm.host import CallState, LogLine
-from modrun.wasm.instance import WASI_MODULE, InstanceEnv
+from modrun.wasm.host import CallState, LogLine, MustRunOnThread
+from modrun.wasm.instance import WASI_MODULE, InlineBudgetExceeded, InstanceEnv
 
 HostImpl = Callable[["ModusCall", list[Any]], Any]
 """A host function: the call, its decoded arguments -> its result (Python)."""
+
+PURE = frozenset(
+    {"env.abort", "modus_system.logMessage", "modus_system.getTimeInZone", "modus_models.getModelInfo"}
+)
+"""Host functions that never block nor reach outside: the rest (HTTP, models,
+databases, secrets) may, so a call speculatively run inline on the event loop
+that reaches one is re-run on a thread (plugins/invoker.py)."""
 
 _VALTYPES = {"i64": ValType.i64, "u64": ValType.i64, "f32": ValType.f32, "f64": ValType.f64}
 
@@ -316,6 +323,9 @@ class ModusCaller:
             memory = call.codec.memory
             if isinstance(memory, _GuestMemory):
                 memory.invalidate()  # the guest ran since the host last looked
+            if call.state.speculative and key not in PURE:
+                call.state.pending = MustRunOnThread(key)
+                raise call.state.pending
             try:
                 args = [
                     call.codec.read(p.type, v, f"{key}({p.name})")
@@ -335,7 +345,7 @@ class ModusCaller:
 
     def _failure(self, exc: BaseException, call: ModusCall) -> BaseException:
         pending, call.state.pending = call.state.pending, None
-        if isinstance(pending, GuestError | HostFunctionError | MemoryLimitExceeded):
+        if isinstance(pending, GuestError | HostFunctionError | MemoryLimitExceeded | MustRunOnThread):
             return pending
         if isinstance(pending, CodecError):
             return GuestError(str(pending))
@@ -343,6 +353,8 @@ class ModusCaller:
             return HostFunctionError(f"host function failed: {pending}")
         trap = exc.trap if isinstance(exc, _Failed) else exc if isinstance(exc, Trap) else None
         if trap is not None and trap.trap_code == TrapCode.INTERRUPT:
+            if call.state.speculative:  # past the inline budget: the invoker runs it again on a thread
+                return InlineBudgetExceeded()
             return CallTimeout("function exceeded its time limit and was stopped")
         text = str(exc).strip()
         if "exit status" in text:  # proc_exit: the SDK's abort logs a fatal line first

@@ -268,3 +268,10 @@ export function bigLog(n: i32): i32 {
   logMessage("info", text);
   return text.length;
 }
+
+/** n rounds of arithmetic (to take as long as a test needs). */
+export function busy(n: i32): i32 {
+  let x: i32 = 1;
+  for (let i = 0; i < n; i++) x = (x * 31 + i) ^ (x >>> 3);
+  return x;
+}
