@@ -215,6 +215,10 @@ def test_graphql_names_and_types_as_modus_does(node):
         "email": ("SCALAR", "String"),
         "tags": ("NON_NULL", None),
     }
+    pairs = graphql(
+        client, '{ a: __type(name: "StringIntPair") { name } b: __type(name: "IntFloatPair") { name } }'
+    )
+    assert pairs["data"] == {"a": {"name": "StringIntPair"}, "b": {"name": "IntFloatPair"}}  # Modus's names
     described = graphql(client, "{ __schema { queryType { fields { name description } } } }")
     descriptions = {f["name"]: f["description"] for f in described["data"]["__schema"]["queryType"]["fields"]}
     assert descriptions["sayHello"] == "Says hello, to the world unless a name is given."

@@ -186,9 +186,10 @@ class _Schema:
         return self.object(t)
 
     def pair(self, t: AsType) -> str:
-        """A map as a list of {key, value} objects, named as Modus names them."""
+        """A map as a list of {key, value} objects, named as Modus names them
+        (``StringStringPair``, ``StringNullableStringPair``, ``IntFloatListPair``)."""
         key, value = (self.ref(a) for a in t.args)
-        name = f"{_title(key.base)}{_title(value.base)}Pair"
+        name = f"{_pair_part(str(key))}{_pair_part(str(value))}Pair"
         if name not in self.types:
             self.types[name] = ObjectType(name, (Param("key", key), Param("value", value)))
         return name
@@ -209,5 +210,13 @@ class _Schema:
         return name
 
 
-def _title(name: str) -> str:
-    return name[:1].upper() + name[1:]
+def _pair_part(text: str) -> str:
+    """A key's or value's part of a pair type's name: ``Nullable`` before what
+    may be null, ``List`` after a list of the element's part."""
+    if text.endswith("!"):
+        text = text[:-1]
+    elif text.startswith("["):
+        text = "[Nullable" + text[1:]
+    else:
+        text = "Nullable" + text
+    return text[1:].split("!]")[0].removesuffix("]") + "List" if text.startswith("[") else text
