@@ -102,7 +102,7 @@ class Plugin:
             )
             try:
                 self.schema = self.modus.schema()
-            except modus.MetadataError as exc:
+            except ValueError as exc:  # MetadataError, or a type modrun cannot map (named)
                 raise PluginLoadError(self.name, str(exc)) from None
         else:
             self.uses_wasi = self._check_imports(engine, options.host_functions)
