@@ -235,6 +235,11 @@ def test_host_functions_log_tell_the_time_and_call_models(node, api_server):
     ]
     paris = rest(client, "timeIn", {"tz": "Europe/Paris"}).text
     assert paris[:4].isdigit() and paris.endswith(("+01:00", "+02:00")), paris
+    magic, size = rest(client, "zoneData", {"tz": "Europe/Paris", "format": "tzif"}).text.split()
+    assert magic == "TZif" and int(size) > 500
+    # an unknown zone or format, or a name reaching out of the zone database: no data
+    for tz, form in [("Mars/Olympus", "tzif"), ("../../../etc/passwd", "tzif"), ("UTC", "json")]:
+        assert rest(client, "zoneData", {"tz": tz, "format": form}).text == "none"
     request = {"messages": [{"role": "user", "content": "ping"}]}
     asked = rest(client, "ask", {"model": "chat", "input": json.dumps(request)})
     assert asked.status_code == 200, asked.text
@@ -372,31 +377,54 @@ def test_a_host_function_imported_twice_is_linked_once(tmp_path, storage):
         assert rest(client, "answer", {}).json() == 42
 
 
-def test_sql_on_a_postgresql_connection(tmp_path, storage, postgres):
-    db = postgres.fresh_database("modus_sql")
+SQL_DIALECTS = {
+    # dialect: (placeholders for two rows, a key column, a missing column's message)
+    "postgresql": ("($1, $2), ($3, $4)", "id serial PRIMARY KEY", 'column "nope" does not exist'),
+    "mysql": ("(?, ?), (?, ?)", "id int AUTO_INCREMENT PRIMARY KEY", "Unknown column 'nope'"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(SQL_DIALECTS))
+def test_sql_on_postgresql_and_mysql_connections(tmp_path, storage, request, dialect):
+    if dialect == "postgresql":
+        db = request.getfixturevalue("postgres").fresh_database("modus_sql")
+    else:
+        db = request.getfixturevalue("mariadb").dsn
+    rows, key, missing = SQL_DIALECTS[dialect]
+    mark = "$1" if dialect == "postgresql" else "?"
     shutil.copy(PLUGIN, tmp_path / "modus_test.wasm")
-    manifest = {"connections": {"db": {"type": "postgresql", "connString": db}}}
+    manifest = {"connections": {"db": {"type": dialect, "connString": db}}}
     (tmp_path / "modrun.json").write_text(json.dumps(manifest))
     with ModrunServer(tmp_path, storage, "--noreload") as server, server.client() as client:
 
-        def sql(statement: str, params: list | None = None) -> str:
-            answer = rest(
-                client,
-                "sql",
-                {"connection": "db", "statement": statement, "paramsJson": json.dumps(params or [])},
-            )
+        def sql(statement: str, params: list | None = None, flags: str = "", db_type: str = dialect) -> str:
+            args = {"statement": statement, "paramsJson": flags + json.dumps(params or [])}
+            answer = rest(client, "sql", {"connection": "db", "dbType": db_type, **args})
             assert answer.status_code == 200, answer.text
             return answer.text
 
-        assert sql("CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, age int)") == "0 -"
-        assert (
-            sql("INSERT INTO people (name, age) VALUES ($1, $2), ($3, $4)", ["Ada", 36, "Alan", 41]) == "2 -"
-        )
-        count, rows = sql("SELECT name, age FROM people WHERE age > $1 ORDER BY id", [30]).split(" ", 1)
-        assert count == "2" and json.loads(rows) == [{"name": "Ada", "age": 36}, {"name": "Alan", "age": 41}]
+        assert sql("DROP TABLE IF EXISTS people", flags="exec:") == "0 -"
+        assert sql(f"CREATE TABLE people ({key}, name text NOT NULL, age int)") == "0 -"
+        # the SDK's execute() sends "exec:" before the parameters: no rows wanted
+        assert sql(f"INSERT INTO people (name, age) VALUES {rows}", ["Ada", 36, "Alan", 41], "exec:") == "2 -"
+        count, found = sql(f"SELECT name, age FROM people WHERE age > {mark} ORDER BY id", [30]).split(" ", 1)
+        assert count == "2" and json.loads(found) == [{"name": "Ada", "age": 36}, {"name": "Alan", "age": 41}]
         # a failed statement is the guest's to handle; a parameter stays a parameter
-        assert sql("SELECT nope FROM people").startswith('error: postgresql db: column "nope" does not exist')
-        assert sql("SELECT count(*) AS n FROM people WHERE name = $1", ["x' OR '1'='1"]) == '1 [{"n": 0}]'
-        assert sql("SELECT 1", []).startswith("1 ")
-        other = rest(client, "sql", {"connection": "elsewhere", "statement": "SELECT 1", "paramsJson": "[]"})
-        assert other.text == "error: no SQL connection named 'elsewhere' in the manifest"
+        assert sql("SELECT nope FROM people").startswith(f"error: {dialect} db: {missing}")
+        assert (
+            sql(f"SELECT count(*) AS n FROM people WHERE name = {mark}", ["x' OR '1'='1"]) == '1 [{"n": 0}]'
+        )
+        assert sql("SELECT 1 AS one", []) == '1 [{"one": 1}]'
+        other = "mysql" if dialect == "postgresql" else "postgresql"
+        assert sql("SELECT 1", db_type=other) == f"error: connection 'db' is {dialect}, not {other}"
+        assert sql("SELECT 1", flags="exec:{").startswith("error: ")
+        elsewhere = {
+            "connection": "elsewhere",
+            "dbType": dialect,
+            "statement": "SELECT 1",
+            "paramsJson": "[]",
+        }
+        assert (
+            rest(client, "sql", elsewhere).text
+            == "error: no SQL connection named 'elsewhere' in the manifest"
+        )

@@ -193,6 +193,11 @@ class _Pool:
 
 
 def _reason(exc: Exception) -> str:
+    """The server's message on one line; PyMySQL's ``(code, message)`` as
+    ``message (code)``."""
+    args = exc.args
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return f"{args[1]} ({args[0]})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text
 

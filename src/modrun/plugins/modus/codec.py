@@ -376,6 +376,9 @@ def _list(value: Any, where: str) -> list:
 
 
 def _b64(value: Any, where: str) -> bytes:
+    """Bytes as the host hands them, or base64 text as JSON callers send them."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
     if not isinstance(value, str):
         raise CodecError(f"{where} must be base64 text")
     try:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from importlib import resources
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError
 
 from modrun.errors import HostFunctionError
 from modrun.models.providers import Caller
@@ -37,6 +39,36 @@ def time_in_zone(call: ModusCall, args: list[Any]) -> str | None:
         call.log("error", f"unknown time zone {zone!r}")
         return None
     return now.isoformat()
+
+
+def time_zone_data(call: ModusCall, args: list[Any]) -> bytes | None:
+    """The zone's TZif file (the only format Modus knows); None, and an error
+    log, for an unknown zone or format. The name is checked as an IANA key
+    first, so it cannot reach outside the zone database."""
+    zone, form = (str(a or "") for a in args)
+    if form != "tzif":
+        call.log("error", f"unsupported time zone format {form!r} (only 'tzif')")
+        return None
+    data = tzif(zone)
+    if data is None:
+        call.log("error", f"unknown time zone {zone!r}")
+    return data
+
+
+def tzif(zone: str) -> bytes | None:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    for root in TZPATH:
+        path = os.path.realpath(os.path.join(root, zone))
+        if path.startswith(os.path.realpath(root) + os.sep) and os.path.isfile(path):
+            with open(path, "rb") as file:
+                return file.read()
+    try:  # no system database: the tzdata package's
+        return resources.files("tzdata.zoneinfo").joinpath(*zone.split("/")).read_bytes()
+    except (ModuleNotFoundError, OSError):
+        return None
 
 
 def _services(call: ModusCall) -> Any:
@@ -99,19 +131,22 @@ def fetch(call: ModusCall, args: list[Any]) -> dict:
         "status": result.status,
         "statusText": reason,
         "headers": {"data": data},
-        "body": base64.b64encode(result.body).decode(),
+        "body": result.body,
     }
 
 
 def sql_query(call: ModusCall, args: list[Any]) -> dict:
     """A statement on a manifest's PostgreSQL or MySQL connection, in its own
     transaction: the rows as JSON when it returns any, the rows affected
-    otherwise. A failed statement is the response's ``error`` (the SDK
+    otherwise. The SDK's ``execute`` prefixes the parameters with ``exec:``
+    (no rows wanted). A failed statement is the response's ``error`` (the SDK
     raises it in the guest)."""
     connection, db_type, statement, params_json = (str(a or "") for a in args)
     response: dict[str, Any] = {"error": None, "resultJson": None, "rowsAffected": 0, "lastInsertId": 0}
     sql = _services(call).sql
     kind = sql.kind(connection)
+    exec_only = params_json.startswith("exec:")
+    params_json = params_json.removeprefix("exec:")
     try:
         if kind is None:
             raise HostFunctionError(f"no SQL connection named {connection!r} in the manifest")
@@ -119,8 +154,8 @@ def sql_query(call: ModusCall, args: list[Any]) -> dict:
             raise HostFunctionError(f"connection {connection!r} is {kind}, not {db_type}")
         params = json.loads(params_json) if params_json.strip() else []
         if not isinstance(params, list):
-            raise HostFunctionError("named parameters are not supported yet: pass positional ones")
-        result = sql.run(connection, statement, params, None)
+            raise HostFunctionError("the parameters must be a JSON array")
+        result = sql.run(connection, statement, params, False if exec_only else None)
     except (HostFunctionError, ValueError) as exc:
         response["error"] = str(exc)
         return response
@@ -161,6 +196,7 @@ HOST_FUNCTIONS: Mapping[str, HostImpl] = {
     "env.abort": abort,
     "modus_system.logMessage": log_message,
     "modus_system.getTimeInZone": time_in_zone,
+    "modus_system.getTimeZoneData": time_zone_data,
     "modus_models.invokeModel": invoke_model,
     "modus_models.getModelInfo": model_info,
     "modus_secrets.getSecretValue": secret_value,

@@ -163,6 +163,16 @@ export function timeIn(tz: string): string | null {
   return getTimeInZone(tz);
 }
 
+@external("modus_system", "getTimeZoneData")
+declare function getTimeZoneData(tz: string | null, format: string | null): ArrayBuffer | null;
+
+/** A zone's data: "<magic> <byte count>", or "none". */
+export function zoneData(tz: string, format: string): string {
+  const data = getTimeZoneData(tz, format);
+  if (data == null) return "none";
+  return String.UTF8.decode(data.slice(0, 4)) + " " + data.byteLength.toString();
+}
+
 export function ask(model: string, input: string): string | null {
   return invokeModel(model, input);
 }
@@ -246,9 +256,9 @@ declare function hostExecuteQuery(
   paramsJson: string,
 ): HostQueryResponse;
 
-/** Runs a statement on a PostgreSQL connection: "rows affected, rows as JSON", or "error: ...". */
-export function sql(connection: string, statement: string, paramsJson: string): string {
-  const r = hostExecuteQuery(connection, "postgresql", statement, paramsJson);
+/** Runs a statement on a SQL connection: "rows affected, rows as JSON", or "error: ...". */
+export function sql(connection: string, dbType: string, statement: string, paramsJson: string): string {
+  const r = hostExecuteQuery(connection, dbType, statement, paramsJson);
   const error = r.error;
   if (error != null) return "error: " + error;
   const rows = r.resultJson;
