@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-from importlib import resources
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
+from importlib import resources
 from typing import Any
 from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError
 
