@@ -222,6 +222,11 @@ def test_graphql_names_and_types_as_modus_does(node):
     described = graphql(client, "{ __schema { queryType { fields { name description } } } }")
     descriptions = {f["name"]: f["description"] for f in described["data"]["__schema"]["queryType"]["fields"]}
     assert descriptions["sayHello"] == "Says hello, to the world unless a name is given."
+    # a class's and a field's doc comments are the type's and the field's descriptions
+    typed = graphql(client, '{ __type(name: "Person") { description fields { name description } } }')
+    person_docs = typed["data"]["__type"]
+    assert person_docs["description"] == "A person, with optional email."
+    assert {f["name"]: f["description"] for f in person_docs["fields"]}["name"] == "Their full name."
 
 
 def test_host_functions_log_tell_the_time_and_call_models(node, api_server):

@@ -50,10 +50,12 @@ export default class ModusMetadata extends Transform {
         for (const [key, member] of program.instancesByName) {
           if (key.startsWith(`${cls.internalName}#`) && member.kind === PROPERTY && member.isField) {
             fields.push({ name: member.name, type: noteType(member.type) && member.type.toString(), offset: member.memoryOffset });
-            const docs = docsBefore(member.prototype.declaration);
+            const docs = docsBefore(member.declaration);
             if (docs) fields[fields.length - 1].docs = docs;
           }
         }
+        const classDocs = docsBefore(cls.prototype.declaration);
+        if (classDocs) entry.docs = classDocs;
         fields.sort((a, b) => a.offset - b.offset);
         entry.fields = fields.map(({ offset, ...field }) => field);
       }
