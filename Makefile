@@ -26,6 +26,7 @@ system-deps:
 examples: system-deps
 	cd examples/hello-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	cd examples/connect-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	cd examples/chat-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 	examples/textkit-c/build.sh
 
 ## Rebuild the web console (console/ -> src/modrun/console/static); under CI=true fail

@@ -20,6 +20,7 @@ EXAMPLES = REPO / "examples"
 HELLO_AS = EXAMPLES / "hello-as" / "build" / "release.wasm"
 TEXTKIT_C = EXAMPLES / "textkit-c" / "build" / "release.wasm"
 CONNECT_AS = EXAMPLES / "connect-as" / "build" / "release.wasm"
+CHAT_AS = EXAMPLES / "chat-as" / "build" / "release.wasm"
 TEST_SOURCES = Path(__file__).resolve().parent / "plugins" / "src"
 
 

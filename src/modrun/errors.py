@@ -87,6 +87,13 @@ class CallTimeout(CallFailed):
     http_status = 504
 
 
+class ClientGone(CallFailed):
+    """The caller of a streaming call went away; the guest is stopped at its
+    next host call (nginx's 499: the client closed the request)."""
+
+    http_status = 499
+
+
 class MemoryLimitExceeded(CallFailed):
     http_status = 507
 

@@ -4,7 +4,16 @@ embeddings, KServe v1 predict, plus echo/status routes for HTTP tests.
     python tests/servers/apis.py PORT
 
 Model names steer failures: ``flaky-*`` answers 429 twice, then succeeds;
-``broken`` always answers 503; ``slow`` takes 3 s. ``GET /_log`` lists the
+``broken`` always answers 503; ``slow`` takes 3 s.
+
+Chat completions stream with ``"stream": true`` (server-sent events, one
+event per word of the answer, then a usage event when
+``stream_options.include_usage``, then ``[DONE]``). A model named
+``delay-<ms>`` waits that long before each token; ``break-after-<n>`` sends
+an error event after n tokens; ``pad-<n>`` makes each token n characters
+longer. A prompt ``count:N`` is answered "1 2 ... N".
+``GET /_streams`` tells how many streams started, finished and were closed by
+the client early, and when the last one was closed. ``GET /_log`` lists the
 requests received (method, path, query, headers) so tests can check what
 modrun sent; ``POST /_reset`` clears it.
 """
@@ -13,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import re
 import sys
 import time
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 LOG: list[dict] = []
@@ -73,6 +84,10 @@ async def chat(request: Request) -> Response:
         return failure
     prompt = str(messages[-1].get("content", ""))
     answer = f"echo: {prompt}"
+    if prompt.startswith("count:") and prompt[6:].isdigit():
+        answer = " ".join(str(i) for i in range(1, int(prompt[6:]) + 1))
+    if doc.get("stream"):
+        return _stream(doc, model, prompt, answer, hashlib.sha1(body).hexdigest()[:24])
     return JSONResponse(
         {
             "id": "chatcmpl-" + hashlib.sha1(body).hexdigest()[:24],
@@ -94,6 +109,53 @@ async def chat(request: Request) -> Response:
             },
         }
     )
+
+
+STREAMS: dict[str, float] = {"started": 0, "finished": 0, "closed_early": 0, "last_closed_at": 0.0}
+
+
+def _stream(doc: dict, model: str, prompt: str, answer: str, ident: str) -> StreamingResponse:
+    delay = int(model[6:]) / 1000 if model.startswith("delay-") and model[6:].isdigit() else 0.0
+    break_after = int(model[12:]) if model.startswith("break-after-") and model[12:].isdigit() else -1
+    tokens = re.findall(r"\S+\s*", answer)
+    if model.startswith("pad-") and model[4:].isdigit():
+        tokens = [token + "x" * int(model[4:]) for token in tokens]
+    usage = {
+        "prompt_tokens": len(prompt.split()),
+        "completion_tokens": len(tokens),
+        "total_tokens": len(prompt.split()) + len(tokens),
+    }
+
+    def event(choices: list, **extra: object) -> str:
+        chunk = {"id": "chatcmpl-" + ident, "object": "chat.completion.chunk", "created": int(time.time())}
+        return "data: " + json.dumps({**chunk, "model": model, "choices": choices, **extra}) + "\n\n"
+
+    async def events():
+        STREAMS["started"] += 1
+        try:
+            yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            for i, token in enumerate(tokens):
+                if i == break_after:
+                    yield "data: " + json.dumps({"error": {"message": "the model crashed"}}) + "\n\n"
+                    return
+                if delay:
+                    await asyncio.sleep(delay)
+                yield event([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
+            yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+            if (doc.get("stream_options") or {}).get("include_usage"):
+                yield event([], usage=usage)
+            yield "data: [DONE]\n\n"
+            STREAMS["finished"] += 1
+        except (asyncio.CancelledError, GeneratorExit):
+            STREAMS["closed_early"] += 1
+            STREAMS["last_closed_at"] = time.time()
+            raise
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def streams(_request: Request) -> Response:
+    return JSONResponse(STREAMS)
 
 
 async def embeddings(request: Request) -> Response:
@@ -174,6 +236,7 @@ app = Starlette(
         Route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE"]),
         Route("/status/{code:int}", status),
         Route("/_log", log),
+        Route("/_streams", streams),
         Route("/_reset", reset, methods=["POST"]),
     ]
 )

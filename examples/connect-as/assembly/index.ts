@@ -2,7 +2,7 @@
 // through the helper module ./modrun.ts. Connections come from the manifest
 // (see modrun.example.json); without them each function fails with a clear error.
 import { Host } from "@extism/as-pdk";
-import { dgraph, fail, http, jsonString, models, Result, sql } from "./modrun";
+import { dgraph, fail, http, jsonString, models, Result, sql } from "../../lib/modrun";
 
 function output(s: string): void {
   Host.output(Uint8Array.wrap(String.UTF8.encode(s)));

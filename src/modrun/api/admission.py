@@ -20,6 +20,9 @@ from dataclasses import dataclass
 DEFAULT_MAX_RUNNING = 64
 DEFAULT_MAX_QUEUE = 256
 DEFAULT_MAX_WAIT = 0.5
+DEFAULT_MAX_STREAMS = 1024
+"""Streaming calls are admitted apart: each holds its place for as long as it
+streams, mostly waiting on a model, and must not crowd out short calls."""
 
 
 @dataclass(frozen=True)

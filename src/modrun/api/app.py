@@ -14,6 +14,7 @@ from starlette.routing import Route
 from modrun.api.admission import Shed
 from modrun.api.rest import PREFIX, FunctionEndpoint
 from modrun.api.routes import node_routes
+from modrun.api.streams import wanted
 from modrun.http.asgi import respond
 
 if TYPE_CHECKING:
@@ -38,25 +39,29 @@ class NodeApp:
         self.router = build_router(parts, lifespan)
         self.call_function = FunctionEndpoint(parts.functions)
         self.admission = parts.admission
+        self.stream_admission = parts.stream_admission
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not _is_call(scope):
             await self.router(scope, receive, send)
             return
         client = scope["client"][0] if scope.get("client") else "?"
+        is_function = scope["path"].startswith(PREFIX)
+        admission = self.stream_admission if is_function and wanted(scope["headers"]) else self.admission
         try:
-            await self.admission.enter(client)
+            await admission.enter(client)
         except Shed as exc:
-            message = f'{{"error": "the node is at capacity ({exc.reason}); retry shortly"}}'.encode()
+            what = "its stream limit" if admission is self.stream_admission else "capacity"
+            message = f'{{"error": "the node is at {what} ({exc.reason}); retry shortly"}}'.encode()
             await respond(send, 503, message, b"application/json", [(b"retry-after", b"1")])
             return
         try:
-            if scope["path"].startswith(PREFIX):
+            if is_function:
                 await self.call_function(scope, receive, send)
             else:
                 await self.router(scope, receive, send)
         finally:
-            self.admission.leave()
+            admission.leave()
 
 
 def _is_call(scope: dict) -> bool:

@@ -90,3 +90,4 @@ class NodeParts:
     models: ModelParts
     status: StatusParts
     admission: Admission
+    stream_admission: Admission

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from modrun.api import streams
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
 from modrun.http.asgi import FUNCTIONS_PREFIX, JSON, BodyTooLarge, function_key, read_body, respond
 from modrun.plugins.plugin import Function
@@ -120,6 +121,11 @@ class FunctionEndpoint:
                 error_body(exc.reason, function=fn.name, plugin=fn.plugin, kind="InvalidInput"),
                 JSON,
             )
+            return
+        kind = streams.wanted(scope["headers"])
+        if kind is not None:
+            invoker = self.functions.invoker
+            await streams.serve_stream(invoker, plugin, fn, data, kind, receive, send, error_body)
             return
         try:
             result = await self.functions.invoker.acall(plugin, fn, data)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from modrun.api.admission import DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUNNING, AdmissionLimits
+from modrun.api.admission import DEFAULT_MAX_QUEUE, DEFAULT_MAX_RUNNING, DEFAULT_MAX_STREAMS, AdmissionLimits
 from modrun.api.graphql_limits import DEFAULT_MAX_CALLS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_FIELDS, GraphQLLimits
 from modrun.cli.options import (
     DbOpt,
@@ -89,6 +89,12 @@ def serve(
     max_wait: Annotated[
         str, typer.Option("--maxWait", help="Longest a call waits for a place before a 503 (Go duration).")
     ] = "500ms",
+    max_streams: Annotated[
+        int,
+        typer.Option(
+            "--maxStreams", help="Streaming calls (SSE, NDJSON) open at once; beyond it the node answers 503."
+        ),
+    ] = DEFAULT_MAX_STREAMS,
     graphql_max_depth: Annotated[
         int, typer.Option("--graphqlMaxDepth", help="Deepest selection a GraphQL request may nest.")
     ] = DEFAULT_MAX_DEPTH,
@@ -232,6 +238,7 @@ def serve(
         max_input=parse_size_option(max_input),
         graphql_limits=GraphQLLimits(graphql_max_depth, graphql_max_fields, graphql_max_calls),
         admission=AdmissionLimits(max_running, max_queue, parse_duration_option(max_wait)),
+        max_streams=max_streams,
         workers=workers,
         proxy_headers=proxy_headers,
         model_host=model_host,

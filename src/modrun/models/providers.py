@@ -109,11 +109,44 @@ class ModelInvoker:
                 where = ""
         return hashlib.sha256(f"{spec.provider}|{spec.source_model}|{where}".encode()).hexdigest()
 
-    def invoke(self, name: str, payload: Any, caller: Caller | None = None) -> Any:
+    def spec(self, name: str) -> ModelSpec:
         spec = self.models.get(name)
         if spec is None:
             known = ", ".join(sorted(self.models)) or "none"
             raise HostFunctionError(f"no model named {name!r} in the manifest (have: {known})")
+        return spec
+
+    def inference(
+        self,
+        name: str,
+        spec: ModelSpec,
+        payload: Any,
+        output: Any,
+        started: float,
+        duration_ms: float,
+        error: str | None,
+        attempts: int,
+        caller: Caller | None,
+    ) -> Inference:
+        return Inference(
+            name,
+            self.model_hash(name, spec),
+            spec.provider,
+            spec.source_model,
+            payload,
+            output,
+            started,
+            duration_ms,
+            "error" if error else "ok",
+            error,
+            attempts,
+            caller,
+        )
+
+    def invoke(self, name: str, payload: Any, caller: Caller | None = None, record: bool = True) -> Any:
+        """The model's whole answer; ``record=False`` leaves the inference for
+        the caller to record (a stream records its own when it ends)."""
+        spec = self.spec(name)
         if spec.provider == "openai" and isinstance(payload, dict) and spec.source_model:
             payload = {"model": spec.source_model, **payload}
         started = time.time()
@@ -138,22 +171,10 @@ class ModelInvoker:
             error = str(exc)
             raise
         finally:
-            if self.on_inference is not None:
+            if self.on_inference is not None and record:
+                duration = (time.perf_counter() - t0) * 1000
                 self.on_inference(
-                    Inference(
-                        name,
-                        self.model_hash(name, spec),
-                        spec.provider,
-                        spec.source_model,
-                        payload,
-                        output,
-                        started,
-                        (time.perf_counter() - t0) * 1000,
-                        "error" if error else "ok",
-                        error,
-                        attempts,
-                        caller,
-                    )
+                    self.inference(name, spec, payload, output, started, duration, error, attempts, caller)
                 )
 
     def _post(self, name: str, spec: ModelSpec, url: str, body: bytes, checked: bool) -> tuple[Any, int]:

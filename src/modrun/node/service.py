@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from modrun.api.admission import Admission
+from modrun.api.admission import Admission, AdmissionLimits
 from modrun.api.parts import FunctionParts, ModelParts, NodeParts, StatusParts
 from modrun.connections.resolve import ResolvedManifest, resolve
 from modrun.db.engine import database_url, make_engine
@@ -91,8 +91,12 @@ class Node:
         self.catalog = ModelCatalog(
             self.db, self.executors, Path(settings.storage_path).expanduser() / "weights"
         )
-        self.invoker = Invoker(self.engine, self.metrics, max_workers=settings.workers)
+        self.invoker = Invoker(
+            self.engine, self.metrics, max_workers=settings.workers, max_streams=settings.max_streams
+        )
         self.admission = Admission(settings.admission)
+        # no queue: a stream waiting for a place would be waiting for another stream to end
+        self.stream_admission = Admission(AdmissionLimits(max_running=settings.max_streams, max_queue=0))
         self.metrics.attach_admission(self.admission)
         if settings.slot is not None:
             from modrun.metrics.processes import RestartsCollector
@@ -180,6 +184,7 @@ class Node:
                 db=self.db,
             ),
             admission=self.admission,
+            stream_admission=self.stream_admission,
         )
 
     # -- loading ------------------------------------------------------------

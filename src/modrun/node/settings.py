@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modrun.api.admission import AdmissionLimits
+from modrun.api.admission import DEFAULT_MAX_STREAMS, AdmissionLimits
 from modrun.api.graphql_limits import GraphQLLimits
 from modrun.config.defaults import DEFAULT_MAX_INPUT, DEFAULT_PORT, DEFAULT_REFRESH, default_storage_path
 from modrun.config.slot import ProcessSlot
@@ -28,6 +28,7 @@ class ServeSettings:
     max_input: int = DEFAULT_MAX_INPUT
     graphql_limits: GraphQLLimits = field(default_factory=GraphQLLimits)
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    max_streams: int = DEFAULT_MAX_STREAMS
     workers: int = 32
     proxy_headers: bool = False
     model_host: str | None = None

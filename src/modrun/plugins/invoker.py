@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from modrun.errors import CallFailed, HostFunctionError
 from modrun.metrics.node import NodeMetrics
 from modrun.plugins.plugin import Function, Plugin
+from modrun.plugins.streaming import StreamingCall
 from modrun.wasm.engine import TICK, WasmEngine
-from modrun.wasm.host import CallState, LogLine, MustRunOnThread
+from modrun.wasm.host import CallState, LogLine, MustRunOnThread, OutputSink
 from modrun.wasm.instance import InlineBudgetExceeded
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,15 @@ class Invoker:
         metrics: NodeMetrics | None = None,
         max_workers: int = 32,
         inline: bool = True,
+        max_streams: int = 1024,
     ) -> None:
         self.engine = engine
         self.metrics = metrics or NodeMetrics()
         self.inline = inline
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="modrun-call")
+        # a streaming call holds its thread while it waits on a model: a pool of its own
+        self.max_streams = max_streams
+        self._stream_executor: ThreadPoolExecutor | None = None
         self._dispatch: dict[tuple[int, str], _Dispatch] = {}
         self._on_threads = 0  # calls running on worker threads now (counted on the event loop)
         self._inline_ticks = engine.ticks(INLINE_BUDGET)
@@ -136,13 +141,35 @@ class Invoker:
             dispatch.observe(result.cpu)
         return result
 
+    def stream(self, plugin: Plugin, function: Function, data: bytes) -> StreamingCall:
+        """Start the function on a thread of its own, its output chunks read
+        as they come (``StreamingCall``); call from the event loop."""
+        if self._stream_executor is None:
+            self._stream_executor = ThreadPoolExecutor(
+                max_workers=self.max_streams, thread_name_prefix="modrun-stream"
+            )
+        call = StreamingCall(asyncio.get_running_loop())
+        future = self._stream_executor.submit(self._run, plugin, function, data, False, None, call.sink)
+        call.watch(future)
+        return call
+
     def _run(
-        self, plugin: Plugin, function: Function, data: bytes, speculative: bool, timeout: float | None = None
+        self,
+        plugin: Plugin,
+        function: Function,
+        data: bytes,
+        speculative: bool,
+        timeout: float | None = None,
+        sink: OutputSink | None = None,
     ) -> CallResult:
         state = CallState(function.name, speculative)
+        state.sink = sink
         ticks = self._inline_ticks if speculative else plugin.timeout_ticks
+        seconds = plugin.timeout
         if timeout is not None and not speculative:
             ticks = max(1, min(ticks, self.engine.ticks(timeout)))
+            seconds = min(seconds, timeout)
+        state.deadline = time.monotonic() + seconds
         recorder = self.metrics.recorder(plugin.name, function.name)
         instance = plugin.pool.acquire()
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -154,6 +181,7 @@ class Invoker:
                 except ValueError as exc:
                     raise HostFunctionError(str(exc)) from None
         except (InlineBudgetExceeded, MustRunOnThread):
+            state.close_model_streams()
             raise
         except CallFailed as exc:
             elapsed = time.perf_counter() - started
@@ -171,6 +199,10 @@ class Invoker:
             raise err from exc
         finally:
             plugin.pool.release(instance)
+            if state.model_streams:
+                state.close_model_streams()
+        if state.chunks is not None:  # chunks nobody streamed lead the output
+            output = bytes(state.chunks) + output
         elapsed = time.perf_counter() - started
         recorder.record(elapsed)
         logs = _logs(state) if state.logs is not None or state.streams is not None else []
@@ -187,3 +219,5 @@ class Invoker:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._stream_executor is not None:
+            self._stream_executor.shutdown(wait=True, cancel_futures=True)

@@ -137,6 +137,7 @@ class Plugin:
         )
         self._engine = engine
         self.timeout_ticks = engine.ticks(options.limits.timeout)
+        self.timeout = options.limits.timeout
         # Instances that grew past half the memory limit are not reused, so a
         # memory found near the limit after a trap grew during that call.
         self.pool = InstancePool(

@@ -53,6 +53,22 @@ class VarStore:
             self._size = size
 
 
+class OutputSink(Protocol):
+    """Where a streaming call's chunks go as the guest emits them."""
+
+    gone: bool  # the reader went away
+
+    def emit(self, data: bytes, deadline: float | None = None) -> None:
+        """Hand one chunk on; blocks while the reader is behind (backpressure),
+        raises ``ClientGone`` once the reader has gone, ``CallTimeout`` at
+        the deadline."""
+        ...
+
+    def opened(self, stream: Any) -> None:
+        """A model stream the call opened: aborted if the reader goes."""
+        ...
+
+
 class CallState:
     """Everything one call accumulates; discarded if the call is re-run.
 
@@ -61,11 +77,15 @@ class CallState:
     """
 
     __slots__ = (
+        "chunks",
+        "deadline",
         "function",
         "http_headers",
         "http_status",
         "logs",
+        "model_streams",
         "pending",
+        "sink",
         "speculative",
         "streams",
         "var_writes",
@@ -73,6 +93,10 @@ class CallState:
 
     def __init__(self, function: str, speculative: bool = False) -> None:
         self.function = function
+        self.sink: OutputSink | None = None  # set for a streaming call
+        self.chunks: bytearray | None = None  # output_chunk's bytes when nobody streams them
+        self.model_streams: dict[int, Any] | None = None  # open model streams, by handle
+        self.deadline: float | None = None  # time.monotonic() the call must end by
         self.speculative = speculative
         self.logs: list[LogLine] | None = None
         self.var_writes: dict[bytes, bytes | None] | None = None
@@ -90,6 +114,21 @@ class CallState:
         if self.streams is None:
             self.streams = {}
         self.streams.setdefault(stream, bytearray()).extend(data)
+
+    def emit(self, data: bytes) -> None:
+        """One chunk of the call's output: to the reader now, or kept to lead
+        the whole output when the caller asked for it whole."""
+        if self.sink is not None:
+            self.sink.emit(data, self.deadline)
+        elif self.chunks is None:
+            self.chunks = bytearray(data)
+        else:
+            self.chunks.extend(data)
+
+    def close_model_streams(self) -> None:
+        for stream in (self.model_streams or {}).values():
+            stream.close()
+        self.model_streams = None
 
     def set_var(self, key: bytes, value: bytes | None) -> None:
         if self.var_writes is None:

@@ -1,5 +1,6 @@
 // modrun host functions for AssemblyScript plugins (use with @extism/as-pdk).
-// Copy this file into your plugin. See docs/host-functions.md.
+// The examples import it as ../../lib/modrun; copy it into your own plugin.
+// See docs/host-functions.md.
 import { Memory } from "@extism/as-pdk";
 import { error_set, http_request, length } from "@extism/as-pdk/lib/env";
 
@@ -7,6 +8,14 @@ import { error_set, http_request, length } from "@extism/as-pdk/lib/env";
 declare function http_status_code(): i32;
 @external("extism:host/user", "model_invoke")
 declare function model_invoke(request: u64): u64;
+@external("extism:host/user", "model_stream_open")
+declare function model_stream_open(request: u64): u64;
+@external("extism:host/user", "model_stream_next")
+declare function model_stream_next(request: u64): u64;
+@external("extism:host/user", "model_stream_close")
+declare function model_stream_close(request: u64): u64;
+@external("extism:host/user", "output_chunk")
+declare function output_chunk(block: u64): void;
 @external("extism:host/user", "sql_query")
 declare function sql_query(request: u64): u64;
 @external("extism:host/user", "sql_execute")
@@ -61,12 +70,19 @@ export function jsonUnquote(literal: string): string {
   return out;
 }
 
+/** The text of a block the host answered with; the block is freed. */
 function read(handle: u64): string {
-  return handle == 0 ? "" : new Memory(handle, length(handle)).toString();
+  if (handle == 0) return "";
+  const block = new Memory(handle, length(handle));
+  const text = block.toString();
+  block.free();
+  return text;
 }
 
 function call(fn: (request: u64) => u64, request: string): Result {
-  const answer = read(fn(Memory.allocateString(request).offset));
+  const block = Memory.allocateString(request);
+  const answer = read(fn(block.offset));
+  block.free(); // a long stream makes many calls: kernel memory must not grow with them
   // the envelope is compact JSON: {"result":<json>} or {"error":"..."}
   if (answer.startsWith('{"result":')) {
     return new Result(true, answer.substring(10, answer.length - 1), "");
@@ -77,11 +93,71 @@ function call(fn: (request: u64) => u64, request: string): Result {
   return new Result(false, "", "unexpected answer: " + answer);
 }
 
+/** A model answer read chunk by chunk (see models.stream). */
+export class ModelStream {
+  /** The text of the last chunk next() read. */
+  text: string = "";
+  /** Why the stream failed, when next() returned false and this is not empty. */
+  error: string = "";
+  /** The usage the model reported at the end (JSON), if it did. */
+  usageJson: string = "null";
+  private open: bool = true;
+
+  constructor(private id: i64) {}
+
+  /** Waits for the next chunk: true with `text` set, false at the end or on `error`. */
+  next(): bool {
+    if (!this.open) return false;
+    const r = call(model_stream_next, '{"stream":' + this.id.toString() + "}");
+    if (!r.ok) {
+      this.error = r.error;
+      this.open = false;
+      return false;
+    }
+    // the result is {"text":"..."} or {"done":true,"usage":...}
+    if (r.json.startsWith('{"text":')) {
+      this.text = jsonUnquote(r.json.substring(8, r.json.length - 1));
+      return true;
+    }
+    const usage = r.json.indexOf('"usage":');
+    if (usage >= 0) this.usageJson = r.json.substring(usage + 8, r.json.length - 1);
+    this.open = false;
+    return false;
+  }
+
+  /** Stops reading early; the upstream request is closed. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    call(model_stream_close, '{"stream":' + this.id.toString() + "}");
+  }
+}
+
+/** What models.stream gives: the stream, or why it could not start. */
+export class StreamResult {
+  constructor(public stream: ModelStream | null, public error: string) {}
+}
+
 export namespace models {
   /** Invoke a manifest model with a JSON input; the result is its JSON answer. */
   export function invoke(model: string, inputJson: string): Result {
     return call(model_invoke, '{"model":' + jsonString(model) + ',"input":' + inputJson + "}");
   }
+  /** Start a manifest model's answer as a stream (OpenAI-compatible models
+   * stream token by token; others answer whole, as one chunk). */
+  export function stream(model: string, inputJson: string): StreamResult {
+    const r = call(model_stream_open, '{"model":' + jsonString(model) + ',"input":' + inputJson + "}");
+    if (!r.ok) return new StreamResult(null, r.error);
+    // {"stream":N}
+    return new StreamResult(new ModelStream(I64.parseInt(r.json.substring(10, r.json.length - 1))), "");
+  }
+}
+
+/** Send `text` to the caller now, as the next piece of the output. */
+export function outputChunk(text: string): void {
+  const block = Memory.allocateString(text);
+  output_chunk(block.offset);
+  block.free();
 }
 
 export namespace sql {
