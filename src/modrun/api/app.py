@@ -14,8 +14,7 @@ from starlette.routing import Route
 from modrun.api.admission import Shed
 from modrun.api.rest import PREFIX, FunctionEndpoint
 from modrun.api.routes import node_routes
-from modrun.api.streams import wanted
-from modrun.http.asgi import respond
+from modrun.http.asgi import respond, stream_format
 
 if TYPE_CHECKING:
     from modrun.api.parts import NodeParts
@@ -47,7 +46,9 @@ class NodeApp:
             return
         client = scope["client"][0] if scope.get("client") else "?"
         is_function = scope["path"].startswith(PREFIX)
-        admission = self.stream_admission if is_function and wanted(scope["headers"]) else self.admission
+        admission = (
+            self.stream_admission if is_function and stream_format(scope["headers"]) else self.admission
+        )
         try:
             await admission.enter(client)
         except Shed as exc:

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from modrun.api import streams
 from modrun.errors import CallFailed, FunctionNotFound, InvalidInput
-from modrun.http.asgi import FUNCTIONS_PREFIX, JSON, BodyTooLarge, function_key, read_body, respond
+from modrun.http.asgi import (
+    FUNCTIONS_PREFIX,
+    JSON,
+    BodyTooLarge,
+    function_key,
+    read_body,
+    respond,
+    stream_format,
+)
 from modrun.plugins.plugin import Function
 from modrun.plugins.schema import check_object
 from modrun.redact import REDACTOR
@@ -122,7 +130,7 @@ class FunctionEndpoint:
                 JSON,
             )
             return
-        kind = streams.wanted(scope["headers"])
+        kind = stream_format(scope["headers"])
         if kind is not None:
             invoker = self.functions.invoker
             await streams.serve_stream(invoker, plugin, fn, data, kind, receive, send, error_body)

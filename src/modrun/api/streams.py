@@ -23,27 +23,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from modrun.errors import CallFailed
-from modrun.http.asgi import header
+from modrun.http.asgi import SSE
 
 if TYPE_CHECKING:
     from modrun.plugins.invoker import Invoker
     from modrun.plugins.plugin import Function, Plugin
-
-SSE = "text/event-stream"
-NDJSON = "application/x-ndjson"
-
-
-def wanted(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The stream format the request's Accept asks for, if any."""
-    accept = header(headers, b"accept")
-    if not accept:
-        return None
-    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    if SSE in kinds:
-        return SSE
-    if NDJSON in kinds:
-        return NDJSON
-    return None
 
 
 class _Frames:

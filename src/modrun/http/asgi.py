@@ -33,6 +33,22 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
+SSE = "text/event-stream"
+NDJSON = "application/x-ndjson"
+
+
+def stream_format(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The stream format a request's Accept asks for (SSE first), if any: such a
+    function call is answered as it runs, on the node and through the gateway."""
+    accept = header(headers, b"accept")
+    if not accept or ("/x-ndjson" not in accept and "/event-stream" not in accept):
+        return None
+    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if SSE in kinds:
+        return SSE
+    return NDJSON if NDJSON in kinds else None
+
+
 def media_type(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The media type of an ASGI request (``application/json``), lower-cased, no parameters."""
     return (header(headers, b"content-type") or "").split(";")[0].strip().lower()

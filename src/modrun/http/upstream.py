@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -96,8 +97,9 @@ class UpstreamPool:
             conn.close()
         return None
 
-    async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> Answer:
-        key, path = self._target(url)
+    def _request(
+        self, key: tuple[str, int, bool], path: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> bytes:
         host = f"{key[0]}:{key[1]}".encode()
         head = [
             b"POST ",
@@ -109,7 +111,11 @@ class UpstreamPool:
         ]
         for name, value in headers:
             head += [b"\r\n", name, b": ", value]
-        request = b"".join(head) + b"\r\n\r\n" + body
+        return b"".join(head) + b"\r\n\r\n" + body
+
+    async def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> Answer:
+        key, path = self._target(url)
+        request = self._request(key, path, body, headers)
         conn = self._pooled(key)
         if conn is not None:
             try:
@@ -164,23 +170,33 @@ class UpstreamPool:
         if self.max_body is not None and size > self.max_body:
             raise TooLarge(f"the answer is larger than {self.max_body} bytes")
 
+    async def stream(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> Streamed:
+        """POST on a connection of its own and answer once the head is in; the
+        body is read as the node sends it (``Streamed.pieces``). Only the head
+        has the pool's timeout: a stream lasts as long as its call."""
+        key, path = self._target(url)
+        conn = await self._connect(key)
+        try:
+            conn.writer.write(self._request(key, path, body, headers))
+            async with asyncio.timeout(self.timeout):
+                await conn.writer.drain()
+                status_line = await conn.reader.readline()
+                if not status_line:
+                    raise Lost("the node closed the connection without answering")
+                status, head, _reusable = await _read_head(conn.reader, status_line)
+        except TimeoutError:
+            conn.close()
+            raise Lost(f"no answer within {self.timeout:g} s") from None
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            conn.close()
+            raise Lost(f"{type(exc).__name__}: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return Streamed(status, head, _pieces(conn, head), conn.close)
+
     async def _read_rest(self, reader: asyncio.StreamReader, status_line: bytes) -> tuple[Answer, bool]:
-        parts = status_line.split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-            raise ValueError(f"not an HTTP answer: {status_line[:80]!r}")
-        status = int(parts[1])
-        headers: dict[bytes, bytes] = {}
-        size = 0
-        while True:
-            line = await reader.readline()
-            size += len(line)
-            if size > MAX_HEAD:
-                raise ValueError("answer headers too large")
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        reusable = headers.get(b"connection", b"").lower() != b"close" and parts[0] == b"HTTP/1.1"
+        status, headers, reusable = await _read_head(reader, status_line)
         if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
             chunks = []
             total = 0
@@ -217,6 +233,71 @@ class UpstreamPool:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+
+
+@dataclass
+class Streamed:
+    """An answer whose body is still arriving: iterate ``pieces``, and
+    ``close()`` when done with it (early or not)."""
+
+    status: int
+    headers: dict[bytes, bytes]
+    pieces: AsyncIterator[bytes]
+    close: Callable[[], None]
+
+
+async def _read_head(
+    reader: asyncio.StreamReader, status_line: bytes
+) -> tuple[int, dict[bytes, bytes], bool]:
+    """Status, headers (names lower-cased) and whether the connection may be reused."""
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ValueError(f"not an HTTP answer: {status_line[:80]!r}")
+    status = int(parts[1])
+    headers: dict[bytes, bytes] = {}
+    size = 0
+    while True:
+        line = await reader.readline()
+        size += len(line)
+        if size > MAX_HEAD:
+            raise ValueError("answer headers too large")
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    reusable = headers.get(b"connection", b"").lower() != b"close" and parts[0] == b"HTTP/1.1"
+    return status, headers, reusable
+
+
+async def _pieces(conn: _Conn, headers: dict[bytes, bytes]) -> AsyncIterator[bytes]:
+    """A streamed body as it arrives; ``Lost`` if the node goes mid-way."""
+    reader = conn.reader
+    try:
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            while True:
+                size_line = await reader.readline()
+                if not size_line:
+                    raise Lost("the node closed the connection mid-answer")
+                length = int(size_line.split(b";")[0].strip(), 16)
+                if length == 0:
+                    return
+                yield await reader.readexactly(length)
+                await reader.readexactly(2)
+        elif b"content-length" in headers:
+            left = int(headers[b"content-length"])
+            while left > 0:
+                piece = await reader.read(min(left, 1 << 16))
+                if not piece:
+                    raise Lost("the node closed the connection mid-answer")
+                left -= len(piece)
+                yield piece
+        else:
+            while piece := await reader.read(1 << 16):
+                yield piece
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        raise Lost(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        conn.close()
 
 
 class _Stale(Exception):

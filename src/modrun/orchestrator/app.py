@@ -22,8 +22,9 @@ from modrun.http.asgi import (
     refusal,
     respond,
     send_refusal,
+    stream_format,
 )
-from modrun.http.upstream import Lost, TooLarge
+from modrun.http.upstream import Lost, Streamed, TooLarge
 from modrun.orchestrator.forward import SAFE_METHODS
 from modrun.orchestrator.gateway import NodeDied, NoReplica, Replica, Signer, forwarded_headers
 from modrun.orchestrator.routes.table import build_router
@@ -125,6 +126,11 @@ class OrchestratorApp:
                     return
             if key is None:
                 replica, answer = await gateway.graphql(fields, body, headers, sign)
+            elif stream_format(scope["headers"]) is not None:
+                replica, streamed = await gateway.forward_stream(key, body, headers, sign)
+                metrics.gateway_calls.labels(str(streamed.status)).inc()
+                await relay(streamed, replica, receive, send, key)
+                return
             else:
                 replica, answer = await gateway.forward(key, body, headers, sign)
         except BadGraphQL as exc:
@@ -182,3 +188,38 @@ class OrchestratorApp:
         )
         await send_refusal(send, decision.status, decision.reason, graphql)
         return None
+
+
+async def relay(streamed: Streamed, replica: Replica, receive: Any, send: Any, key: str) -> None:
+    """A node's streamed answer passed on piece by piece as it arrives. A caller
+    that goes away closes the connection to the node (which stops the call); a
+    node lost mid-way ends an event stream with an ``error`` event."""
+    headers = [(b"x-modrun-node", replica.name.encode()), (b"x-content-type-options", b"nosniff")]
+    headers += [(k, v) for k, v in streamed.headers.items() if k in (b"content-type", b"cache-control")]
+    task = asyncio.current_task()
+    assert task is not None
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    await send({"type": "http.response.start", "status": streamed.status, "headers": headers})
+    tail = b""
+    try:
+        async for piece in streamed.pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+    except Lost as exc:
+        if streamed.headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+            doc = {"error": f"node lost during the call: {exc}", "function": key, "kind": "NodeLost"}
+            tail = f"event: error\ndata: {json.dumps(doc)}\n\n".encode()
+    except asyncio.CancelledError:
+        if not watcher.done():
+            raise
+        task.uncancel()
+        return  # the caller went away: nothing more to send
+    finally:
+        watcher.cancel()
+        streamed.close()
+    await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -21,13 +21,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from modrun.control.guard import NO_ARTIFACT
 from modrun.fleet import protocol as P
 from modrun.fleet.groups import artifact_of_group
-from modrun.http.upstream import Answer, Refused, UpstreamPool
+from modrun.http.upstream import Answer, Refused, Streamed, UpstreamPool
 from modrun.orchestrator.engine import ControlLoop
 from modrun.orchestrator.fleet import Fleet
 
@@ -56,6 +57,7 @@ class NoReplica(Exception):
     pass
 
 
+A = TypeVar("A", Answer, Streamed)
 Picker = Callable[[set[str]], "Replica | None"]
 Signer = Callable[[Replica], list[tuple[bytes, bytes]]]  # the headers that vouch for a call to one replica
 
@@ -288,7 +290,15 @@ class Gateway:
         self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None = None
     ) -> tuple[Replica, Answer]:
         """``POST /functions/{key}`` to a node serving the function."""
-        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign)
+        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, self._post)
+
+    async def forward_stream(
+        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None = None
+    ) -> tuple[Replica, Streamed]:
+        """``POST /functions/{key}`` asking for a stream: the answer's body is
+        passed on as it arrives, never buffered."""
+        post = lambda replica, body, headers: self.upstream.stream(replica.url, body, headers)  # noqa: E731
+        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, post)
 
     async def graphql(
         self,
@@ -300,7 +310,7 @@ class Gateway:
         """``POST /graphql`` to a node whose schema has every root field asked for
         (``fields``: the query's ``root_fields``)."""
         picker: Picker = lambda ex: self._pick_graphql(fields, ex)  # noqa: E731
-        return await self._send(picker, sorted(fields), body, headers, sign)
+        return await self._send(picker, sorted(fields), body, headers, sign, self._post)
 
     async def _send(
         self,
@@ -309,13 +319,14 @@ class Gateway:
         body: bytes,
         headers: list[tuple[bytes, bytes]],
         sign: Signer | None,
-    ) -> tuple[Replica, Answer]:
+        post: Callable[[Replica, bytes, list[tuple[bytes, bytes]]], Awaitable[A]],
+    ) -> tuple[Replica, A]:
         tried: set[str] = set()
         for attempt in range(2):
             replica = await self._replica(pick, keys, tried)
             vouched = headers + sign(replica) if sign is not None else headers
             try:
-                return replica, await self._post(replica, body, vouched)
+                return replica, await post(replica, body, vouched)
             except Refused as exc:
                 tried.add(replica.runtime)
                 self._suspect[replica.runtime] = time.monotonic() + SUSPECT_FOR
