@@ -12,6 +12,7 @@ JSON object of params for typed functions); failures raise
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,15 @@ class Runtime:
             data = data.encode()
         plugin, fn = self.node.manager.catalog.resolve(function)
         return self.node.invoker.call(plugin, fn, prepare_input(fn, data, plugin.schema.types))
+
+    def stream(self, function: str, data: bytes | str = b"") -> Iterator[bytes]:
+        """Call ``function`` and yield its output as it comes: each chunk it
+        emits (``output_chunk``), then what it set as its output. Leaving the
+        loop early stops the call; a failure raises ``CallFailed`` from it."""
+        if isinstance(data, str):
+            data = data.encode()
+        plugin, fn = self.node.manager.catalog.resolve(function)
+        return self.node.invoker.stream_iter(plugin, fn, prepare_input(fn, data, plugin.schema.types))
 
     def call(self, function: str, data: bytes | str = b"") -> bytes:
         """Call ``function`` and return its output bytes."""

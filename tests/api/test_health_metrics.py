@@ -18,7 +18,7 @@ def test_health_reports_plugins_and_version(example_server):
         doc = c.get("/health").json()
     assert doc["status"] == "ok"
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", doc["version"])
-    assert {p["name"] for p in doc["plugins"]} == {"hello-as", "textkit-c", "connect-as"}
+    assert {p["name"] for p in doc["plugins"]} == {"hello-as", "textkit-c", "connect-as", "chat-as"}
     assert doc["loadErrors"] == {}
     textkit = next(p for p in doc["plugins"] if p["name"] == "textkit-c")
     assert textkit["wasi"] is True and "wordCount" in textkit["functions"]
@@ -41,4 +41,4 @@ def test_metrics_count_calls_errors_and_durations(example_server):
     )
     assert calls >= 4 and errors >= 1
     assert count == calls == inf
-    assert "modrun_plugins_loaded 3.0" in text
+    assert "modrun_plugins_loaded 4.0" in text

@@ -9,14 +9,17 @@ stream."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support import CHAT_AS, EXAMPLES, ModrunServer, wait_until
+from modrun import Runtime
+from support import CHAT_AS, EXAMPLES, ModrunServer, modrun_cmd, run_cli, wait_until
 
 SSE = {"Accept": "text/event-stream"}
 NDJSON = {"Accept": "application/x-ndjson"}
@@ -67,7 +70,7 @@ def streams_seen(api_server: str) -> dict:
 
 def test_tokens_arrive_as_the_model_sends_them(node):
     _server, client = node
-    with client.stream("POST", "/functions/shout", content=b"count:8", headers=SSE) as response:
+    with client.stream("POST", "/functions/chatUpper", content=b"count:8", headers=SSE) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse_events(response)
@@ -84,7 +87,7 @@ def test_tokens_arrive_as_the_model_sends_them(node):
 
 def test_without_a_stream_accept_header_the_answer_is_whole(node):
     _server, client = node
-    answer = client.post("/functions/shout", content=b"hello world")
+    answer = client.post("/functions/chatUpper", content=b"hello world")
     assert answer.status_code == 200 and answer.text == "ECHO: HELLO WORLD"
 
 
@@ -180,9 +183,13 @@ def test_open_streams_are_bounded_apart_from_other_calls(tmp_path, api_server):
         server.client() as client,
         client.stream("POST", "/functions/chat", content=b"count:40", headers=SSE) as first,
     ):
-        next(first.iter_lines())
+        lines = first.iter_lines()  # kept: a dropped iterator closes the connection
+        next(lines)
         second = client.post("/functions/chat", content=b"x", headers=SSE)
-        assert second.status_code == 503 and "stream limit" in second.json()["error"]
+        assert second.status_code == 503 and "stream limit" in second.json()["error"], (
+            second.headers,
+            second.text,
+        )
         assert client.post("/functions/chat", content=b"whole").text == "echo: whole"  # not a stream
 
 
@@ -204,3 +211,47 @@ def test_each_stream_is_one_inference_row_with_its_whole_answer(node):
     assert output["choices"][0]["message"]["content"] == "1 2 3 4"
     assert output["stream"]["chunks"] == 4 and output["stream"]["timeToFirstTokenMs"] > 0
     assert output["usage"]["completion_tokens"] == 4
+
+
+def read_as_it_comes(proc: subprocess.Popen[bytes]) -> list[tuple[float, bytes]]:
+    """(seconds since start, bytes) for each read of the process's stdout."""
+    assert proc.stdout is not None
+    started, pieces = time.perf_counter(), []
+    while piece := os.read(proc.stdout.fileno(), 1024):
+        pieces.append((time.perf_counter() - started, piece))
+    proc.wait(timeout=30)
+    return pieces
+
+
+def test_modrun_call_stream_prints_tokens_as_they_come(node, tmp_path):
+    server, _client = node
+    remote = subprocess.Popen(
+        modrun_cmd("call", "chatUpper", "count:8", "--url", server.url, "--stream"), stdout=subprocess.PIPE
+    )
+    pieces = read_as_it_comes(remote)
+    assert remote.returncode == 0 and b"".join(p for _, p in pieces) == b"1 2 3 4 5 6 7 8"
+    assert len(pieces) > 3 and pieces[-1][0] - pieces[0][0] > 0.08  # 20 ms a token, printed as they came
+    # in-process, from the plugins directory
+    local = subprocess.Popen(
+        modrun_cmd(
+            "call", "chat", "hi there", "--plugins", str(server.plugins), "--storagePath", str(tmp_path)
+        )
+        + ["--stream"],
+        stdout=subprocess.PIPE,
+    )
+    assert b"".join(p for _, p in read_as_it_comes(local)) == b"echo: hi there"
+    # a stream that fails says so and exits 1
+    failed = run_cli("call", "nope", "x", "--url", server.url, "--stream")
+    assert failed.returncode == 2 and b"no function named 'nope'" in failed.stderr
+
+
+def test_the_python_api_yields_chunks_and_stops_the_call_when_left(node, tmp_path, api_server):
+    server, _client = node
+    with Runtime(server.plugins, storage_path=tmp_path) as runtime:
+        assert list(runtime.stream("chat", "a b c")) == [b"echo: ", b"a ", b"b ", b"c"]
+        before = streams_seen(api_server)
+        for i, _chunk in enumerate(runtime.stream("chat", "count:300")):
+            if i == 2:
+                break
+        wait_until(lambda: streams_seen(api_server)["closed_early"] > before["closed_early"], what="closed")
+        assert runtime.call("chat", "whole") == b"echo: whole"

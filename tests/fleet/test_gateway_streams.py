@@ -49,7 +49,7 @@ def test_streams_pass_through_the_gateway(tmp_path: Path, api_server: str):
         # each event arrives when the node sends it, not when the answer is complete
         arrivals = []
         started = time.perf_counter()
-        with api.stream("POST", "/functions/shout", content=b"count:10", headers=SSE) as response:
+        with api.stream("POST", "/functions/chatUpper", content=b"count:10", headers=SSE) as response:
             assert response.status_code == 200 and response.headers["x-modrun-node"] == "n1"
             assert response.headers["content-type"].startswith("text/event-stream")
             for line in response.iter_lines():

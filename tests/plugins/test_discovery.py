@@ -34,7 +34,7 @@ def test_source_root_uses_the_newest_build(app_dir, storage):
 
 def test_parent_of_source_roots_names_plugins_by_folder(examples_dir, storage):
     with ModrunServer(examples_dir, storage, "--noreload") as server:
-        assert _names(server) == {"hello-as", "textkit-c", "connect-as"}
+        assert _names(server) == {"hello-as", "textkit-c", "connect-as", "chat-as"}
 
 
 def test_single_wasm_file(storage):

@@ -47,12 +47,12 @@ export function chat(): i32 {
   return relay("You are a helpful assistant.", same);
 }
 
-// shout(prompt: String!): String! -- the answer in capitals, token by token
-export function shout(): i32 {
+// chatUpper(prompt: String!): String! -- the answer in capitals, token by token
+export function chatUpper(): i32 {
   return relay("You are a helpful assistant.", upper);
 }
 
-// polite(prompt: String!): String! -- the answer with banned words masked
-export function polite(): i32 {
+// chatPolite(prompt: String!): String! -- the answer with banned words masked
+export function chatPolite(): i32 {
   return relay("You are a helpful assistant.", clean);
 }

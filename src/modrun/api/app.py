@@ -46,9 +46,8 @@ class NodeApp:
             return
         client = scope["client"][0] if scope.get("client") else "?"
         is_function = scope["path"].startswith(PREFIX)
-        admission = (
-            self.stream_admission if is_function and stream_format(scope["headers"]) else self.admission
-        )
+        streaming = is_function and stream_format(scope["headers"]) is not None
+        admission = self.stream_admission if streaming else self.admission
         try:
             await admission.enter(client)
         except Shed as exc:

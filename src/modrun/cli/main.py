@@ -54,13 +54,28 @@ def call(
     timeout: TimeoutOpt = format_duration(DEFAULT_TIMEOUT),
     max_memory: MemoryOpt = format_size(DEFAULT_MAX_MEMORY),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the function's logs.")] = False,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Print the output as the function emits it (streaming functions)."),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Call it on a running node or gateway (e.g. http://127.0.0.1:8686) instead."
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="MODRUN_API_KEY", help="X-API-Key for --url.")
+    ] = None,
 ) -> None:
     """Run one function without a server and print its output.
 
     Exits 0 on success, 1 when the function fails, 2 when it cannot be found or
-    the input is invalid. The function's log lines go to stderr.
+    the input is invalid. The function's log lines go to stderr. With
+    ``--url`` the call goes to a running node or gateway over HTTP (streamed
+    as server-sent events with ``--stream``).
     """
-    from modrun.cli.run import run_once
+    from modrun.cli.run import call_remote, run_once
 
     if input_file is not None:
         data = input_file.read_bytes()
@@ -68,13 +83,15 @@ def call(
         data = sys.stdin.buffer.read()
     else:
         data = (input or "").encode()
+    if url is not None:
+        raise typer.Exit(call_remote(url, function, data, stream=stream, api_key=api_key, quiet=quiet))
     settings = ServeSettings(
         plugins=plugins.expanduser().absolute(),  # a symlink swapped to a new release is followed
         storage_path=storage_path.expanduser(),
         timeout=parse_duration_option(timeout),
         max_memory=parse_size_option(max_memory),
     )
-    raise typer.Exit(run_once(settings, function, data, quiet=quiet))
+    raise typer.Exit(run_once(settings, function, data, quiet=quiet, stream=stream))
 
 
 app.add_typer(migrate_app, name="migrate")

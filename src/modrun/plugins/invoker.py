@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from modrun.errors import CallFailed, HostFunctionError
 from modrun.metrics.node import NodeMetrics
 from modrun.plugins.plugin import Function, Plugin
-from modrun.plugins.streaming import StreamingCall
+from modrun.plugins.streaming import StreamingCall, iterate
 from modrun.wasm.engine import TICK, WasmEngine
 from modrun.wasm.host import CallState, LogLine, MustRunOnThread, OutputSink
 from modrun.wasm.instance import InlineBudgetExceeded
@@ -144,14 +144,22 @@ class Invoker:
     def stream(self, plugin: Plugin, function: Function, data: bytes) -> StreamingCall:
         """Start the function on a thread of its own, its output chunks read
         as they come (``StreamingCall``); call from the event loop."""
+        call = StreamingCall(asyncio.get_running_loop())
+        future = self._streams().submit(self._run, plugin, function, data, False, None, call.sink)
+        call.watch(future)
+        return call
+
+    def stream_iter(self, plugin: Plugin, function: Function, data: bytes) -> Iterator[bytes]:
+        """The function's output chunks as it emits them, for a caller on a plain
+        thread (the Python API, ``modrun call --stream``)."""
+        return iterate(self._streams(), lambda sink: self._run(plugin, function, data, False, None, sink))
+
+    def _streams(self) -> ThreadPoolExecutor:
         if self._stream_executor is None:
             self._stream_executor = ThreadPoolExecutor(
                 max_workers=self.max_streams, thread_name_prefix="modrun-stream"
             )
-        call = StreamingCall(asyncio.get_running_loop())
-        future = self._stream_executor.submit(self._run, plugin, function, data, False, None, call.sink)
-        call.watch(future)
-        return call
+        return self._stream_executor
 
     def _run(
         self,

@@ -1,8 +1,10 @@
-"""A streaming call seen from the event loop: the chunks a function emits on
-its thread, read one by one as they come.
+"""A streaming call seen by its reader: the chunks a function emits on its
+thread, read one by one as they come, from the event loop (``StreamingCall``)
+or from another thread (``iterate``).
 
-The function's thread hands each chunk over with ``call_soon_threadsafe`` and
-then holds one of ``WINDOW`` permits until the reader has taken a chunk, so a
+The function's thread hands each chunk over (``call_soon_threadsafe`` to an
+event loop) and holds one of ``WINDOW`` permits until the reader has taken a
+chunk, so a
 reader that falls behind stops the function (and, through it, the model it
 reads from) instead of letting chunks pile up in memory. ``cancel()`` - the
 client went away - wakes a waiting thread, aborts the model streams the call
@@ -12,10 +14,11 @@ opened, and makes the function's next host call stop it.
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
-from collections.abc import AsyncIterator
-from concurrent.futures import Future
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from modrun.errors import CallTimeout, ClientGone
@@ -26,12 +29,12 @@ WINDOW = 8
 _END = object()
 
 
-class QueueSink:
-    """The function-thread side (``wasm.host.OutputSink``)."""
+class ChunkSink:
+    """The function-thread side (``wasm.host.OutputSink``): ``deliver`` hands a
+    chunk to the reader's queue."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+    def __init__(self, deliver: Callable[[Any], object]) -> None:
+        self.deliver = deliver
         self.permits = threading.Semaphore(WINDOW)
         self.gone = False
         self._streams: list[Any] = []
@@ -46,7 +49,7 @@ class QueueSink:
             raise CallTimeout("the call's time ran out while its reader was behind")
         if self.gone:
             raise ClientGone("the caller went away")
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
+        self.deliver(data)
 
     def opened(self, stream: Any) -> None:
         with self._lock:
@@ -71,18 +74,18 @@ class StreamingCall:
     (the ``CallResult``), or get the call's ``CallFailed`` from ``chunks()``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.sink = QueueSink(loop)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.sink = ChunkSink(lambda item: loop.call_soon_threadsafe(self.queue.put_nowait, item))
         self.result: Any = None
         self._future: Future | None = None
 
     def watch(self, future: Future) -> None:
         self._future = future
-        loop, queue = self.sink.loop, self.sink.queue
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(queue.put_nowait, _END))
+        future.add_done_callback(lambda _f: self.sink.deliver(_END))
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Each chunk as it comes, then the output the function set (if any)."""
-        queue, permits = self.sink.queue, self.sink.permits
+        queue, permits = self.queue, self.sink.permits
         while True:
             item = await queue.get()
             if item is _END:
@@ -101,3 +104,24 @@ class StreamingCall:
     @property
     def done(self) -> bool:
         return self._future is not None and self._future.done()
+
+
+def iterate(executor: Executor, run: Callable[[ChunkSink], Any]) -> Iterator[bytes]:
+    """The chunks of ``run(sink)`` (on ``executor``) for a reader on a plain
+    thread, then the output it set; leaving the loop early stops the call."""
+    pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    sink = ChunkSink(pending.put)
+    future = executor.submit(run, sink)
+    future.add_done_callback(lambda _f: pending.put(_END))
+    finished = False
+    try:
+        while (item := pending.get()) is not _END:
+            sink.permits.release()
+            yield item
+        finished = True
+    finally:
+        if not finished:
+            sink.cancel()
+    result = future.result()
+    if result.output:
+        yield result.output
