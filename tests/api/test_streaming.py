@@ -234,9 +234,15 @@ def test_modrun_call_stream_prints_tokens_as_they_come(node, tmp_path):
     # in-process, from the plugins directory
     local = subprocess.Popen(
         modrun_cmd(
-            "call", "chat", "hi there", "--plugins", str(server.plugins), "--storagePath", str(tmp_path)
-        )
-        + ["--stream"],
+            "call",
+            "chat",
+            "hi there",
+            "--plugins",
+            str(server.plugins),
+            "--storagePath",
+            str(tmp_path),
+            "--stream",
+        ),
         stdout=subprocess.PIPE,
     )
     assert b"".join(p for _, p in read_as_it_comes(local)) == b"echo: hi there"
