@@ -71,6 +71,63 @@ export function jsonUnquote(literal: string): string {
 }
 
 /** The text of a block the host answered with; the block is freed. */
+/** The raw JSON text of a top-level field of a JSON object ("" when absent),
+ * e.g. jsonField('{"a":[1,{"b":"]"}]}', "a") is '[1,{"b":"]"}]'. */
+export function jsonField(doc: string, key: string): string {
+  const wanted = jsonString(key);
+  let depth = 0;
+  let i = 0;
+  while (i < doc.length) {
+    const c = doc.charAt(i);
+    if (c == '"') {
+      const end = stringEnd(doc, i);
+      if (depth == 1 && doc.substring(i, end) == wanted) {
+        let j = end;
+        while (j < doc.length && (doc.charAt(j) == " " || doc.charAt(j) == ":" || doc.charAt(j) == "\n")) j++;
+        return doc.substring(j, valueEnd(doc, j));
+      }
+      i = end;
+      continue;
+    }
+    if (c == "{" || c == "[") depth++;
+    else if (c == "}" || c == "]") depth--;
+    i++;
+  }
+  return "";
+}
+
+function stringEnd(doc: string, start: i32): i32 {
+  let i = start + 1;
+  while (i < doc.length) {
+    const c = doc.charAt(i);
+    if (c == "\\") i += 2;
+    else if (c == '"') return i + 1;
+    else i++;
+  }
+  return doc.length;
+}
+
+function valueEnd(doc: string, start: i32): i32 {
+  let depth = 0;
+  let i = start;
+  while (i < doc.length) {
+    const c = doc.charAt(i);
+    if (c == '"') {
+      i = stringEnd(doc, i);
+      if (depth == 0) return i;
+      continue;
+    }
+    if (c == "{" || c == "[") depth++;
+    else if (c == "}" || c == "]") {
+      if (depth == 0) return i;
+      depth--;
+      if (depth == 0) return i + 1;
+    } else if (depth == 0 && c == ",") return i;
+    i++;
+  }
+  return i;
+}
+
 function read(handle: u64): string {
   if (handle == 0) return "";
   const block = new Memory(handle, length(handle));

@@ -4,16 +4,16 @@
 // answer arrives whole. The "assistant" model comes from the manifest (see
 // modrun.example.json); OpenAI-compatible models stream, others answer whole.
 import { Host } from "@extism/as-pdk";
-import { fail, jsonString, models, outputChunk } from "../../lib/modrun";
+import { fail, jsonField, jsonString, models, outputChunk } from "../../lib/modrun";
 
 function messages(system: string, prompt: string): string {
   return '{"messages":[{"role":"system","content":' + jsonString(system) +
     '},{"role":"user","content":' + jsonString(prompt) + "}]}";
 }
 
-/** Streams the model's answer through `change`, one chunk out per chunk in. */
-function relay(system: string, change: (text: string) => string): i32 {
-  const started = models.stream("assistant", messages(system, Host.inputString()));
+/** Streams the model's answer to `request` through `change`, one chunk out per chunk in. */
+function relayRequest(request: string, change: (text: string) => string): i32 {
+  const started = models.stream("assistant", request);
   const stream = started.stream;
   if (stream == null) return fail(started.error);
   while (stream.next()) {
@@ -22,6 +22,10 @@ function relay(system: string, change: (text: string) => string): i32 {
   }
   if (stream.error.length > 0) return fail(stream.error);
   return 0;
+}
+
+function relay(system: string, change: (text: string) => string): i32 {
+  return relayRequest(messages(system, Host.inputString()), change);
 }
 
 function same(text: string): string {
@@ -55,4 +59,17 @@ export function chatUpper(): i32 {
 // chatPolite(prompt: String!): String! -- the answer with banned words masked
 export function chatPolite(): i32 {
   return relay("You are a helpful assistant.", clean);
+}
+
+// politeAssistant: an OpenAI chat handler (schema "chat": true). Its input is
+// the chat request a client sent to POST /v1/chat/completions; it puts its
+// own system message first, asks the "assistant" model, and masks banned
+// words in the answer as it streams.
+export function politeAssistant(): i32 {
+  const asked = jsonField(Host.inputString(), "messages");
+  if (!asked.startsWith("[")) return fail("the request has no messages");
+  const system = '{"role":"system","content":"Be polite."}';
+  const rest = asked.substring(1).trimStart();
+  const all = "[" + system + (rest.startsWith("]") ? "" : ",") + rest;
+  return relayRequest('{"messages":' + all + "}", clean);
 }

@@ -11,6 +11,7 @@ the function it calls; answers are cached for a couple of seconds
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from modrun.agent.bundles import PREFIX as BUNDLE_PREFIX
+from modrun.api.openai_compat import CHAT_PATH
 from modrun.control.guard import NO_ARTIFACT, CallGuard, Decision, Issuer, Issuers, Subject
 from modrun.control.tokens import CALL_HEADER, call_audience
 from modrun.control.verify import LEEWAY, InvalidToken, JwksKeys, JwtVerifier
@@ -183,13 +185,24 @@ class GuardedApp:
             except BodyTooLarge:
                 await respond(send, 413, refusal("request body too large", graphql=True), JSON)
                 return
-            receive = _replay(body)
+            receive = _replay(body, receive)
             try:
                 artifacts = agent.artifacts(sorted(root_fields(body, media_type(scope["headers"]))))
             except BadGraphQL:
                 artifacts = {NO_ARTIFACT}  # what cannot be read cannot be checked: admins only
         elif method == "POST" and path.startswith(PREFIX):
             artifacts = agent.artifacts([function_key(path)])
+        elif method == "POST" and path == CHAT_PATH:
+            try:
+                body = await read_body(receive, MAX_GRAPHQL_BODY)
+            except BodyTooLarge:
+                await respond(send, 413, refusal("request body too large"), JSON)
+                return
+            receive = _replay(body, receive)
+            # a chat-handler function: its artifact's rules; anything else (a
+            # manifest model, the operator's own keys behind it, or a name that
+            # cannot be read) is for admins
+            artifacts = agent.artifacts([_chat_model(body)]) or {NO_ARTIFACT}
         elif path.startswith(BUNDLE_PREFIX):
             artifacts = agent.artifacts([path])
         elif method == "GET" and path == "/functions":
@@ -207,17 +220,27 @@ class GuardedApp:
         await self.app(scope, receive, send)
 
 
-def _replay(body: bytes) -> Callable[[], Any]:
+def _chat_model(body: bytes) -> str:
+    try:
+        model = json.loads(body).get("model")
+    except (ValueError, AttributeError):
+        return ""
+    return model if isinstance(model, str) and model else ""
+
+
+def _replay(body: bytes, receive: Callable[[], Any]) -> Callable[[], Any]:
+    """The body the guard read, once, then the connection's own messages: a
+    streaming answer watches them for the client's disconnect."""
     sent = False
 
-    async def receive() -> dict:
+    async def replayed() -> dict:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive
+    return replayed
 
 
 async def _refuse(send: Any, decision: Decision, graphql: bool) -> None:

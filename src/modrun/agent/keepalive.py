@@ -39,7 +39,7 @@ def load_document(cpu: procfs.CpuShare, modules: int) -> dict:
     }
 
 
-_DESCRIBED = ("signature", "description", "params", "input", "returns")
+_DESCRIBED = ("signature", "description", "params", "input", "returns", "streams", "chat")
 
 
 def functions_document(catalog: Catalog, hosted: Iterable[Hosted]) -> list[dict]:

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from modrun.api.admission import Shed
+from modrun.api.openai_compat import CHAT_PATH, ChatCompletions
 from modrun.api.rest import PREFIX, FunctionEndpoint
 from modrun.api.routes import node_routes
 from modrun.http.asgi import respond, stream_format
@@ -37,10 +38,14 @@ class NodeApp:
     def __init__(self, parts: NodeParts, lifespan: Any = None) -> None:
         self.router = build_router(parts, lifespan)
         self.call_function = FunctionEndpoint(parts.functions)
+        self.chat = ChatCompletions(parts)
         self.admission = parts.admission
         self.stream_admission = parts.stream_admission
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            await self.chat(scope, receive, send)  # admitted once its body says if it streams
+            return
         if scope["type"] != "http" or not _is_call(scope):
             await self.router(scope, receive, send)
             return

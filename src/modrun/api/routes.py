@@ -27,6 +27,7 @@ from modrun.api.models import (
     ping_model,
 )
 from modrun.api.node_openapi import openapi_endpoint, reference_endpoint
+from modrun.api.openai_compat import CHAT_PATH, MODELS_PATH, model_list, openai_error
 from modrun.api.openapi import BUSY, GRAPHQL_RESULT, NodeRoute, error, json_response, typed_body
 from modrun.api.rest import list_functions
 from modrun.console import asset, page, wants_html
@@ -53,6 +54,15 @@ async def _index(request: Request) -> Response:
             },
         }
     )
+
+
+async def _openai_models(request: Request) -> JSONResponse:
+    return JSONResponse(model_list(request.app.state.parts))
+
+
+async def _openai_post_only(_request: Request) -> Response:
+    """Never reached: NodeApp serves the POST before routing; here for OpenAPI."""
+    return Response(openai_error(405, "use POST"), status_code=405, media_type="application/json")
 
 
 async def _console(_request: Request) -> Response:
@@ -104,6 +114,35 @@ def node_routes() -> list[NodeRoute]:
             _ok("Functions"),
         ),
         R(("GET", "PUT", "DELETE"), "/functions/{name:path}", _method_not_allowed),
+        R(
+            ("GET",),
+            MODELS_PATH,
+            _openai_models,
+            "openaiListModels",
+            "OpenAI-compatible: the chat models and chat-handler functions",
+            "openai",
+            _ok("{object: list, data: [{id, object: model, created, owned_by}]}"),
+        ),
+        R(
+            ("POST",),
+            CHAT_PATH,
+            _openai_post_only,
+            "openaiChatCompletions",
+            "OpenAI-compatible chat completions (stream: server-sent events)",
+            "openai",
+            {
+                "200": {
+                    "description": "A chat.completion, or chat.completion.chunk events with stream",
+                    "content": {
+                        "application/json": {"schema": OBJECT},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                "404": json_response("No such model", OBJECT),
+                **BUSY,
+            },
+            body={"required": True, "content": {"application/json": {"schema": OBJECT}}},
+        ),
         R(
             ("POST",),
             "/graphql",

@@ -49,7 +49,8 @@ class _Frames:
         return json.dumps({"event": name, **doc}).encode() + b"\n"
 
 
-def _usage(streams: list[Any]) -> dict[str, int] | None:
+def usage_of(streams: list[Any]) -> dict[str, int] | None:
+    """The model streams' usage, added up."""
     total: dict[str, int] = {}
     for stream in streams:
         for key, value in (stream.usage or {}).items():
@@ -92,7 +93,7 @@ async def serve_stream(
         done = {
             "durationMs": round((time.perf_counter() - started) * 1000, 3),
             "chunks": chunks,
-            "usage": _usage(call.sink.opened_streams),
+            "usage": usage_of(call.sink.opened_streams),
         }
         final = frames.event("done", done)
     except CallFailed as exc:

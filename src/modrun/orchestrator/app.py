@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from modrun.api.openai_compat import CHAT_PATH, openai_error
 from modrun.control.tokens import CALL_ASSERTION_TTL, CALL_HEADER, TokenService
 from modrun.expiring import ExpiringCache
 from modrun.fleet.graphql import BadGraphQL, root_fields
@@ -77,6 +78,9 @@ class OrchestratorApp:
             if path == "/graphql":
                 await self.timed(scope, receive, send, None)
                 return
+            if path == CHAT_PATH:
+                await self.timed(scope, receive, send, CHAT_PATH)
+                return
         if (
             self.forward is not None
             and scope["type"] == "http"
@@ -100,7 +104,10 @@ class OrchestratorApp:
             await send(message)
 
         try:
-            await self.gateway(scope, receive, tracked, key, ran)
+            if key == CHAT_PATH:
+                await self.chat(scope, receive, tracked, ran)
+            else:
+                await self.gateway(scope, receive, tracked, key, ran)
         finally:
             self.orchestrator.calls.record(status, time.perf_counter() - started, ran)
 
@@ -157,6 +164,53 @@ class OrchestratorApp:
         extra = [(b"x-modrun-node", replica.name.encode()), (b"x-content-type-options", b"nosniff")]
         content_type = answer.headers.get(b"content-type", b"application/octet-stream")
         await respond(send, answer.status, answer.body, content_type, extra)
+
+    async def chat(self, scope: dict, receive: Any, send: Any, ran: set[str]) -> None:
+        """``POST /v1/chat/completions``: to a node serving the chat-handler
+        function the request's ``model`` names, with the same keys and checks
+        as calling it (``/functions/{model}``); streamed with ``stream``."""
+        gateway = self.orchestrator.gateway
+        try:
+            body = await read_body(receive, MAX_GATEWAY_BODY)
+            request = json.loads(body)
+        except BodyTooLarge:
+            await respond(send, 413, openai_error(413, "the request body is too large"), JSON)
+            return
+        except ValueError:
+            await respond(send, 400, openai_error(400, "the body is not JSON"), JSON)
+            return
+        model = request.get("model") if isinstance(request, dict) else None
+        if not isinstance(model, str) or model not in gateway.chat_models():
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            await respond(send, 404, openai_error(404, message, code="model_not_found"), JSON)
+            return
+        ran.update(gateway.artifacts([model]))
+        sign = None
+        if self.orchestrator.guard is not None:
+            sign = await self.allowed(scope, send, [model], ran, model)
+            if sign is None:
+                return
+        stream = bool(request.get("stream"))
+        headers = forwarded_headers(scope["headers"])
+        try:
+            replica, answer = await gateway.chat(model, body, headers, sign, stream)
+        except (Lost, NodeDied) as exc:
+            await respond(
+                send, 502, openai_error(502, f"node lost during the call: {exc}", "server_error"), JSON
+            )
+            return
+        except NoReplica:
+            await respond(
+                send, 503, openai_error(503, f"no live node serves {model!r}", "server_error"), JSON
+            )
+            return
+        if isinstance(answer, Streamed):
+            await relay(answer, replica, receive, send, model)
+            return
+        content_type = answer.headers.get(b"content-type", b"application/json")
+        await respond(
+            send, answer.status, answer.body, content_type, [(b"x-modrun-node", replica.name.encode())]
+        )
 
     async def allowed(
         self, scope: dict, send: Any, keys: Iterable[str], artifacts: set[str], function: str

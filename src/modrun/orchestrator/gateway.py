@@ -57,7 +57,7 @@ class NoReplica(Exception):
     pass
 
 
-A = TypeVar("A", Answer, Streamed)
+A = TypeVar("A", Answer, Streamed, Answer | Streamed)
 Picker = Callable[[set[str]], "Replica | None"]
 Signer = Callable[[Replica], list[tuple[bytes, bytes]]]  # the headers that vouch for a call to one replica
 
@@ -175,6 +175,8 @@ class Gateway:
                                 "params",
                                 "input",
                                 "returns",
+                                "streams",
+                                "chat",
                             )
                         }
                         | {"runtimes": []},
@@ -299,6 +301,26 @@ class Gateway:
         passed on as it arrives, never buffered."""
         post = lambda replica, body, headers: self.upstream.stream(replica.url, body, headers)  # noqa: E731
         return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, post)
+
+    async def chat(
+        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None, stream: bool
+    ) -> tuple[Replica, Answer | Streamed]:
+        """``POST /v1/chat/completions`` for the chat-handler function ``key``,
+        to the OpenAI-compatible route of a node serving it."""
+
+        async def post(
+            replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]
+        ) -> Answer | Streamed:
+            url = replica.url.split("/functions/", 1)[0] + "/v1/chat/completions"
+            if stream:
+                return await self.upstream.stream(url, body, headers)
+            return await self.upstream.post(url, body, headers)
+
+        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, post)
+
+    def chat_models(self) -> list[str]:
+        """The chat-handler functions the fleet serves (``GET /v1/models``)."""
+        return sorted({f["name"] for f in self.functions() if f.get("chat")})
 
     async def graphql(
         self,

@@ -109,6 +109,8 @@ class Catalog:
             "returns": str(sig.returns) if sig.returns else None,
             "input": sig.input,
             "output": sig.output,
+            "streams": sig.streams,
+            "chat": sig.chat,
             "graphql": {"operation": "mutation" if fn.mutation else "query", "field": fn.field},
             "path": f"/functions/{fn.plugin}/{fn.name}" if shadowed else f"/functions/{fn.name}",
             "shadowed": shadowed,

@@ -94,6 +94,8 @@ class Signature:
     description: str = ""
     input: str = "text"
     typed: bool = False
+    streams: bool = False  # emits its output in chunks: also a GraphQL subscription
+    chat: bool = False  # an OpenAI chat handler: its input is a chat request, its output the answer
 
     @property
     def output(self) -> str:
@@ -182,7 +184,24 @@ def _signature(name: str, spec: Any) -> Signature:
         raise ValueError(f"functions.{name}.input: {encoding!r} needs exactly one param")
     if encoding == "none" and params:
         raise ValueError(f"functions.{name}.input: 'none' cannot take params")
-    return Signature(params, returns, str(spec.get("description", "")), encoding, typed=True)
+    flags = {}
+    for flag in ("streams", "chat"):
+        value = spec.get(flag, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"functions.{name}.{flag}: expected true or false")
+        flags[flag] = value
+    if flags["chat"] and encoding not in ("text", "bytes"):
+        raise ValueError(f"functions.{name}.chat: a chat handler takes the chat request as its one raw param")
+    description = str(spec.get("description", ""))
+    return Signature(
+        params,
+        returns,
+        description,
+        encoding,
+        typed=True,
+        streams=flags["streams"] or flags["chat"],
+        chat=flags["chat"],
+    )
 
 
 def parse_schema(data: bytes | str, origin: str) -> PluginSchema:

@@ -121,19 +121,21 @@ class Visibility:
     of a module's environment left out (``K=***``), and of a runtime only what
     is not the operator's (no address, platform or metadata)."""
 
-    def __init__(self, principal: Principal | None, plane: ControlPlane) -> None:
+    def __init__(self, principal: Principal | None, plane: ControlPlane, action: str = "read") -> None:
         self.readable: frozenset[str] = frozenset()
         self.everything = principal is None or (principal.user.admin and principal.key is None)
         if principal is not None and not self.everything:
             self.readable = frozenset(
                 str(access.id)
                 for access, _summary in plane.artifacts.all()
-                if allowed(principal.user, principal.key, access, "read")
+                if allowed(principal.user, principal.key, access, action)
             )
 
     @classmethod
-    def of(cls, request: Request) -> Visibility:
-        return cls(getattr(request.state, "principal", None), head_of(request).control_plane)
+    def of(cls, request: Request, action: str = "read") -> Visibility:
+        """``action``: what the caller must be allowed on an artifact to see it
+        (``invoke`` for the models a chat client may use)."""
+        return cls(getattr(request.state, "principal", None), head_of(request).control_plane, action)
 
     def module(self, module: Module) -> bool:
         return self.everything or artifact_of_group(module.group) in self.readable

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modrun.api.explorer import explorer_page
+from modrun.api.openai_compat import model_entries
 from modrun.console import page, wants_html
 from modrun.fleet import protocol as P
 from modrun.orchestrator.fleet import Fleet
@@ -46,6 +47,16 @@ async def functions(request: Request) -> JSONResponse:
     if not visible.everything:
         found = orch.control.snapshot(lambda fleet: [f for f in found if visible.function(f, fleet)])
     return listing(found, request)
+
+
+async def openai_models(request: Request) -> JSONResponse:
+    """``GET /v1/models``: the chat-handler functions the caller may invoke."""
+    orch = head_of(request)
+    visible = Visibility.of(request, "invoke")
+    found = [f for f in orch.gateway.functions() if f.get("chat")]
+    if not visible.everything:
+        found = orch.control.snapshot(lambda fleet: [f for f in found if visible.function(f, fleet)])
+    return JSONResponse(model_entries(f["name"] for f in found))
 
 
 async def health(request: Request) -> JSONResponse:

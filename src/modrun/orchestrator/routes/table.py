@@ -38,6 +38,7 @@ from modrun.orchestrator.routes.status import (
     health,
     index,
     metrics,
+    openai_models,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def fleet_endpoints() -> list[Endpoint]:
         _one("GET", "/docs", reference_endpoint, "public", "fleet.reference"),
         _one("GET", "/api/config", config, "joining", "fleet.config"),
         _one("GET", "/api/functions", functions, "user", "fleet.functions"),
+        _one("GET", "/v1/models", openai_models, "user", "fleet.openai_models"),
         _one("GET", "/api/events", events, "user", "fleet.events"),
         _one("GET", "/api/stats/calls", call_stats, "user", "fleet.call_stats"),
         *_both("GET", "/api/runtimes/", list_runtimes, "user", "fleet.runtimes"),
