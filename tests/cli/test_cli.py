@@ -113,7 +113,7 @@ def test_go_style_flags(style, examples_dir, storage):
     with server:
         assert httpx.post(server.url + "/functions/reverse", content="go").text == "og"
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    assert any(doc["message"].startswith("serving 17 functions from 3 plugins") for doc in lines)
+    assert any(doc["message"].startswith("serving 21 functions from 4 plugins") for doc in lines)
     assert all({"time", "level", "logger", "message"} <= set(doc) for doc in lines)
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import websockets
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from control_support import bearer, deployed, secured_fleet
 from modrun.plugins.wasmbin import append_custom_section
@@ -63,6 +66,12 @@ def test_a_key_for_one_chat_handler_reaches_only_it(tmp_path: Path, api_server: 
             assert httpx.post(f"{url}/v1/chat/completions", json=handler).status_code == 401
         unreadable = httpx.post(f"{node.url}/v1/chat/completions", content=b"{not json", headers=bearer(key))
         assert unreadable.status_code == 403
+        # GraphQL over WebSocket is not open on a secured node, with a key or without
+        ws = node.url.replace("http://", "ws://") + "/graphql"
+        for headers in ({"X-API-Key": key}, {}):
+            with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+                connect(ws, subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers)
+            assert refused.value.response.status_code == 403
         # the admin may use the operator's model on the node
         allowed = httpx.post(f"{node.url}/v1/chat/completions", json=request, headers=bearer(admin.token))
         assert (

@@ -165,6 +165,12 @@ class GuardedApp:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         agent = self.agent
+        if scope["type"] == "websocket" and agent.secured:
+            # GraphQL over WebSocket carries no per-operation check here yet: closed
+            # on a secured fleet's nodes (subscriptions there: graphql-sse, checked below)
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 4403, "reason": "not open on a secured fleet"})
+            return
         if scope["type"] != "http" or not agent.secured:
             await self.app(scope, receive, send)
             return

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from modrun.api.admission import Shed
+from modrun.api.graphql_subscriptions import GraphQLWebSocket
 from modrun.api.openai_compat import CHAT_PATH, ChatCompletions
 from modrun.api.rest import PREFIX, FunctionEndpoint
 from modrun.api.routes import node_routes
@@ -39,6 +40,7 @@ class NodeApp:
         self.router = build_router(parts, lifespan)
         self.call_function = FunctionEndpoint(parts.functions)
         self.chat = ChatCompletions(parts)
+        self.graphql_ws = GraphQLWebSocket(parts)
         self.admission = parts.admission
         self.stream_admission = parts.stream_admission
 
@@ -46,12 +48,17 @@ class NodeApp:
         if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
             await self.chat(scope, receive, send)  # admitted once its body says if it streams
             return
+        if scope["type"] == "websocket" and scope["path"] == "/graphql":
+            await self.graphql_ws(scope, receive, send)  # each subscription admitted as a stream
+            return
         if scope["type"] != "http" or not _is_call(scope):
             await self.router(scope, receive, send)
             return
         client = scope["client"][0] if scope.get("client") else "?"
         is_function = scope["path"].startswith(PREFIX)
-        streaming = is_function and stream_format(scope["headers"]) is not None
+        streaming = (is_function or scope["path"] == "/graphql") and stream_format(
+            scope["headers"]
+        ) is not None
         admission = self.stream_admission if streaming else self.admission
         try:
             await admission.enter(client)

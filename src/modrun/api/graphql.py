@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from graphql import (
@@ -265,15 +266,55 @@ def _field(fn: Function, types: _TypeBuilder) -> GraphQLField:
     return GraphQLField(returns, args=args, resolve=_resolver(fn), description=description)
 
 
+def _subscriber(fn: Function) -> Callable[..., Any]:
+    """Each chunk the function emits, as text: one subscription event each."""
+
+    async def subscribe(_root: Any, info: Any, **args: Any) -> AsyncIterator[str]:
+        ctx = info.context
+        plugin = ctx["catalog"].plugins[fn.plugin]
+        call = ctx["invoker"].stream(plugin, fn, encode_args(fn.signature, args))
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            async for chunk in call.chunks():
+                text = decoder.decode(chunk)
+                if text:
+                    yield text
+        except CallFailed as exc:
+            raise GraphQLError(
+                REDACTOR.scrub(exc.message),
+                extensions={"kind": exc.kind, "plugin": fn.plugin, "function": fn.name},
+            ) from None
+        finally:
+            if not call.done:
+                call.cancel()  # the subscriber left: stop the function
+
+    return subscribe
+
+
+def _subscription_field(fn: Function, types: _TypeBuilder) -> GraphQLField:
+    field = _field(fn, types)
+    description = f"{fn.signature.description or fn.name}: each chunk of its output as it comes."
+    return GraphQLField(
+        GraphQLNonNull(GraphQLString),
+        args=field.args,
+        subscribe=_subscriber(fn),
+        resolve=lambda chunk, _info, **_args: chunk,
+        description=description,
+    )
+
+
 def build_schema(catalog: Catalog) -> GraphQLSchema:
     types = _TypeBuilder(catalog)
     queries = {name: _field(fn, types) for name, fn in sorted(catalog.queries.items())}
     if not queries:
         queries["_empty"] = GraphQLField(GraphQLBoolean, description="No plugin exposes a query yet")
     mutations = {name: _field(fn, types) for name, fn in sorted(catalog.mutations.items())}
+    streaming = sorted((*catalog.queries.items(), *catalog.mutations.items()))
+    subscriptions = {name: _subscription_field(fn, types) for name, fn in streaming if fn.signature.streams}
     return GraphQLSchema(
         query=GraphQLObjectType("Query", queries),
         mutation=GraphQLObjectType("Mutation", mutations) if mutations else None,
+        subscription=GraphQLObjectType("Subscription", subscriptions) if subscriptions else None,
     )
 
 

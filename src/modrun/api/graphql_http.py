@@ -9,23 +9,17 @@ import time
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
-from graphql import (
-    DocumentNode,
-    GraphQLError,
-    GraphQLSchema,
-    OperationType,
-    execute,
-    get_operation_ast,
-    parse,
-    validate,
-)
+from graphql import DocumentNode, GraphQLSchema, OperationType, execute
+from graphql.language import OperationDefinitionNode
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modrun.api.explorer import explorer_page
 from modrun.api.graphql import schema_for
-from modrun.api.graphql_limits import GraphQLLimits, TooCostly, check_cost
-from modrun.http.asgi import GRAPHQL_TYPE, graphql_errors
+from modrun.api.graphql_documents import Refused, check_document
+from modrun.api.graphql_limits import GraphQLLimits
+from modrun.api.graphql_subscriptions import sse_events
+from modrun.http.asgi import GRAPHQL_TYPE, SSE, graphql_errors, stream_format
 
 if TYPE_CHECKING:
     from modrun.api.parts import FunctionParts
@@ -59,25 +53,15 @@ async def _params(request: Request) -> dict[str, Any] | JSONResponse:
 
 def _prepare(
     schema: GraphQLSchema, query: str, operation_name: str | None, method: str, limits: GraphQLLimits
-) -> DocumentNode | Response:
-    """The parsed, cost-checked, validated document, or the error answer."""
+) -> tuple[DocumentNode, OperationDefinitionNode] | Response:
+    """The checked document and its operation, or the error answer."""
     try:
-        document = parse(query)
-    except GraphQLError as exc:
-        return JSONResponse({"errors": [exc.formatted]}, status_code=400)
-    operation = get_operation_ast(document, operation_name)
-    if operation is None:
-        return _errors("no operation to run: name one with operationName")
-    try:
-        check_cost(document, operation, limits)
-    except TooCostly as exc:
-        return JSONResponse(graphql_errors(str(exc), kind="QueryTooCostly"), status_code=400)
-    problems = validate(schema, document)
-    if problems:
-        return JSONResponse({"errors": [e.formatted for e in problems]}, status_code=400)
+        document, operation = check_document(schema, query, operation_name, limits)
+    except Refused as exc:
+        return JSONResponse({"errors": exc.errors}, status_code=400)
     if method == "GET" and operation.operation != OperationType.QUERY:
         return _errors("only queries may be sent with GET; use POST", status=405)
-    return document
+    return document, operation
 
 
 async def graphql_endpoint(request: Request) -> Response:
@@ -103,6 +87,13 @@ async def graphql_endpoint(request: Request) -> Response:
     )
     if isinstance(prepared, Response):
         return prepared
+    document, operation = prepared
+    if stream_format(request.headers.raw) == SSE:  # graphql-sse: events as they come
+        events = sse_events(request.app.state.parts, document, variables, operation_name)
+        return StreamingResponse(events, media_type=SSE, headers={"cache-control": "no-cache"})
+    if operation.operation == OperationType.SUBSCRIPTION:
+        needs = "Accept: text/event-stream (graphql-sse) or a WebSocket (graphql-transport-ws)"
+        return _errors(f"a subscription needs {needs}")
     context = {
         "invoker": functions.invoker,
         "catalog": catalog,
@@ -110,7 +101,7 @@ async def graphql_endpoint(request: Request) -> Response:
         "deadline": time.monotonic() + functions.timeout,
     }
     result = execute(
-        schema, prepared, variable_values=variables, operation_name=operation_name, context_value=context
+        schema, document, variable_values=variables, operation_name=operation_name, context_value=context
     )
     if isawaitable(result):
         result = await result
