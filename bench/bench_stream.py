@@ -82,20 +82,21 @@ def direct_reader(client: httpx.Client, base: str, model: str) -> Callable[[str]
 
 
 def sse_reader(client: httpx.Client, url: str) -> Callable[[str], tuple[float, int]]:
-    """The same through a node or the gateway: the chat function's SSE events."""
+    """The same through a node or the gateway: the chat function's SSE events
+    (tokens that arrive together are one event: they are counted as words)."""
 
     def read(prompt: str) -> tuple[float, int]:
         started = time.perf_counter()
-        first, tokens = 0.0, 0
+        first, text = 0.0, []
         with client.stream("POST", f"{url}/functions/chat", content=prompt.encode(), headers=SSE) as response:
             done = False
             for line in response.iter_lines():
                 if line.startswith("event: done"):
                     done = True
                 elif line.startswith("data: ") and not done:
-                    tokens += 1
+                    text.append(line[6:])
                     first = first or time.perf_counter() - started
-        return first, tokens
+        return first, len("".join(text).split())
 
     return read
 

@@ -32,45 +32,57 @@ export class Result {
   constructor(public ok: bool, public json: string, public error: string) {}
 }
 
-/** A JSON string literal for `s` (quotes included). */
+/** A JSON string literal for `s` (quotes included). Runs of plain characters
+ * are copied as slices and joined once: no quadratic string growth. */
 export function jsonString(s: string): string {
-  let out = '"';
+  const parts: string[] = ['"'];
+  let start = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c == 0x22) out += '\\"';
-    else if (c == 0x5c) out += "\\\\";
-    else if (c == 0x0a) out += "\\n";
-    else if (c == 0x0d) out += "\\r";
-    else if (c == 0x09) out += "\\t";
-    else if (c < 0x20) out += "\\u00" + (c < 0x10 ? "0" : "") + c.toString(16);
-    else out += String.fromCharCode(c);
+    if (c != 0x22 && c != 0x5c && c >= 0x20) continue;
+    if (i > start) parts.push(s.substring(start, i));
+    if (c == 0x22) parts.push('\\"');
+    else if (c == 0x5c) parts.push("\\\\");
+    else if (c == 0x0a) parts.push("\\n");
+    else if (c == 0x0d) parts.push("\\r");
+    else if (c == 0x09) parts.push("\\t");
+    else parts.push("\\u00" + (c < 0x10 ? "0" : "") + c.toString(16));
+    start = i + 1;
   }
-  return out + '"';
+  if (s.length > start) parts.push(s.substring(start));
+  parts.push('"');
+  return parts.join("");
 }
 
-/** The text of a JSON string literal (the inverse of jsonString). */
+/** The text of a JSON string literal (the inverse of jsonString), likewise in slices. */
 export function jsonUnquote(literal: string): string {
-  let out = "";
-  for (let i = 1; i < literal.length - 1; i++) {
-    let c = literal.charAt(i);
-    if (c == "\\") {
+  const parts: string[] = [];
+  const end = literal.length - 1;
+  let start = 1;
+  let i = 1;
+  while (i < end) {
+    if (literal.charCodeAt(i) != 0x5c) {
       i++;
-      c = literal.charAt(i);
-      if (c == "n") out += "\n";
-      else if (c == "t") out += "\t";
-      else if (c == "r") out += "\r";
-      else if (c == "b") out += "\b";
-      else if (c == "f") out += "\f";
-      else if (c == "u") {
-        out += String.fromCharCode(I32.parseInt(literal.substr(i + 1, 4), 16));
-        i += 4;
-      } else out += c;
-    } else out += c;
+      continue;
+    }
+    if (i > start) parts.push(literal.substring(start, i));
+    const c = literal.charAt(i + 1);
+    if (c == "n") parts.push("\n");
+    else if (c == "t") parts.push("\t");
+    else if (c == "r") parts.push("\r");
+    else if (c == "b") parts.push("\b");
+    else if (c == "f") parts.push("\f");
+    else if (c == "u") {
+      parts.push(String.fromCharCode(I32.parseInt(literal.substr(i + 2, 4), 16)));
+      i += 4;
+    } else parts.push(c);
+    i += 2;
+    start = i;
   }
-  return out;
+  if (end > start) parts.push(literal.substring(start, end));
+  return parts.join("");
 }
 
-/** The text of a block the host answered with; the block is freed. */
 /** The raw JSON text of a top-level field of a JSON object ("" when absent),
  * e.g. jsonField('{"a":[1,{"b":"]"}]}', "a") is '[1,{"b":"]"}]'. */
 export function jsonField(doc: string, key: string): string {

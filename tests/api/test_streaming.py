@@ -128,7 +128,8 @@ def test_a_model_failing_mid_stream_ends_the_stream_with_an_error_event(tmp_path
         client.stream("POST", "/functions/chat", content=b"one two three four", headers=SSE) as response,
     ):
         events = sse_events(response)
-    assert [data for name, data, _ in events if name == "message"] == ["echo: ", "one "]
+    # what came before the failure was delivered (the tokens of a fast model may come together)
+    assert "".join(data for name, data, _ in events if name == "message") == "echo: one "
     name, data, _ = events[-1]
     error = json.loads(data)
     assert name == "error" and error["function"] == "chat" and error["kind"] == "GuestError"
@@ -168,11 +169,13 @@ def test_a_slow_reader_holds_the_model_back(tmp_path, api_server):
         prompt = b"count:2000"  # 32 MB of events: more than the sockets between can hold
         with client.stream("POST", "/functions/chat", content=prompt, headers=SSE) as response:
             lines = response.iter_lines()
-            next(lines)
+            first = next(lines)
             time.sleep(1.5)  # unread, the model would have sent everything by now
             assert streams_seen(api_server)["finished"] == before["finished"]
-            events = [line for line in lines if line.startswith("data: ") and "durationMs" not in line]
-        assert len(events) + 1 == 2000 and events[-1] == "data: 2000" + "x" * 16000
+            rest = [line for line in lines if line.startswith("data: ") and "durationMs" not in line]
+        # every token came, in order (those read while the reader was behind came together)
+        tokens = [f"{i} " for i in range(1, 2000)] + ["2000"]
+        assert first[6:] + "".join(line[6:] for line in rest) == "".join(t + "x" * 16000 for t in tokens)
         wait_until(lambda: streams_seen(api_server)["finished"] == before["finished"] + 1, what="the end")
 
 

@@ -5,10 +5,10 @@ server-sent events are parsed here; any other provider answers whole, and
 that answer is the stream's one chunk.
 
 The upstream request runs on one background event loop per process (an
-``httpx.AsyncClient``), and a function's thread pulls each chunk from it:
-nothing is read ahead of what the guest asks for, so a slow guest (or a slow
-client behind it) holds the upstream back instead of filling memory, and
-``abort()`` from any thread cancels the read at once and closes the upstream
+``httpx.AsyncClient``), and a function's thread pulls text from it: at most
+``READ_AHEAD`` characters are read ahead of the guest, so a slow guest (or a
+slow client behind it) holds the upstream back instead of filling memory,
+and ``abort()`` from any thread ends a wait at once and closes the upstream
 connection. The model's ``timeout`` is the longest wait for any one chunk
 (an idle timeout), and the call's own deadline bounds the whole. Each stream
 is recorded as one inference when it ends, with the whole text, the chunk
@@ -18,7 +18,6 @@ count and the time to the first token.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import threading
 import time
@@ -102,9 +101,20 @@ async def _sse_texts(response: httpx.Response, usage: dict[str, Any]) -> AsyncIt
                 yield content
 
 
+READ_AHEAD = 64 * 1024
+"""Characters of a model's answer read ahead of the function, at most: a
+function that reads slowly holds the model back beyond this."""
+
+
 class ModelStream:
     """One model answer as a sequence of text chunks; ``next()`` blocks the
-    calling (function) thread until the next chunk, None at the end."""
+    calling (function) thread until there is text, None at the end.
+
+    A pump on the streams' loop reads the upstream into a buffer of at most
+    ``READ_AHEAD`` characters; ``next()`` takes everything buffered as one
+    chunk. When the function keeps up, each chunk is one token as it came;
+    when it falls behind, the tokens that arrived meanwhile come together, so
+    a slow function costs one host call per wait, not per token."""
 
     def __init__(
         self,
@@ -124,37 +134,43 @@ class ModelStream:
         self._idle = idle
         self._deadline = deadline
         self._started = time.perf_counter()
-        self._texts: AsyncIterator[str] | None = None
         self._response: httpx.Response | None = None
-        self._future: Any = None
+        self._pump: asyncio.Task | None = None
+        self._ready = threading.Condition()
+        self._buffer: list[str] = []
+        self._buffered = 0
+        self._room: asyncio.Event | None = None  # set on the streams' loop when the buffer has room
+        self._upstream_done = False
+        self._failure: BaseException | None = None
         self._aborted: str | None = None
         self._ended = False
-        self._error: str | None = None
+        self._closing: asyncio.Future | None = None
 
     # -- on the function's thread ------------------------------------------
 
     def next(self) -> str | None:
         if self._ended:
             return None
-        if self._aborted:
-            raise HostFunctionError(self._aborted)
-        timeout = self._idle
-        if self._deadline is not None:
-            timeout = min(timeout, max(0.0, self._deadline - time.monotonic()))
-        loop, _client = _Loop.get()
-        self._future = asyncio.run_coroutine_threadsafe(self._next(timeout), loop)
-        try:
-            text = self._future.result()
-        except (HostFunctionError, CallTimeout) as exc:
-            self._finish(str(exc))
-            raise
-        except (concurrent.futures.CancelledError, asyncio.CancelledError, TimeoutError) as exc:
-            reason = self._aborted or f"{type(exc).__name__}"
-            self._finish(reason)
-            raise HostFunctionError(f"model {self.name!r}: {reason}") from None
-        finally:
-            self._future = None
-        if text is None:
+        with self._ready:
+            while not self._buffer and not self._upstream_done and not self._aborted:
+                wait = self._idle
+                if self._deadline is not None:
+                    wait = min(wait, self._deadline - time.monotonic())
+                if wait <= 0 or not self._ready.wait(wait):
+                    self._fail_waiting(wait)
+            if self._aborted:
+                self._finish(self._aborted)
+                raise HostFunctionError(f"model {self.name!r}: {self._aborted}")
+            text = "".join(self._buffer)
+            full = self._buffered >= READ_AHEAD
+            self._buffer, self._buffered = [], 0
+            failure = self._failure if not text else None
+        if full and self._room is not None:
+            _Loop.get()[0].call_soon_threadsafe(self._room.set)
+        if failure is not None:
+            self._finish(str(failure))
+            raise failure
+        if not text:
             self._finish(None)
             return None
         if self.first_token_ms is None:
@@ -162,6 +178,17 @@ class ModelStream:
         self.chunks += 1
         self._parts.append(text)
         return text
+
+    def _fail_waiting(self, waited: float) -> None:
+        if self._deadline is not None and time.monotonic() >= self._deadline - 0.001:
+            # the call's own limit: it fails as a timeout, not as the guest's to handle
+            error: BaseException = CallTimeout(
+                f"the call's time ran out while model {self.name!r} was streaming"
+            )
+        else:
+            error = HostFunctionError(f"model {self.name!r}: no chunk for {waited:g}s (idle timeout)")
+        self._finish(str(error))
+        raise error
 
     def close(self) -> None:
         """The guest is done with it (or the call ended): close the upstream."""
@@ -171,32 +198,49 @@ class ModelStream:
     # -- from any thread ---------------------------------------------------
 
     def abort(self, reason: str) -> None:
-        """Stop a read in progress and the upstream request (a client went
+        """Stop a wait in progress and the upstream request (a client went
         away, the call timed out)."""
-        self._aborted = reason
-        future = self._future
-        if future is not None:
-            future.cancel()
-        loop, _client = _Loop.get()
-        asyncio.run_coroutine_threadsafe(self._aclose(), loop)
+        with self._ready:
+            self._aborted = reason
+            self._ready.notify_all()
+        _Loop.get()[0].call_soon_threadsafe(self._stop_pump)
 
     # -- on the streams' loop ----------------------------------------------
 
-    async def _next(self, timeout: float) -> str | None:
-        assert self._texts is not None
+    def _stop_pump(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+        elif self._response is not None:
+            self._closing = asyncio.ensure_future(self._aclose())
+
+    async def _run_pump(self, texts: AsyncIterator[str]) -> None:
+        self._room = asyncio.Event()
         try:
-            return await asyncio.wait_for(anext(self._texts, None), timeout)
-        except TimeoutError:
-            if self._deadline is not None and time.monotonic() >= self._deadline - 0.001:
-                # the call's own limit: it fails as a timeout, not as the guest's to handle
-                raise CallTimeout(
-                    f"the call's time ran out while model {self.name!r} was streaming"
-                ) from None
-            raise HostFunctionError(
-                f"model {self.name!r}: no chunk for {timeout:g}s (idle timeout)"
-            ) from None
+            async for text in texts:
+                with self._ready:
+                    self._buffer.append(text)
+                    self._buffered += len(text)
+                    full = self._buffered >= READ_AHEAD
+                    self._ready.notify()
+                if full:
+                    self._room.clear()
+                    with self._ready:
+                        full = self._buffered >= READ_AHEAD  # taken meanwhile?
+                    if full:
+                        await self._room.wait()
+        except (HostFunctionError, CallTimeout) as exc:
+            self._failure = exc
+        except httpx.TimeoutException:
+            self._failure = HostFunctionError(
+                f"model {self.name!r}: no chunk for {self._idle:g}s (idle timeout)"
+            )
         except httpx.HTTPError as exc:
-            raise HostFunctionError(f"model {self.name!r}: the stream broke: {type(exc).__name__}") from None
+            self._failure = HostFunctionError(f"model {self.name!r}: the stream broke: {type(exc).__name__}")
+        finally:
+            with self._ready:
+                self._upstream_done = True
+                self._ready.notify_all()
+            await self._aclose()
 
     async def _aclose(self) -> None:
         response, self._response = self._response, None
@@ -204,10 +248,10 @@ class ModelStream:
             await response.aclose()
 
     def _finish(self, error: str | None) -> None:
+        if self._ended:
+            return
         self._ended = True
-        self._error = error
-        loop, _client = _Loop.get()
-        asyncio.run_coroutine_threadsafe(self._aclose(), loop)
+        _Loop.get()[0].call_soon_threadsafe(self._stop_pump)
         if self._record is None:
             return
         whole = "".join(self._parts)
@@ -223,15 +267,14 @@ class ModelStream:
 
     def start_whole(self, answer: Any) -> None:
         """A provider that does not stream: its whole answer is one chunk."""
-
-        async def one() -> AsyncIterator[str]:
-            yield text_of(answer)
-
-        self._texts = one()
+        with self._ready:
+            self._buffer = [text_of(answer)]
+            self._upstream_done = True
 
     def start_sse(self, url: str, headers: dict[str, str], body: bytes, connect_timeout: float) -> None:
-        """Open an OpenAI-compatible stream; errors before the first event (an
-        HTTP error status, an unreachable server) are raised here."""
+        """Open an OpenAI-compatible stream and start reading it; errors before
+        the first event (an HTTP error status, an unreachable server) are
+        raised here."""
         loop, client = _Loop.get()
 
         async def opening() -> None:
@@ -250,7 +293,7 @@ class ModelStream:
                 await response.aclose()
                 raise HostFunctionError(f"model {self.name!r} failed: HTTP {response.status_code}: {excerpt}")
             self._response = response
-            self._texts = _sse_texts(response, self.usage)
+            self._pump = asyncio.ensure_future(self._run_pump(_sse_texts(response, self.usage)))
 
         try:
             asyncio.run_coroutine_threadsafe(opening(), loop).result()

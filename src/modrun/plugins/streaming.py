@@ -86,11 +86,20 @@ class StreamingCall:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Each chunk as it comes, then the output the function set (if any)."""
         queue, permits = self.queue, self.sink.permits
-        while True:
+        ended = False
+        while not ended:
             item = await queue.get()
             if item is _END:
                 break
             permits.release()
+            # what came while the reader was busy goes on together (one write, not one each)
+            while not queue.empty():
+                more = queue.get_nowait()
+                if more is _END:
+                    ended = True
+                    break
+                permits.release()
+                item += more
             yield item
         assert self._future is not None
         self.result = self._future.result()  # raises the call's failure
