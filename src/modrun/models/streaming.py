@@ -71,15 +71,27 @@ def text_of(answer: Any) -> str:
     return answer if isinstance(answer, str) else json.dumps(answer)
 
 
-async def _sse_texts(response: httpx.Response, usage: dict[str, Any]) -> AsyncIterator[str]:
-    """Token texts of an OpenAI stream (``data: {...}`` events up to ``[DONE]``);
-    the usage of its last event, when the server sends one, into ``usage``."""
+DRAIN = 1.0
+"""Seconds the rest of a stream after ``[DONE]`` may take to arrive: read to
+its end, its connection is kept for the next stream (closing it half-read
+would cost a new connection, about a millisecond, every time)."""
+
+END = None  # what _sse_texts yields at [DONE], before reading the stream to its end
+
+
+async def _sse_texts(response: httpx.Response, usage: dict[str, Any]) -> AsyncIterator[str | None]:
+    """Token texts of an OpenAI stream (``data: {...}`` events), then ``END`` at
+    ``[DONE]`` while the rest is read; the usage of its last event, when the
+    server sends one, into ``usage``."""
+    done = False
     async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue  # comments, ids, event names, blank separators
+        if done or not line.startswith("data:"):
+            continue  # comments, ids, event names, blank separators; what follows [DONE]
         data = line[5:].strip()
         if data == "[DONE]":
-            return
+            done = True
+            yield END
+            continue
         try:
             event = json.loads(data)
         except ValueError:
@@ -99,6 +111,11 @@ async def _sse_texts(response: httpx.Response, usage: dict[str, Any]) -> AsyncIt
             content = delta.get("content") if isinstance(delta, dict) else None
             if content:
                 yield content
+
+
+async def _drain(texts: AsyncIterator[str | None]) -> None:
+    async for _text in texts:
+        pass
 
 
 READ_AHEAD = 64 * 1024
@@ -208,15 +225,19 @@ class ModelStream:
     # -- on the streams' loop ----------------------------------------------
 
     def _stop_pump(self) -> None:
-        if self._pump is not None and not self._pump.done():
+        if self._pump is not None and not self._pump.done() and not self._upstream_done:
             self._pump.cancel()
         elif self._response is not None:
             self._closing = asyncio.ensure_future(self._aclose())
 
-    async def _run_pump(self, texts: AsyncIterator[str]) -> None:
+    async def _run_pump(self, texts: AsyncIterator[str | None]) -> None:
         self._room = asyncio.Event()
         try:
             async for text in texts:
+                if text is END:
+                    self._done()  # the function goes on now; the rest is read below
+                    await asyncio.wait_for(_drain(texts), DRAIN)
+                    break
                 with self._ready:
                     self._buffer.append(text)
                     self._buffered += len(text)
@@ -230,6 +251,8 @@ class ModelStream:
                         await self._room.wait()
         except (HostFunctionError, CallTimeout) as exc:
             self._failure = exc
+        except TimeoutError:
+            pass  # the rest after [DONE] did not come: the connection is closed instead
         except httpx.TimeoutException:
             self._failure = HostFunctionError(
                 f"model {self.name!r}: no chunk for {self._idle:g}s (idle timeout)"
@@ -237,10 +260,15 @@ class ModelStream:
         except httpx.HTTPError as exc:
             self._failure = HostFunctionError(f"model {self.name!r}: the stream broke: {type(exc).__name__}")
         finally:
-            with self._ready:
-                self._upstream_done = True
-                self._ready.notify_all()
-            await self._aclose()
+            try:
+                await self._aclose()  # read to its end: the connection goes back to the pool
+            finally:
+                self._done()
+
+    def _done(self) -> None:
+        with self._ready:
+            self._upstream_done = True
+            self._ready.notify_all()
 
     async def _aclose(self) -> None:
         response, self._response = self._response, None
