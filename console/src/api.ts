@@ -34,8 +34,14 @@ async function refreshSession(): Promise<boolean> {
 
 export type Body = BodyInit | object | undefined;
 
-export async function request(method: string, path: string, body?: Body, retry = true): Promise<Response> {
-  const headers: Record<string, string> = { accept: "application/json" };
+export async function request(
+  method: string,
+  path: string,
+  body?: Body,
+  retry = true,
+  accept = "application/json",
+): Promise<Response> {
+  const headers: Record<string, string> = { accept };
   if (method !== "GET") headers["x-modrun-console"] = "1";
   let payload: BodyInit | undefined;
   if (body instanceof Blob || body instanceof ArrayBuffer || typeof body === "string") {
@@ -46,7 +52,7 @@ export async function request(method: string, path: string, body?: Body, retry =
   }
   const response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
   if (response.status === 401 && retry && (await refreshSession())) {
-    return request(method, path, body, false);
+    return request(method, path, body, false, accept);
   }
   return response;
 }
@@ -115,4 +121,28 @@ export function useEvents(path: string): { [event: string]: any } {
     return () => source.close();
   }, [path]);
   return latest;
+}
+
+/** Server-sent events of a streaming answer as they arrive: ``onEvent(name, data)``
+ * for each, until the stream ends. */
+export async function readEvents(response: Response, onEvent: (name: string, data: string) => void): Promise<void> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += value;
+    let end: number;
+    while ((end = pending.indexOf("\n\n")) >= 0) {
+      const block = pending.slice(0, end);
+      pending = pending.slice(end + 2);
+      let name = "message";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.startsWith("data: ") ? line.slice(6) : line.slice(5));
+      }
+      if (data.length) onEvent(name, data.join("\n"));
+    }
+  }
 }

@@ -7,6 +7,7 @@ Every page visited is checked for browser console errors and with axe-core
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from control_support import ADMIN_PASSWORD, secured_fleet
-from support import EXAMPLES, HELLO_AS, REPO, ModrunServer, wait_until
+from support import CHAT_AS, EXAMPLES, HELLO_AS, REPO, ModrunServer, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -265,6 +266,42 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
         page.locator(".graphiql-response").get_by_text("Hello, Ada!").wait_for()
         page.screenshot(path=str(shots / "node-explorer.png"))
         assert outside == [] and [e for e in tab.errors if "favicon" not in e] == []
+    finally:
+        tab.close()
+        node.stop()
+
+
+def test_the_try_it_form_shows_a_stream_as_it_comes(browser, shots, tmp_path: Path, api_server: str):
+    """A streaming function's output appears token by token in the form (the
+    model sends one every 150 ms), then its chunk count once it is done."""
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(CHAT_AS, app / "chat.wasm")
+    shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
+    manifest = {
+        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
+        "models": {"assistant": {"provider": "openai", "sourceModel": "delay-150", "connection": "llm"}},
+    }
+    (app / "modrun.json").write_text(json.dumps(manifest))
+    (tmp_path / "state").mkdir()
+    node = ModrunServer(app, tmp_path / "state", "--noreload").start()
+    tab = Visitor(browser, shots)
+    page = tab.page
+    try:
+        page.goto(node.url + "/console")
+        card = page.get_by_role("article").filter(has_text="chatUpper")
+        card.get_by_role("button", name="Try it").click()
+        card.get_by_label("prompt").fill("count:8")
+        card.get_by_role("button", name="Call").click()
+        output = card.locator("pre.output").first
+        card.get_by_text("streaming…").wait_for()
+        wait_until(lambda: output.inner_text().startswith("1 2"), what="the first tokens")
+        partial = output.inner_text()
+        assert "8" not in partial, partial  # shown before the answer was complete
+        card.get_by_text("8 chunks").wait_for(timeout=10_000)
+        assert output.inner_text() == "1 2 3 4 5 6 7 8"
+        tab.check("node-try-stream")
+        assert [e for e in tab.errors if "favicon" not in e] == []
     finally:
         tab.close()
         node.stop()

@@ -1,7 +1,7 @@
 // The function catalog (the fleet's, or one node's) with a "try it" form
 // generated from each function's typed schema.
 import { useState } from "preact/hooks";
-import { errorText, mode, request, useJson } from "../api";
+import { errorText, mode, readEvents, request, useJson } from "../api";
 import { ms, Page, Show } from "../ui";
 
 interface Param {
@@ -19,6 +19,7 @@ interface Fn {
   input?: string | null;
   returns?: string | null;
   path?: string;
+  streams?: boolean;
   runtimes?: { name: string }[];
 }
 
@@ -105,7 +106,14 @@ function TryIt(props: { fn: Fn; id: string }) {
   const fn = props.fn;
   const params = fn.params ?? [];
   const raw = !params.length || fn.input === "text" || fn.input === "bytes";
-  const [result, setResult] = useState<{ status: number; body: string; seconds: number; logs?: any[] } | null>(null);
+  const [result, setResult] = useState<{
+    status: number;
+    body: string;
+    seconds: number;
+    logs?: any[];
+    live?: boolean; // still streaming
+    chunks?: number;
+  } | null>(null);
   const [busy, setBusy] = useState(false);
   async function submit(event: Event) {
     event.preventDefault();
@@ -121,7 +129,12 @@ function TryIt(props: { fn: Fn; id: string }) {
     setBusy(true);
     const started = performance.now();
     const path = fn.path ?? `/functions/${fn.name}`;
-    const response = await request("POST", mode === "fleet" ? `/functions/${fn.name}` : path, body);
+    const target = mode === "fleet" ? `/functions/${fn.name}` : path;
+    if (fn.streams) {
+      await stream(target, body, started);
+      return;
+    }
+    const response = await request("POST", target, body);
     const seconds = (performance.now() - started) / 1000;
     const text = response.ok ? await response.text() : await errorText(response.clone());
     let logs: any[] | undefined;
@@ -133,6 +146,32 @@ function TryIt(props: { fn: Fn; id: string }) {
       }
     }
     setResult({ status: response.status, body: text, seconds, logs });
+    setBusy(false);
+  }
+  // a streaming function: its output shown as it comes (server-sent events)
+  async function stream(target: string, body: string, started: number) {
+    const response = await request("POST", target, body, true, "text/event-stream");
+    const elapsed = () => (performance.now() - started) / 1000;
+    if (!response.ok || !response.body) {
+      setResult({ status: response.status, body: await errorText(response), seconds: elapsed() });
+      setBusy(false);
+      return;
+    }
+    let text = "";
+    let chunks = 0;
+    setResult({ status: response.status, body: "", seconds: elapsed(), live: true, chunks });
+    await readEvents(response, (name, data) => {
+      if (name === "message") {
+        text += data;
+        chunks += 1;
+        setResult({ status: 200, body: text, seconds: elapsed(), live: true, chunks });
+      } else if (name === "error") {
+        const failure = JSON.parse(data);
+        setResult({ status: 500, body: `${text}\n${failure.error}`, seconds: elapsed(), logs: failure.logs, chunks });
+      } else if (name === "done") {
+        setResult({ status: 200, body: text, seconds: elapsed(), chunks: JSON.parse(data).chunks });
+      }
+    });
     setBusy(false);
   }
   return (
@@ -154,7 +193,9 @@ function TryIt(props: { fn: Fn; id: string }) {
       {result && (
         <div class="result" role="status">
           <p>
-            <strong>{result.status < 400 ? "Output" : `Failed (${result.status})`}</strong> in {ms(result.seconds * 1000)}
+            <strong>{result.status < 400 ? "Output" : `Failed (${result.status})`}</strong>{" "}
+            {result.live ? "streaming…" : "in"} {ms(result.seconds * 1000)}
+            {result.chunks !== undefined && <span class="muted small"> · {result.chunks} chunks</span>}
           </p>
           <pre class={result.status < 400 ? "output" : "output stderr"} tabIndex={0}>{result.body || "(empty)"}</pre>
           {result.logs?.length ? (
