@@ -273,7 +273,8 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
 
 def test_the_try_it_form_shows_a_stream_as_it_comes(browser, shots, tmp_path: Path, api_server: str):
     """A streaming function's output appears token by token in the form (the
-    model sends one every 150 ms), then its chunk count once it is done."""
+    model sends one every 150 ms), then its chunk count once it is done; the
+    GraphQL explorer runs it as a subscription."""
     app = tmp_path / "app"
     app.mkdir()
     shutil.copy(CHAT_AS, app / "chat.wasm")
@@ -301,6 +302,16 @@ def test_the_try_it_form_shows_a_stream_as_it_comes(browser, shots, tmp_path: Pa
         card.get_by_text("8 chunks").wait_for(timeout=10_000)
         assert output.inner_text() == "1 2 3 4 5 6 7 8"
         tab.check("node-try-stream")
+        # the explorer runs the same function as a subscription, over a WebSocket
+        page.goto(node.url + "/graphql")
+        page.locator(".graphiql-container").wait_for()
+        page.evaluate(
+            "document.querySelector('.graphiql-query-editor .CodeMirror')"
+            ".CodeMirror.setValue('subscription { chatUpper(prompt: \"count:4\") }')"
+        )
+        page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
+        page.locator(".graphiql-response").get_by_text('"1 "').wait_for(timeout=10_000)  # an event as it came
+        page.locator(".graphiql-response").get_by_text('"4"').wait_for(timeout=10_000)
         assert [e for e in tab.errors if "favicon" not in e] == []
     finally:
         tab.close()
