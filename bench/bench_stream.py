@@ -37,21 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _servers import model_server
 from fleet_support import OrchestratorProcess
-from support import CHAT_AS, EXAMPLES, ModrunServer, run_cli, wait_until
+from support import CHAT_AS, ModrunServer, chat_app, run_cli, wait_until
 
 SSE = {"Accept": "text/event-stream"}
-
-
-def chat_app(app: Path, base: str, model: str) -> Path:
-    app.mkdir(parents=True, exist_ok=True)
-    shutil.copy(CHAT_AS, app / "chat.wasm")
-    shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
-    manifest = {
-        "connections": {"llm": {"type": "http", "baseUrl": f"{base}/"}},
-        "models": {"assistant": {"provider": "openai", "sourceModel": model, "connection": "llm"}},
-    }
-    (app / "modrun.json").write_text(json.dumps(manifest))
-    return app
 
 
 def rss_kb(pid: int) -> int:

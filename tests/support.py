@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,33 @@ TEXTKIT_C = EXAMPLES / "textkit-c" / "build" / "release.wasm"
 CONNECT_AS = EXAMPLES / "connect-as" / "build" / "release.wasm"
 CHAT_AS = EXAMPLES / "chat-as" / "build" / "release.wasm"
 TEST_SOURCES = Path(__file__).resolve().parent / "plugins" / "src"
+
+
+def chat_app(
+    app: Path,
+    api_server: str,
+    model: str = "delay-20",
+    *,
+    timeout: float | None = None,
+    models: dict | None = None,
+    plugin: bool = True,
+) -> Path:
+    """``app`` with examples/chat-as and its schema (``plugin``), and a manifest
+    whose ``assistant`` is the test server's OpenAI-compatible ``model``
+    (``timeout``: its idle timeout), beside any other ``models``."""
+    app.mkdir(parents=True, exist_ok=True)
+    if plugin:
+        shutil.copy(CHAT_AS, app / "chat.wasm")
+        shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
+    spec: dict = {"provider": "openai", "sourceModel": model, "connection": "llm"}
+    if timeout:
+        spec["timeout"] = timeout
+    manifest = {
+        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
+        "models": {"assistant": spec, **(models or {})},
+    }
+    (app / "modrun.json").write_text(json.dumps(manifest))
+    return app
 
 
 def free_port() -> int:

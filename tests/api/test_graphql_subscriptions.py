@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 
 import httpx
@@ -17,21 +16,13 @@ from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 from httpx_sse import connect_sse
 
-from support import CHAT_AS, EXAMPLES, ModrunServer, wait_until
+from support import ModrunServer, chat_app, wait_until
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
     root = tmp_path_factory.mktemp("subscriptions")
-    app = root / "app"
-    app.mkdir()
-    shutil.copy(CHAT_AS, app / "chat.wasm")
-    shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
-    manifest = {
-        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
-        "models": {"assistant": {"provider": "openai", "sourceModel": "delay-20", "connection": "llm"}},
-    }
-    (app / "modrun.json").write_text(json.dumps(manifest))
+    app = chat_app(root / "app", api_server, "delay-20")
     with ModrunServer(app, root, "--noreload") as server:
         yield server
 

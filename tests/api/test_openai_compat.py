@@ -6,31 +6,22 @@ function (examples/chat-as ``politeAssistant``) and from a manifest model
 from __future__ import annotations
 
 import json
-import shutil
 
 import openai
 import pytest
 
-from support import CHAT_AS, EXAMPLES, ModrunServer, wait_until
+from support import ModrunServer, chat_app, wait_until
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory, api_server: str):
     root = tmp_path_factory.mktemp("openai")
-    app = root / "app"
-    app.mkdir()
-    shutil.copy(CHAT_AS, app / "chat.wasm")
-    shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
-    manifest = {
-        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
-        "models": {
-            "assistant": {"provider": "openai", "sourceModel": "delay-10", "connection": "llm"},
-            "sentiment": {"provider": "embedded", "sourceModel": "vader"},  # not a chat model
-            # a model named like a function that is no chat handler: never reached by that name
-            "chat": {"provider": "openai", "sourceModel": "fast", "connection": "llm"},
-        },
+    others = {
+        "sentiment": {"provider": "embedded", "sourceModel": "vader"},  # not a chat model
+        # a model named like a function that is no chat handler: never reached by that name
+        "chat": {"provider": "openai", "sourceModel": "fast", "connection": "llm"},
     }
-    (app / "modrun.json").write_text(json.dumps(manifest))
+    app = chat_app(root / "app", api_server, "delay-10", models=others)
     with ModrunServer(app, root, "--noreload") as server:
         yield server
 

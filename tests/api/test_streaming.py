@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,26 +18,14 @@ import httpx
 import pytest
 
 from modrun import Runtime
-from support import CHAT_AS, EXAMPLES, ModrunServer, modrun_cmd, run_cli, wait_until
+from support import ModrunServer, chat_app, modrun_cmd, run_cli, wait_until
 
 SSE = {"Accept": "text/event-stream"}
 NDJSON = {"Accept": "application/x-ndjson"}
 
 
 def make_app(root: Path, api_server: str, model: str = "delay-20", timeout: float | None = None) -> Path:
-    app = root / "app"
-    app.mkdir()
-    shutil.copy(CHAT_AS, app / "chat.wasm")
-    shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
-    spec: dict = {"provider": "openai", "sourceModel": model, "connection": "llm"}
-    if timeout:
-        spec["timeout"] = timeout
-    manifest = {
-        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
-        "models": {"assistant": spec},
-    }
-    (app / "modrun.json").write_text(json.dumps(manifest))
-    return app
+    return chat_app(root / "app", api_server, model, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

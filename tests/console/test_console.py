@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from control_support import ADMIN_PASSWORD, secured_fleet
-from support import CHAT_AS, EXAMPLES, HELLO_AS, REPO, ModrunServer, wait_until
+from support import EXAMPLES, HELLO_AS, REPO, ModrunServer, chat_app, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         yield secured, root
     finally:
         secured.stop()
+
+
+def run_in_explorer(page, url: str, query: str) -> None:
+    """Open the node's GraphQL explorer and run ``query`` in it."""
+    page.goto(url + "/graphql")
+    page.locator(".graphiql-container").wait_for()
+    editor = "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror"
+    page.evaluate(f"{editor}.setValue({json.dumps(query)})")
+    page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
 
 
 class Visitor:
@@ -256,13 +265,7 @@ def test_node_console_functions_models_and_inference_history(browser, shots, tmp
         assert "unpkg.com" not in explorer and "https://" not in explorer
         outside: list[str] = []
         page.on("request", lambda r: r.url.startswith(node.url) or outside.append(r.url))
-        page.goto(node.url + "/graphql")
-        page.locator(".graphiql-container").wait_for()
-        page.evaluate(
-            "document.querySelector('.graphiql-query-editor .CodeMirror')"
-            ".CodeMirror.setValue('{ greet(name: \"Ada\") }')"
-        )
-        page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
+        run_in_explorer(page, node.url, '{ greet(name: "Ada") }')
         page.locator(".graphiql-response").get_by_text("Hello, Ada!").wait_for()
         page.screenshot(path=str(shots / "node-explorer.png"))
         assert outside == [] and [e for e in tab.errors if "favicon" not in e] == []
@@ -275,15 +278,7 @@ def test_the_try_it_form_shows_a_stream_as_it_comes(browser, shots, tmp_path: Pa
     """A streaming function's output appears token by token in the form (the
     model sends one every 150 ms), then its chunk count once it is done; the
     GraphQL explorer runs it as a subscription."""
-    app = tmp_path / "app"
-    app.mkdir()
-    shutil.copy(CHAT_AS, app / "chat.wasm")
-    shutil.copy(EXAMPLES / "chat-as" / "modrun.schema.json", app / "chat.schema.json")
-    manifest = {
-        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
-        "models": {"assistant": {"provider": "openai", "sourceModel": "delay-150", "connection": "llm"}},
-    }
-    (app / "modrun.json").write_text(json.dumps(manifest))
+    app = chat_app(tmp_path / "app", api_server, "delay-150")
     (tmp_path / "state").mkdir()
     node = ModrunServer(app, tmp_path / "state", "--noreload").start()
     tab = Visitor(browser, shots)
@@ -303,13 +298,7 @@ def test_the_try_it_form_shows_a_stream_as_it_comes(browser, shots, tmp_path: Pa
         assert output.inner_text() == "1 2 3 4 5 6 7 8"
         tab.check("node-try-stream")
         # the explorer runs the same function as a subscription, over a WebSocket
-        page.goto(node.url + "/graphql")
-        page.locator(".graphiql-container").wait_for()
-        page.evaluate(
-            "document.querySelector('.graphiql-query-editor .CodeMirror')"
-            ".CodeMirror.setValue('subscription { chatUpper(prompt: \"count:4\") }')"
-        )
-        page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
+        run_in_explorer(page, node.url, 'subscription { chatUpper(prompt: "count:4") }')
         page.locator(".graphiql-response").get_by_text('"1 "').wait_for(timeout=10_000)  # an event as it came
         page.locator(".graphiql-response").get_by_text('"4"').wait_for(timeout=10_000)
         assert [e for e in tab.errors if "favicon" not in e] == []

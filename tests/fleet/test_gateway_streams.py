@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from fleet_support import OrchestratorProcess
-from support import CHAT_AS, ModrunServer, run_cli, wait_until
+from support import CHAT_AS, ModrunServer, chat_app, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,13 +24,9 @@ SSE = {"Accept": "text/event-stream"}
 
 def test_streams_pass_through_the_gateway(tmp_path: Path, api_server: str):
     orchestrator = OrchestratorProcess(tmp_path / "orch", "--keepalive", "1s").start()
-    plugins = tmp_path / "n1-plugins"
-    plugins.mkdir()
-    manifest = {
-        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
-        "models": {"assistant": {"provider": "openai", "sourceModel": "delay-40", "connection": "llm"}},
-    }
-    (plugins / "modrun.json").write_text(json.dumps(manifest))
+    plugins = chat_app(
+        tmp_path / "n1-plugins", api_server, "delay-40", plugin=False
+    )  # chat comes as a module
     storage = tmp_path / "n1-storage"
     storage.mkdir()
     node = ModrunServer(plugins, storage, "--noreload", "--orchestrator", orchestrator.url, "--name", "n1")

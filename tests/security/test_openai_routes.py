@@ -6,7 +6,6 @@ the gateway or on the node directly, and nothing at all without a key."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from websockets.typing import Subprotocol
 
 from control_support import bearer, deployed, secured_fleet
 from modrun.plugins.wasmbin import append_custom_section
-from support import CHAT_AS, EXAMPLES, wait_until
+from support import CHAT_AS, EXAMPLES, chat_app, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +25,8 @@ pytestmark = pytest.mark.slow
 def test_a_key_for_one_chat_handler_reaches_only_it(tmp_path: Path, api_server: str):
     fleet = secured_fleet(tmp_path / "orch")
     admin = fleet.admin
-    plugins = tmp_path / "n1-plugins"
-    plugins.mkdir()
-    manifest = {  # the operator's model on this node: for admins only
-        "connections": {"llm": {"type": "http", "baseUrl": f"{api_server}/"}},
-        "models": {"assistant": {"provider": "openai", "sourceModel": "fast", "connection": "llm"}},
-    }
-    (plugins / "modrun.json").write_text(json.dumps(manifest))
+    # the operator's model on this node ("assistant"): for admins only
+    plugins = chat_app(tmp_path / "n1-plugins", api_server, "fast", plugin=False)
     node = fleet.node(plugins, "n1")
     try:
         schema = (EXAMPLES / "chat-as" / "modrun.schema.json").read_bytes()
