@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from fleet_support import OrchestratorProcess
-from support import CHAT_AS, ModrunServer, chat_app, run_cli, wait_until
+from modrun.plugins.wasmbin import append_custom_section
+from support import CHAT_AS, EXAMPLES, ModrunServer, chat_app, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +34,10 @@ def test_streams_pass_through_the_gateway(tmp_path: Path, api_server: str):
     node.start()
     api = orchestrator.api()
     try:
-        created = run_cli(
-            "module", "create", str(CHAT_AS), "--name", "chat", "--orchestrator", orchestrator.url
-        )
+        schema = (EXAMPLES / "chat-as" / "modrun.schema.json").read_bytes()  # typed, with its streaming flags
+        wasm = tmp_path / "chat.wasm"
+        wasm.write_bytes(append_custom_section(CHAT_AS.read_bytes(), "modrun.schema", schema))
+        created = run_cli("module", "create", str(wasm), "--name", "chat", "--orchestrator", orchestrator.url)
         assert created.returncode == 0, created.stderr.decode()
         wait_until(
             lambda: api.post("/functions/chat", content=b"hi").status_code == 200, what="gateway answers"
@@ -54,6 +56,17 @@ def test_streams_pass_through_the_gateway(tmp_path: Path, api_server: str):
         assert [text for _, text in arrivals[:10]] == [f"{i} " for i in range(1, 10)] + ["10"]
         assert json.loads(arrivals[-1][1])["chunks"] == 10
         assert arrivals[-1][0] - arrivals[0][0] > 0.2  # 40 ms a token: spread out, not in one lump
+
+        # a GraphQL subscription through the gateway, its events as they come (graphql-sse)
+        query = {"query": 'subscription { chatUpper(prompt: "count:5") }'}
+        events = []
+        with api.stream("POST", "/graphql", json=query, headers=SSE) as response:
+            assert response.status_code == 200 and response.headers["x-modrun-node"] == "n1"
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    events.append((line[7:], time.perf_counter()))
+        assert [name for name, _ in events] == ["next"] * 5 + ["complete"]
+        assert events[-2][1] - events[0][1] > 0.1  # 40 ms a token: passed on as they came
 
         # a caller leaving the gateway stops the call on the node, and its model request
         before = httpx.get(f"{api_server}/_streams").json()

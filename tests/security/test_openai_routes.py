@@ -26,7 +26,7 @@ def test_a_key_for_one_chat_handler_reaches_only_it(tmp_path: Path, api_server: 
     fleet = secured_fleet(tmp_path / "orch")
     admin = fleet.admin
     # the operator's model on this node ("assistant"): for admins only
-    plugins = chat_app(tmp_path / "n1-plugins", api_server, "fast", plugin=False)
+    plugins = chat_app(tmp_path / "n1-plugins", api_server, "delay-20", plugin=False)
     node = fleet.node(plugins, "n1")
     try:
         schema = (EXAMPLES / "chat-as" / "modrun.schema.json").read_bytes()
@@ -60,6 +60,16 @@ def test_a_key_for_one_chat_handler_reaches_only_it(tmp_path: Path, api_server: 
             assert httpx.post(f"{url}/v1/chat/completions", json=handler).status_code == 401
         unreadable = httpx.post(f"{node.url}/v1/chat/completions", content=b"{not json", headers=bearer(key))
         assert unreadable.status_code == 403
+        # a subscription is checked like any GraphQL request: the key's own function, through
+        # the gateway and on the node; nothing without a key
+        subscription = {"query": 'subscription { chatUpper(prompt: "hi") }'}
+        sse = {"accept": "text/event-stream"}
+        for url in (fleet.orch.url, node.url):
+            events = httpx.post(
+                f"{url}/graphql", json=subscription, headers={**sse, **bearer(key)}, timeout=30
+            )
+            assert events.status_code == 200 and '"chatUpper": "ECHO: "' in events.text, events.text
+            assert httpx.post(f"{url}/graphql", json=subscription, headers=sse).status_code == 401
         # GraphQL over WebSocket is not open on a secured node, with a key or without
         ws = node.url.replace("http://", "ws://") + "/graphql"
         for headers in ({"X-API-Key": key}, {}):

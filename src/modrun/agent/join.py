@@ -98,8 +98,13 @@ class FleetAgent:
                 found.add((artifact_of_group(hosted.group) if hosted else None) or NO_ARTIFACT)
                 continue
             operation, dot, field_name = key.partition(".")
-            if dot and operation in ("query", "mutation"):
-                fn = (catalog.queries if operation == "query" else catalog.mutations).get(field_name)
+            tables = {
+                "query": catalog.queries,
+                "mutation": catalog.mutations,
+                "subscription": catalog.subscriptions,
+            }
+            if dot and operation in tables:
+                fn = tables[operation].get(field_name)
             else:
                 try:
                     fn = catalog.resolve(key)[1]

@@ -80,6 +80,12 @@ def functions_document(catalog: Catalog, hosted: Iterable[Hosted]) -> list[dict]
 
 
 def graphql_fields(catalog: Catalog) -> list[str]:
-    """Root fields of the node's GraphQL schema (``query.x``, ``mutation.y``),
-    so the gateway can send a query to a node that has all it asks for."""
-    return sorted([f"query.{f}" for f in catalog.queries] + [f"mutation.{f}" for f in catalog.mutations])
+    """Root fields of the node's GraphQL schema (``query.x``, ``mutation.y``,
+    ``subscription.z``), so the gateway can send a request to a node that has
+    all it asks for."""
+    tables = (
+        ("query", catalog.queries),
+        ("mutation", catalog.mutations),
+        ("subscription", catalog.subscriptions),
+    )
+    return sorted(f"{operation}.{field}" for operation, table in tables for field in table)

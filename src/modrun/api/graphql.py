@@ -309,8 +309,9 @@ def build_schema(catalog: Catalog) -> GraphQLSchema:
     if not queries:
         queries["_empty"] = GraphQLField(GraphQLBoolean, description="No plugin exposes a query yet")
     mutations = {name: _field(fn, types) for name, fn in sorted(catalog.mutations.items())}
-    streaming = sorted((*catalog.queries.items(), *catalog.mutations.items()))
-    subscriptions = {name: _subscription_field(fn, types) for name, fn in streaming if fn.signature.streams}
+    subscriptions = {
+        name: _subscription_field(fn, types) for name, fn in sorted(catalog.subscriptions.items())
+    }
     return GraphQLSchema(
         query=GraphQLObjectType("Query", queries),
         mutation=GraphQLObjectType("Mutation", mutations) if mutations else None,

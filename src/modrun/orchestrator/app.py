@@ -131,15 +131,18 @@ class OrchestratorApp:
                 sign = await self.allowed(scope, send, keys, ran, key or "graphql")
                 if sign is None:
                     return
+            streaming = stream_format(scope["headers"]) is not None
             if key is None:
-                replica, answer = await gateway.graphql(fields, body, headers, sign)
-            elif stream_format(scope["headers"]) is not None:
-                replica, streamed = await gateway.forward_stream(key, body, headers, sign)
-                metrics.gateway_calls.labels(str(streamed.status)).inc()
-                await relay(streamed, replica, receive, send, key)
-                return
+                replica, got = await gateway.graphql(fields, body, headers, sign, streaming)
+            elif streaming:
+                replica, got = await gateway.forward_stream(key, body, headers, sign)
             else:
-                replica, answer = await gateway.forward(key, body, headers, sign)
+                replica, got = await gateway.forward(key, body, headers, sign)
+            if isinstance(got, Streamed):
+                metrics.gateway_calls.labels(str(got.status)).inc()
+                await relay(got, replica, receive, send, key or "graphql")
+                return
+            answer = got
         except BadGraphQL as exc:
             await respond(send, 400, refusal(str(exc), graphql=True), JSON)
             return

@@ -127,16 +127,15 @@ class Gateway:
                 # secured fleet routes to nothing but what it placed
                 if (module or self.placed_only) and not owned:
                     continue
-                if isinstance(fn.get("field"), str):
-                    placed_fields.add(f"{fn.get('operation', 'query')}.{fn['field']}")
+                roots = _root_fields(fn)
+                placed_fields.update(roots)
                 artifact = artifact_of_group(provider.group if provider else None) or NO_ARTIFACT
                 keys = [fn["name"]] + ([f"{fn['plugin']}/{fn['name']}"] if fn.get("plugin") else [])
                 path = fn.get("path") or f"/functions/{fn['name']}"
                 replica = Replica(runtime.uuid, runtime.name, runtime.url + path)
                 for key in keys:
                     index.setdefault(key, []).append(replica)
-                if isinstance(fn.get("field"), str):
-                    keys.append(f"{fn.get('operation', 'query')}.{fn['field']}")
+                keys.extend(roots)
                 for key in keys:
                     artifacts.setdefault(key, set()).add(artifact)
                     if module:
@@ -328,11 +327,21 @@ class Gateway:
         body: bytes,
         headers: list[tuple[bytes, bytes]],
         sign: Signer | None = None,
-    ) -> tuple[Replica, Answer]:
+        stream: bool = False,
+    ) -> tuple[Replica, Answer | Streamed]:
         """``POST /graphql`` to a node whose schema has every root field asked for
-        (``fields``: the query's ``root_fields``)."""
+        (``fields``: the query's ``root_fields``); ``stream``: the answer is
+        passed on as it comes (graphql-sse, subscriptions)."""
         picker: Picker = lambda ex: self._pick_graphql(fields, ex)  # noqa: E731
-        return await self._send(picker, sorted(fields), body, headers, sign, self._post)
+
+        async def post(
+            replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]
+        ) -> Answer | Streamed:
+            if stream:
+                return await self.upstream.stream(replica.url, body, headers)
+            return await self._post(replica, body, headers)
+
+        return await self._send(picker, sorted(fields), body, headers, sign, post)
 
     async def _send(
         self,
@@ -356,6 +365,17 @@ class Gateway:
                     "node %s refused a call (%s)%s", replica.name, exc, "; retrying" if not attempt else ""
                 )
         raise NoReplica(", ".join(keys))
+
+
+def _root_fields(fn: dict) -> list[str]:
+    """The GraphQL root fields (``operation.field``) a function a node reports is."""
+    field = fn.get("field")
+    if not isinstance(field, str):
+        return []
+    fields = [f"{fn.get('operation', 'query')}.{field}"]
+    if fn.get("streams"):
+        fields.append(f"subscription.{field}")
+    return fields
 
 
 def _alive(fleet: Fleet, runtime: str) -> bool:

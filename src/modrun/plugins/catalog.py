@@ -57,6 +57,8 @@ class Catalog:
         self.by_key: dict[tuple[str, str], Function] = {}
         self.queries: dict[str, Function] = {}
         self.mutations: dict[str, Function] = {}
+        # streaming functions' fields, also GraphQL subscriptions (a query's name first)
+        self.subscriptions: dict[str, Function] = {}
         self.conflicts: list[Conflict] = []
         self.skipped: list[str] = []
         self.graphql_schema: object | None = None  # built lazily by modrun.api.graphql
@@ -82,6 +84,10 @@ class Catalog:
                 alias = naming.qualify(fn.plugin, fn.field)
                 table[alias] = fn
                 self.conflicts.append(Conflict("graphql", fn.field, winner.key, fn.key, alias))
+        for table in (self.queries, self.mutations):
+            for field, fn in table.items():
+                if fn.signature.streams:
+                    self.subscriptions.setdefault(field, fn)
 
     def resolve(self, name: str) -> tuple[Plugin, Function]:
         """``name`` is a function name or ``plugin/function``."""
