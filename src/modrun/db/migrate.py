@@ -7,6 +7,7 @@ else it refuses an un-migrated or newer schema unless given ``--migrate``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,11 @@ from sqlalchemy.engine import Engine
 
 from modrun.db.engine import display, is_sqlite
 from modrun.errors import ConfigError
+
+log = logging.getLogger("modrun.db")
+# Alembic logs two lines each time it looks at a database and one per step:
+# a start says one line when it migrates (ensure_schema) and nothing otherwise
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _config() -> Config:
@@ -96,7 +102,11 @@ def new_revision(message: str) -> Path:
 
 def ensure_schema(engine: Engine, url: str, allow_migrate: bool) -> SchemaState:
     """Make sure the schema fits this modrun, or raise a clear ConfigError."""
-    current = state(engine)
+    try:
+        current = state(engine)
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise ConfigError(f"cannot reach the database {display(url)}: {reason}") from None
     if not current.known:
         raise ConfigError(
             f"database {display(url)} has schema revision {current.current}, newer than this modrun "
@@ -105,7 +115,16 @@ def ensure_schema(engine: Engine, url: str, allow_migrate: bool) -> SchemaState:
     if current.up_to_date:
         return current
     if is_sqlite(url) or allow_migrate:
+        steps = current.pending()
         upgrade(engine)
+        log.info(
+            "database %s migrated from %s to %s (%d step%s)",
+            display(url),
+            current.current or "empty",
+            current.head,
+            len(steps),
+            "" if len(steps) == 1 else "s",
+        )
         return state(engine)
     raise ConfigError(
         f"database {display(url)} is at schema revision {current.current or 'none'} but this modrun "
