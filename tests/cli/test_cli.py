@@ -69,6 +69,28 @@ def test_help_documents_every_serve_flag():
     assert "serve" in top and "call" in top
 
 
+def test_an_unreachable_database_is_one_line_and_exit_2(examples_dir, storage):
+    for command in (["serve", "--plugins", str(examples_dir)], ["orchestrator", "--port", str(free_port())]):
+        r = run_cli(*command, "--storagePath", str(storage), "--db", "postgresql://nobody@127.0.0.1:1/x")
+        lines = r.stderr.decode().strip().splitlines()
+        assert r.returncode == 2, r.stderr
+        assert lines[-1].startswith(
+            "error: cannot reach the database postgresql+psycopg://nobody@127.0.0.1:1/x"
+        )
+        assert "Traceback" not in r.stderr.decode() and "╭" not in r.stderr.decode()
+
+
+def test_migrations_say_one_line_when_they_run_and_nothing_otherwise(examples_dir, storage):
+    for run in range(2):
+        with ModrunServer(examples_dir, storage, "--noreload") as server:
+            pass
+        log = server.log()
+        assert "alembic" not in log
+        migrated = [line for line in log.splitlines() if "migrated from" in line]
+        assert len(migrated) == (1 if run == 0 else 0), migrated
+        (storage / f"server-{server.port}.log").unlink()
+
+
 def test_bad_duration_is_a_clear_error(examples_dir):
     r = run_cli("serve", "--plugins", str(examples_dir), "--refresh", "5 parsecs")
     assert r.returncode == 2
