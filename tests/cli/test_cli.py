@@ -91,10 +91,16 @@ def test_migrations_say_one_line_when_they_run_and_nothing_otherwise(examples_di
         (storage / f"server-{server.port}.log").unlink()
 
 
-def test_bad_duration_is_a_clear_error(examples_dir):
-    r = run_cli("serve", "--plugins", str(examples_dir), "--refresh", "5 parsecs")
-    assert r.returncode == 2
-    assert b"invalid duration '5 parsecs'" in r.stderr
+def test_bad_flags_are_one_clear_line_and_exit_2(examples_dir):
+    for args, says in [
+        (["serve", "--plugins", str(examples_dir), "--refresh", "5 parsecs"], "invalid duration '5 parsecs'"),
+        (["serve", "--nope"], "No such option: --nope"),
+        (["call"], "Missing argument 'function'"),
+    ]:
+        r = run_cli(*args)
+        lines = r.stderr.decode().strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert lines[0].startswith("error: ") and says in lines[0], lines
 
 
 @pytest.mark.parametrize("style", ["single-dash", "equals", "double-dash"])

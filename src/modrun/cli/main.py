@@ -181,4 +181,19 @@ def main(argv: list[str] | None = None) -> None:
         args.insert(0, "serve")  # the seeds start the runtime with flags only
     if args[:1] == ["--version"]:
         args = ["version"]
-    app(args=args, prog_name="modrun")
+    try:
+        code = app(args=args, prog_name="modrun", standalone_mode=False)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as exc:
+        # a bad flag value, an unknown flag, a missing argument (usage errors exit 2): one line
+        message = getattr(exc, "format_message", None)
+        if getattr(exc, "exit_code", None) != 2 or message is None:
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        print(f"error: {message()}{where}", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(code, int):  # typer.Exit, --help
+        sys.exit(code)
