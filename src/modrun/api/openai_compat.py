@@ -28,6 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+from modrun.api.admission import Shed
 from modrun.api.streams import usage_of
 from modrun.errors import CallFailed, HostFunctionError
 from modrun.http.asgi import JSON, BodyTooLarge, read_body, respond
@@ -221,8 +222,6 @@ class ChatCompletions:
 
 
 async def _admitted(admission: Admission, scope: dict, send: Any) -> bool:
-    from modrun.api.admission import Shed
-
     client = scope["client"][0] if scope.get("client") else "?"
     try:
         await admission.enter(client)
