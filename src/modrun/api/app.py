@@ -16,7 +16,7 @@ from modrun.api.graphql_subscriptions import GraphQLWebSocket
 from modrun.api.openai_compat import CHAT_PATH, ChatCompletions
 from modrun.api.rest import PREFIX, FunctionEndpoint
 from modrun.api.routes import node_routes
-from modrun.http.asgi import respond, stream_format
+from modrun.http.asgi import client_address, respond, stream_format
 
 if TYPE_CHECKING:
     from modrun.api.parts import NodeParts
@@ -54,14 +54,13 @@ class NodeApp:
         if scope["type"] != "http" or not _is_call(scope):
             await self.router(scope, receive, send)
             return
-        client = scope["client"][0] if scope.get("client") else "?"
         is_function = scope["path"].startswith(PREFIX)
         streaming = (is_function or scope["path"] == "/graphql") and stream_format(
             scope["headers"]
         ) is not None
         admission = self.stream_admission if streaming else self.admission
         try:
-            await admission.enter(client)
+            await admission.enter(client_address(scope))
         except Shed as exc:
             what = "its stream limit" if admission is self.stream_admission else "capacity"
             message = f'{{"error": "the node is at {what} ({exc.reason}); retry shortly"}}'.encode()

@@ -319,6 +319,17 @@ def build_schema(catalog: Catalog) -> GraphQLSchema:
     )
 
 
+def execution_context(invoker: Any, catalog: Catalog, timeout: float) -> dict[str, Any]:
+    """What the resolvers read: one catalog snapshot (the schema's), the
+    invoker, the invocations record and the request's deadline."""
+    return {
+        "invoker": invoker,
+        "catalog": catalog,
+        "invocations": {},
+        "deadline": time.monotonic() + timeout,
+    }
+
+
 def schema_for(catalog: Catalog) -> GraphQLSchema:
     """The catalog's schema, built once per catalog snapshot."""
     schema = catalog.graphql_schema

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from modrun.api.explorer import explorer_page
-from modrun.api.graphql import schema_for
+from modrun.api.graphql import execution_context, schema_for
 from modrun.api.graphql_documents import Refused, check_document
 from modrun.api.graphql_limits import GraphQLLimits
 from modrun.api.graphql_subscriptions import sse_events
@@ -94,12 +93,7 @@ async def graphql_endpoint(request: Request) -> Response:
     if operation.operation == OperationType.SUBSCRIPTION:
         needs = "Accept: text/event-stream (graphql-sse) or a WebSocket (graphql-transport-ws)"
         return _errors(f"a subscription needs {needs}")
-    context = {
-        "invoker": functions.invoker,
-        "catalog": catalog,
-        "invocations": {},
-        "deadline": time.monotonic() + functions.timeout,
-    }
+    context = execution_context(functions.invoker, catalog, functions.timeout)
     result = execute(
         schema, document, variable_values=variables, operation_name=operation_name, context_value=context
     )

@@ -13,34 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult, GraphQLSchema, execute, subscribe
+from graphql import ExecutionResult, execute, subscribe
 from graphql.language import DocumentNode, OperationType
 from graphql.utilities import get_operation_ast
 
 from modrun.api.admission import Shed
-from modrun.api.graphql import schema_for
+from modrun.api.graphql import execution_context, schema_for
 from modrun.api.graphql_documents import Refused, check_document
+from modrun.http.asgi import client_address, sse_event
 
 if TYPE_CHECKING:
     from modrun.api.parts import NodeParts
 
 PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT = 10.0
-
-
-def context_for(parts: NodeParts) -> dict[str, Any]:
-    functions = parts.functions
-    return {
-        "invoker": functions.invoker,
-        "catalog": functions.catalog,
-        "invocations": {},
-        "deadline": time.monotonic() + functions.timeout,
-    }
 
 
 def _formatted(result: ExecutionResult) -> dict[str, Any]:
@@ -51,14 +41,15 @@ def _formatted(result: ExecutionResult) -> dict[str, Any]:
 
 
 async def events(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    variables: dict | None,
-    operation: str | None,
-    context: dict,
+    parts: NodeParts, document: DocumentNode, variables: dict | None, operation: str | None
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Each event of a subscription (or the one answer of a query or mutation),
-    formatted; closing the iterator closes the subscription."""
+    formatted, run on the node's catalog as it is now; closing the iterator
+    closes the subscription."""
+    functions = parts.functions
+    catalog = functions.catalog
+    schema = schema_for(catalog)
+    context = execution_context(functions.invoker, catalog, functions.timeout)
     found = get_operation_ast(document, operation)
     if found is None or found.operation != OperationType.SUBSCRIPTION:
         result: Any = execute(
@@ -201,17 +192,15 @@ class Connection:
             await self.send({"id": ident, "type": "error", "payload": prepared})
             return
         admission = self.parts.stream_admission
-        client = scope["client"][0] if scope.get("client") else "?"
         try:
-            await admission.enter(client)
+            await admission.enter(client_address(scope))
         except Shed as exc:
             refused = [{"message": f"the node is at its stream limit ({exc.reason}); retry shortly"}]
             await self.send({"id": ident, "type": "error", "payload": refused})
             return
         try:
             document, variables, operation = prepared
-            schema = schema_for(self.parts.functions.catalog)
-            stream = events(schema, document, variables, operation, context_for(self.parts))
+            stream = events(self.parts, document, variables, operation)
             try:
                 async for event in stream:
                     await self.send({"id": ident, "type": "next", "payload": event})
@@ -226,10 +215,10 @@ async def sse_events(
     parts: NodeParts, document: DocumentNode, variables: dict | None, operation: str | None
 ) -> AsyncIterator[bytes]:
     """graphql-sse's distinct connections mode: ``next`` events, then ``complete``."""
-    stream = events(schema_for(parts.functions.catalog), document, variables, operation, context_for(parts))
+    stream = events(parts, document, variables, operation)
     try:
         async for event in stream:
-            yield b"event: next\ndata: " + json.dumps(event).encode() + b"\n\n"
+            yield sse_event("next", event)
     finally:
         await stream.aclose()
     yield b"event: complete\ndata: \n\n"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from modrun.api.admission import Shed
 from modrun.api.streams import usage_of
 from modrun.errors import CallFailed, HostFunctionError
-from modrun.http.asgi import JSON, BodyTooLarge, read_body, respond
+from modrun.http.asgi import JSON, BodyTooLarge, client_address, read_body, respond, until_disconnected
 from modrun.models.streaming import open_stream
 from modrun.redact import REDACTOR
 
@@ -44,9 +44,7 @@ CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 
 
-def openai_error(
-    status: int, message: str, kind: str = "invalid_request_error", code: str | None = None
-) -> bytes:
+def openai_error(message: str, kind: str = "invalid_request_error", code: str | None = None) -> bytes:
     doc = {"error": {"message": REDACTOR.scrub(message), "type": kind, "param": None, "code": code}}
     return json.dumps(doc).encode()
 
@@ -119,18 +117,18 @@ class ChatCompletions:
         try:
             body = await read_body(receive, self.parts.functions.max_input)
         except BodyTooLarge:
-            await respond(send, 413, openai_error(413, "the request body is too large"), JSON)
+            await respond(send, 413, openai_error("the request body is too large"), JSON)
             return
         try:
             request = json.loads(body)
         except ValueError:
-            await respond(send, 400, openai_error(400, "the body is not JSON"), JSON)
+            await respond(send, 400, openai_error("the body is not JSON"), JSON)
             return
         if not isinstance(request, dict) or not isinstance(request.get("model"), str):
-            await respond(send, 400, openai_error(400, "you must provide a model parameter"), JSON)
+            await respond(send, 400, openai_error("you must provide a model parameter"), JSON)
             return
         if not isinstance(request.get("messages"), list) or not request["messages"]:
-            await respond(send, 400, openai_error(400, "'messages' is a required property"), JSON)
+            await respond(send, 400, openai_error("'messages' is a required property"), JSON)
             return
         model, stream = request["model"], bool(request.get("stream"))
         handler = chat_functions(self.parts).get(model)
@@ -139,7 +137,7 @@ class ChatCompletions:
         shadowed = handler is None and model in self.parts.functions.catalog.by_name
         if handler is None and (shadowed or model not in chat_models(self.parts)):
             message = f"The model `{model}` does not exist or you do not have access to it."
-            await respond(send, 404, openai_error(404, message, code="model_not_found"), JSON)
+            await respond(send, 404, openai_error(message, code="model_not_found"), JSON)
             return
         admission = self.parts.stream_admission if stream else self.parts.admission
         if not await _admitted(admission, scope, send):
@@ -168,9 +166,7 @@ class ChatCompletions:
             try:
                 result = await invoker.acall(plugin, fn, body)
             except CallFailed as exc:
-                await respond(
-                    send, exc.http_status, openai_error(exc.http_status, exc.message, "server_error"), JSON
-                )
+                await respond(send, exc.http_status, openai_error(exc.message, "server_error"), JSON)
                 return
             answer = _completion(ident, fn.name, result.output.decode("utf-8", "replace"), None)
             await respond(send, 200, json.dumps(answer).encode(), JSON)
@@ -192,14 +188,14 @@ class ChatCompletions:
             try:
                 answer = await asyncio.to_thread(invoker.invoke, model, payload)
             except HostFunctionError as exc:
-                await respond(send, 502, openai_error(502, exc.message, "server_error"), JSON)
+                await respond(send, 502, openai_error(exc.message, "server_error"), JSON)
                 return
             await respond(send, 200, json.dumps(answer).encode(), JSON)
             return
         try:
             opened = await asyncio.to_thread(open_stream, invoker, model, payload, None)
         except HostFunctionError as exc:
-            await respond(send, 502, openai_error(502, exc.message, "server_error"), JSON)
+            await respond(send, 502, openai_error(exc.message, "server_error"), JSON)
             return
 
         async def texts() -> AsyncIterator[str]:
@@ -222,11 +218,10 @@ class ChatCompletions:
 
 
 async def _admitted(admission: Admission, scope: dict, send: Any) -> bool:
-    client = scope["client"][0] if scope.get("client") else "?"
     try:
-        await admission.enter(client)
+        await admission.enter(client_address(scope))
     except Shed as exc:
-        message = openai_error(503, f"the node is at capacity ({exc.reason}); retry shortly", "server_error")
+        message = openai_error(f"the node is at capacity ({exc.reason}); retry shortly", "server_error")
         await respond(send, 503, message, JSON, [(b"retry-after", b"1")])
         return False
     return True
@@ -247,12 +242,8 @@ async def _stream_out(
     ``error`` event (as OpenAI sends one) before ``[DONE]``."""
     headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 
-    async def disconnected() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        cancel()
-
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.ensure_future(until_disconnected(receive))
+    watcher.add_done_callback(lambda done: None if done.cancelled() else cancel())
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     tail = b""
     try:
@@ -276,15 +267,7 @@ async def _stream_out(
         if (request.get("stream_options") or {}).get("include_usage"):
             tail += _chunk(ident, model, {}, None, usage=usage())
     except (CallFailed, HostFunctionError) as exc:
-        error = {
-            "error": {
-                "message": REDACTOR.scrub(exc.message),
-                "type": "server_error",
-                "param": None,
-                "code": None,
-            }
-        }
-        tail = b"data: " + json.dumps(error).encode() + b"\n\n"
+        tail = b"data: " + openai_error(exc.message, "server_error") + b"\n\n"
     finally:
         watcher.cancel()
         if close is not None:

@@ -62,7 +62,7 @@ async def _openai_models(request: Request) -> JSONResponse:
 
 async def _openai_post_only(_request: Request) -> Response:
     """Never reached: NodeApp serves the POST before routing; here for OpenAPI."""
-    return Response(openai_error(405, "use POST"), status_code=405, media_type="application/json")
+    return Response(openai_error("use POST"), status_code=405, media_type="application/json")
 
 
 async def _console(_request: Request) -> Response:

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from modrun.errors import CallFailed
-from modrun.http.asgi import SSE
+from modrun.http.asgi import SSE, sse_event, until_disconnected
 
 if TYPE_CHECKING:
     from modrun.plugins.invoker import Invoker
@@ -45,7 +45,7 @@ class _Frames:
 
     def event(self, name: str, doc: dict[str, Any]) -> bytes:
         if self.kind == SSE:
-            return f"event: {name}\ndata: {json.dumps(doc)}\n\n".encode()
+            return sse_event(name, doc)
         return json.dumps({"event": name, **doc}).encode() + b"\n"
 
 
@@ -57,11 +57,6 @@ def usage_of(streams: list[Any]) -> dict[str, int] | None:
             if isinstance(value, int):
                 total[key] = total.get(key, 0) + value
     return total or None
-
-
-async def _disconnected(receive: Any) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 async def serve_stream(
@@ -82,7 +77,7 @@ async def serve_stream(
         (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no"),  # proxies in front must not buffer it either
     ]
-    watcher = asyncio.ensure_future(_disconnected(receive))
+    watcher = asyncio.ensure_future(until_disconnected(receive))
     watcher.add_done_callback(lambda _t: call.cancel() if not _t.cancelled() else None)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     chunks = 0

@@ -49,6 +49,24 @@ def stream_format(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return NDJSON if NDJSON in kinds else None
 
 
+def sse_event(name: str, doc: Any) -> bytes:
+    """One server-sent event named ``name`` whose data is ``doc`` as JSON."""
+    return f"event: {name}\ndata: {json.dumps(doc)}\n\n".encode()
+
+
+def client_address(scope: dict) -> str:
+    """The caller's address (admission control shares places out by it)."""
+    client = scope.get("client")
+    return client[0] if client else "?"
+
+
+async def until_disconnected(receive: Any) -> None:
+    """Return when the client goes away: a streaming answer, its request read,
+    watches the connection with this to stop the work it does for it."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 def media_type(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The media type of an ASGI request (``application/json``), lower-cased, no parameters."""
     return (header(headers, b"content-type") or "").split(";")[0].strip().lower()

@@ -23,7 +23,9 @@ from modrun.http.asgi import (
     refusal,
     respond,
     send_refusal,
+    sse_event,
     stream_format,
+    until_disconnected,
 )
 from modrun.http.upstream import Lost, Streamed, TooLarge
 from modrun.orchestrator.forward import SAFE_METHODS
@@ -134,10 +136,8 @@ class OrchestratorApp:
             streaming = stream_format(scope["headers"]) is not None
             if key is None:
                 replica, got = await gateway.graphql(fields, body, headers, sign, streaming)
-            elif streaming:
-                replica, got = await gateway.forward_stream(key, body, headers, sign)
             else:
-                replica, got = await gateway.forward(key, body, headers, sign)
+                replica, got = await gateway.forward(key, body, headers, sign, streaming)
             if isinstance(got, Streamed):
                 metrics.gateway_calls.labels(str(got.status)).inc()
                 await relay(got, replica, receive, send, key or "graphql")
@@ -177,15 +177,15 @@ class OrchestratorApp:
             body = await read_body(receive, MAX_GATEWAY_BODY)
             request = json.loads(body)
         except BodyTooLarge:
-            await respond(send, 413, openai_error(413, "the request body is too large"), JSON)
+            await respond(send, 413, openai_error("the request body is too large"), JSON)
             return
         except ValueError:
-            await respond(send, 400, openai_error(400, "the body is not JSON"), JSON)
+            await respond(send, 400, openai_error("the body is not JSON"), JSON)
             return
         model = request.get("model") if isinstance(request, dict) else None
         if not isinstance(model, str) or model not in gateway.chat_models():
             message = f"The model `{model}` does not exist or you do not have access to it."
-            await respond(send, 404, openai_error(404, message, code="model_not_found"), JSON)
+            await respond(send, 404, openai_error(message, code="model_not_found"), JSON)
             return
         ran.update(gateway.artifacts([model]))
         sign = None
@@ -198,14 +198,10 @@ class OrchestratorApp:
         try:
             replica, answer = await gateway.chat(model, body, headers, sign, stream)
         except (Lost, NodeDied) as exc:
-            await respond(
-                send, 502, openai_error(502, f"node lost during the call: {exc}", "server_error"), JSON
-            )
+            await respond(send, 502, openai_error(f"node lost during the call: {exc}", "server_error"), JSON)
             return
         except NoReplica:
-            await respond(
-                send, 503, openai_error(503, f"no live node serves {model!r}", "server_error"), JSON
-            )
+            await respond(send, 503, openai_error(f"no live node serves {model!r}", "server_error"), JSON)
             return
         if isinstance(answer, Streamed):
             await relay(answer, replica, receive, send, model)
@@ -256,12 +252,8 @@ async def relay(streamed: Streamed, replica: Replica, receive: Any, send: Any, k
     task = asyncio.current_task()
     assert task is not None
 
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.ensure_future(until_disconnected(receive))
+    watcher.add_done_callback(lambda done: None if done.cancelled() else task.cancel())
     await send({"type": "http.response.start", "status": streamed.status, "headers": headers})
     tail = b""
     try:
@@ -270,7 +262,7 @@ async def relay(streamed: Streamed, replica: Replica, receive: Any, send: Any, k
     except Lost as exc:
         if streamed.headers.get(b"content-type", b"").startswith(b"text/event-stream"):
             doc = {"error": f"node lost during the call: {exc}", "function": key, "kind": "NodeLost"}
-            tail = f"event: error\ndata: {json.dumps(doc)}\n\n".encode()
+            tail = sse_event("error", doc)
     except asyncio.CancelledError:
         if not watcher.done():
             raise

@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from modrun.control.guard import NO_ARTIFACT
 from modrun.fleet import protocol as P
@@ -57,9 +56,9 @@ class NoReplica(Exception):
     pass
 
 
-A = TypeVar("A", Answer, Streamed, Answer | Streamed)
 Picker = Callable[[set[str]], "Replica | None"]
 Signer = Callable[[Replica], list[tuple[bytes, bytes]]]  # the headers that vouch for a call to one replica
+Post = Callable[[Replica, bytes, list[tuple[bytes, bytes]]], Awaitable["Answer | Streamed"]]
 
 
 class Gateway:
@@ -270,14 +269,16 @@ class Gateway:
                     self._doomed.add(task)
                     task.cancel()
 
-    async def _post(self, replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]) -> Answer:
+    async def _post(
+        self, replica: Replica, url: str, body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> Answer:
         if self._watchdog is None:
             self._watchdog = asyncio.ensure_future(self._watch())
         task = asyncio.current_task()
         assert task is not None
         self._inflight[task] = replica
         try:
-            return await self.upstream.post(replica.url, body, headers)
+            return await self.upstream.post(url, body, headers)
         except asyncio.CancelledError:
             if task not in self._doomed:
                 raise
@@ -287,34 +288,41 @@ class Gateway:
             self._inflight.pop(task, None)
             self._doomed.discard(task)
 
-    async def forward(
-        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None = None
-    ) -> tuple[Replica, Answer]:
-        """``POST /functions/{key}`` to a node serving the function."""
-        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, self._post)
+    def _poster(self, stream: bool, path: str | None = None) -> Post:
+        """How a call goes to a replica: its whole answer, or (``stream``) the
+        answer passed on as it arrives; to the replica's own URL, or to
+        ``path`` on the same node."""
 
-    async def forward_stream(
-        self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None = None
-    ) -> tuple[Replica, Streamed]:
-        """``POST /functions/{key}`` asking for a stream: the answer's body is
-        passed on as it arrives, never buffered."""
-        post = lambda replica, body, headers: self.upstream.stream(replica.url, body, headers)  # noqa: E731
-        return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, post)
+        async def post(
+            replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]
+        ) -> Answer | Streamed:
+            url = replica.url if path is None else replica.url.split("/functions/", 1)[0] + path
+            if stream:
+                return await self.upstream.stream(url, body, headers)
+            return await self._post(replica, url, body, headers)
+
+        return post
+
+    async def forward(
+        self,
+        key: str,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        sign: Signer | None = None,
+        stream: bool = False,
+    ) -> tuple[Replica, Answer | Streamed]:
+        """``POST /functions/{key}`` to a node serving the function; ``stream``:
+        the answer's body is passed on as it arrives, never buffered."""
+        return await self._send(
+            lambda ex: self._pick(key, ex), [key], body, headers, sign, self._poster(stream)
+        )
 
     async def chat(
         self, key: str, body: bytes, headers: list[tuple[bytes, bytes]], sign: Signer | None, stream: bool
     ) -> tuple[Replica, Answer | Streamed]:
         """``POST /v1/chat/completions`` for the chat-handler function ``key``,
         to the OpenAI-compatible route of a node serving it."""
-
-        async def post(
-            replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]
-        ) -> Answer | Streamed:
-            url = replica.url.split("/functions/", 1)[0] + "/v1/chat/completions"
-            if stream:
-                return await self.upstream.stream(url, body, headers)
-            return await self.upstream.post(url, body, headers)
-
+        post = self._poster(stream, "/v1/chat/completions")
         return await self._send(lambda ex: self._pick(key, ex), [key], body, headers, sign, post)
 
     def chat_models(self) -> list[str]:
@@ -333,15 +341,7 @@ class Gateway:
         (``fields``: the query's ``root_fields``); ``stream``: the answer is
         passed on as it comes (graphql-sse, subscriptions)."""
         picker: Picker = lambda ex: self._pick_graphql(fields, ex)  # noqa: E731
-
-        async def post(
-            replica: Replica, body: bytes, headers: list[tuple[bytes, bytes]]
-        ) -> Answer | Streamed:
-            if stream:
-                return await self.upstream.stream(replica.url, body, headers)
-            return await self._post(replica, body, headers)
-
-        return await self._send(picker, sorted(fields), body, headers, sign, post)
+        return await self._send(picker, sorted(fields), body, headers, sign, self._poster(stream))
 
     async def _send(
         self,
@@ -350,8 +350,8 @@ class Gateway:
         body: bytes,
         headers: list[tuple[bytes, bytes]],
         sign: Signer | None,
-        post: Callable[[Replica, bytes, list[tuple[bytes, bytes]]], Awaitable[A]],
-    ) -> tuple[Replica, A]:
+        post: Post,
+    ) -> tuple[Replica, Answer | Streamed]:
         tried: set[str] = set()
         for attempt in range(2):
             replica = await self._replica(pick, keys, tried)

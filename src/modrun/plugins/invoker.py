@@ -189,7 +189,6 @@ class Invoker:
                 except ValueError as exc:
                     raise HostFunctionError(str(exc)) from None
         except (InlineBudgetExceeded, MustRunOnThread):
-            state.close_model_streams()
             raise
         except CallFailed as exc:
             elapsed = time.perf_counter() - started

@@ -37,7 +37,6 @@ class ChunkSink:
         self.deliver = deliver
         self.permits = threading.Semaphore(WINDOW)
         self.gone = False
-        self._streams: list[Any] = []
         self.opened_streams: list[Any] = []  # every model stream the call opened (their usage)
         self._lock = threading.Lock()
 
@@ -55,17 +54,15 @@ class ChunkSink:
         with self._lock:
             gone = self.gone
             self.opened_streams.append(stream)
-            if not gone:
-                self._streams.append(stream)
         if gone:
             stream.abort("the caller went away")
 
     def cancel(self) -> None:
         with self._lock:
             self.gone = True
-            streams, self._streams = self._streams, []
+            streams = list(self.opened_streams)
         self.permits.release()  # a thread waiting for a permit wakes and sees gone
-        for stream in streams:
+        for stream in streams:  # those already ended ignore it
             stream.abort("the caller went away")
 
 
